@@ -1,0 +1,73 @@
+//! Arguments and input handling shared by the model commands.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use kompress::{DTypeChoice, DeviceChoice, HubOptions, Kompress, LoadOptions};
+
+/// Which model to load, and where to run it.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A local model directory (config.json, tokenizer.json, model.safetensors or merged.pt) or a
+    /// Hugging Face repo id, downloaded into the HF cache.
+    #[arg(long, short, default_value = kompress::hub::DEFAULT_MODEL)]
+    pub model: String,
+    /// Branch, tag or commit of the Hugging Face repo.
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// Use only the local HF cache; a missing file is an error that names it.
+    #[arg(long, env = "HF_HUB_OFFLINE")]
+    pub offline: bool,
+    /// auto (CUDA, then Metal, then CPU), cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// auto (f32 on CPU, bf16 on CUDA, f16 on Metal), f32, f16 or bf16.
+    #[arg(long, default_value = "auto")]
+    pub dtype: DTypeChoice,
+    /// Print what was loaded and where it runs on stderr.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> anyhow::Result<Kompress> {
+        let opts = LoadOptions {
+            device: self.device,
+            dtype: self.dtype,
+            hub: HubOptions {
+                revision: self.revision.clone(),
+                offline: self.offline,
+                cache_dir: None,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            },
+        };
+        let model = Kompress::load(&self.model, &opts).with_context(|| format!("cannot load model {}", self.model))?;
+        if self.verbose {
+            eprintln!(
+                "kompress: model {} ({} layers) on {} as {}",
+                self.model,
+                model.config().num_layers(),
+                kompress::device::device_name(model.device()),
+                model.dtype().as_str()
+            );
+        }
+        Ok(model)
+    }
+}
+
+/// Reads a whole input: a file, or standard input for `-` or no path. Text must be UTF-8.
+pub fn read_text(path: Option<&PathBuf>) -> anyhow::Result<String> {
+    let (bytes, name) = match path.filter(|p| p.as_os_str() != "-") {
+        Some(p) => (std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?, p.display().to_string()),
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf).context("cannot read standard input")?;
+            (buf, "standard input".to_string())
+        }
+    };
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!("{name} is not valid UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to())
+    })
+}

@@ -1,0 +1,48 @@
+//! `kompress score`: every token's scores, the raw view used to check parity with PyTorch.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use kompress::TokenScores;
+
+use crate::args::{read_text, ModelArgs};
+
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// The text to score (a file, or `-`/nothing for standard input).
+    pub input: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Print one JSON object {input_ids, word_ids, logits, token_prob, span_score, score}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
+    let text = read_text(args.input.as_ref())?;
+    let words = kompress::tokenize::words(&text);
+    // Empty input needs no model: it prints an empty result.
+    let scores = match words.is_empty() {
+        true => TokenScores::default(),
+        false => args.model.load()?.score_words(&words)?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&scores)?);
+    } else {
+        print_table(&scores, &words);
+    }
+    Ok(())
+}
+
+fn print_table(s: &TokenScores, words: &[&str]) {
+    println!("{:>5} {:>7} {:>6}  {:>7} {:>7} {:>7}  word", "token", "id", "word", "prob", "span", "score");
+    for i in 0..s.input_ids.len() {
+        let word = s.word_ids[i].map_or("", |w| words[w as usize]);
+        let word_id = s.word_ids[i].map_or("-".to_string(), |w| w.to_string());
+        let span = s.span_score.as_ref().map_or("-".to_string(), |v| format!("{:.4}", v[i]));
+        println!(
+            "{i:>5} {:>7} {word_id:>6}  {:>7.4} {span:>7} {:>7.4}  {word}",
+            s.input_ids[i], s.token_prob[i], s.score[i]
+        );
+    }
+}

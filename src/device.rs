@@ -1,0 +1,170 @@
+//! Choosing the compute device and the dtype the encoder runs in.
+
+use std::fmt;
+use std::str::FromStr;
+
+use candle_core::{DType, Device};
+
+use crate::{Error, Result};
+
+/// Where the model runs: `auto` tries CUDA, then Metal, then the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    #[default]
+    Auto,
+    Cpu,
+    /// A CUDA GPU by ordinal (`cuda` is `cuda:0`).
+    Cuda(usize),
+    Metal,
+}
+
+impl FromStr for DeviceChoice {
+    type Err = Error;
+
+    /// Parses `auto`, `cpu`, `cuda`, `cuda:N` or `metal`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            "metal" | "mps" => Ok(Self::Metal),
+            other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Ok(Self::Cuda(n)),
+                _ => Err(Error::Device(format!(
+                    "unknown device \"{s}\" (expected auto, cpu, cuda, cuda:N or metal)"
+                ))),
+            },
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+            Self::Metal => f.write_str("metal"),
+        }
+    }
+}
+
+impl DeviceChoice {
+    /// Opens the device. A device this build was compiled without is an error naming the feature.
+    ///
+    /// ```
+    /// let device = kompress::DeviceChoice::Cpu.open()?;
+    /// assert!(device.is_cpu());
+    /// # Ok::<(), kompress::Error>(())
+    /// ```
+    pub fn open(self) -> Result<Device> {
+        match self {
+            Self::Cpu => Ok(Device::Cpu),
+            Self::Cuda(n) => open_cuda(n),
+            Self::Metal => open_metal(),
+            Self::Auto => Ok(open_cuda(0).or_else(|_| open_metal()).unwrap_or(Device::Cpu)),
+        }
+    }
+}
+
+fn open_cuda(ordinal: usize) -> Result<Device> {
+    if !cfg!(feature = "cuda") {
+        return Err(Error::Device(
+            "this build has no CUDA support: rebuild with `--features cuda`".into(),
+        ));
+    }
+    Device::new_cuda(ordinal).map_err(|e| Error::Device(format!("cannot open CUDA device {ordinal}: {e}")))
+}
+
+fn open_metal() -> Result<Device> {
+    if !cfg!(feature = "metal") {
+        return Err(Error::Device(
+            "this build has no Metal support: rebuild with `--features metal`".into(),
+        ));
+    }
+    Device::new_metal(0).map_err(|e| Error::Device(format!("cannot open the Metal device: {e}")))
+}
+
+/// A short name for a device, as the CLI prints it.
+pub fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { .. } => "metal".into(),
+    }
+}
+
+/// The dtype of the encoder's weights and activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DTypeChoice {
+    /// f32 on the CPU (its fast path), bf16 on CUDA, f16 on Metal.
+    #[default]
+    Auto,
+    F32,
+    F16,
+    BF16,
+}
+
+impl FromStr for DTypeChoice {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "f32" | "float32" => Ok(Self::F32),
+            "f16" | "float16" | "half" => Ok(Self::F16),
+            "bf16" | "bfloat16" => Ok(Self::BF16),
+            _ => Err(Error::Device(format!("unknown dtype \"{s}\" (expected auto, f32, f16 or bf16)"))),
+        }
+    }
+}
+
+impl DTypeChoice {
+    /// The concrete dtype on a device.
+    pub fn resolve(self, device: &Device) -> DType {
+        match self {
+            Self::F32 => DType::F32,
+            Self::F16 => DType::F16,
+            Self::BF16 => DType::BF16,
+            Self::Auto if device.is_cuda() => DType::BF16,
+            Self::Auto if device.is_metal() => DType::F16,
+            Self::Auto => DType::F32,
+        }
+    }
+}
+
+/// A short name for a dtype, as the CLI prints it.
+pub fn dtype_name(dtype: DType) -> &'static str {
+    dtype.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_devices() {
+        assert_eq!("cuda:1".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(1));
+        assert_eq!("CUDA".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(0));
+        assert!("tpu".parse::<DeviceChoice>().is_err());
+        assert!("cuda:x".parse::<DeviceChoice>().is_err());
+    }
+
+    #[test]
+    fn missing_backends_name_their_feature() {
+        if !cfg!(feature = "cuda") {
+            let err = DeviceChoice::Cuda(0).open().unwrap_err().to_string();
+            assert!(err.contains("--features cuda"), "{err}");
+        }
+        if !cfg!(feature = "metal") {
+            let err = DeviceChoice::Metal.open().unwrap_err().to_string();
+            assert!(err.contains("--features metal"), "{err}");
+        }
+    }
+
+    #[test]
+    fn auto_dtype_is_f32_on_cpu() {
+        assert_eq!(DTypeChoice::Auto.resolve(&Device::Cpu), DType::F32);
+        assert_eq!("bf16".parse::<DTypeChoice>().unwrap().resolve(&Device::Cpu), DType::BF16);
+    }
+}

@@ -1,0 +1,106 @@
+//! Kompress's two heads on the encoder's last hidden state, always computed in f32.
+//!
+//! - token head: `Linear(hidden, 2)`, `p = softmax(logits)[1]`;
+//! - span head: `Conv1d(hidden -> C, k=5, pad 2) -> GELU -> Conv1d(C -> 1, k=3, pad 1) -> sigmoid`,
+//!   run along the sequence (over [CLS]/[SEP] too);
+//! - final score `p * (0.5 + 0.5 * s)`, or `p` for a checkpoint without a span head.
+
+use candle_core::{DType, Tensor, D};
+
+use crate::modernbert::linear;
+use crate::weights::Weights;
+use crate::Result;
+
+/// Per-token head outputs of a batch, each `[batch, seq]` (logits `[batch, seq, 2]`).
+pub struct HeadOutputs {
+    pub logits: Tensor,
+    pub token_prob: Tensor,
+    pub span_score: Option<Tensor>,
+    pub score: Tensor,
+}
+
+/// The token head and the optional span head.
+pub struct Heads {
+    token_w: Tensor,
+    token_b: Tensor,
+    span: Option<SpanHead>,
+}
+
+impl Heads {
+    /// Loads `token_head.*` and, when the checkpoint has it, `span_conv.*`.
+    pub fn new(hidden: usize, w: &Weights) -> Result<Self> {
+        let span = match w.contains("span_conv.0.weight") {
+            true => Some(SpanHead::new(hidden, w)?),
+            false => None,
+        };
+        Ok(Self {
+            token_w: w.get(&[2, hidden], "token_head.weight", DType::F32)?,
+            token_b: w.get(&[2], "token_head.bias", DType::F32)?,
+            span,
+        })
+    }
+
+    /// Whether a span head was loaded.
+    pub fn has_span(&self) -> bool {
+        self.span.is_some()
+    }
+
+    /// `hidden`: `[batch, seq, hidden]`; `valid`: `[batch, seq, 1]` with 1 on real tokens, 0 on padding.
+    pub fn forward(&self, hidden: &Tensor, valid: &Tensor) -> Result<HeadOutputs> {
+        let hidden = hidden.to_dtype(DType::F32)?;
+        let logits = linear(&hidden, &self.token_w)?.broadcast_add(&self.token_b)?;
+        let token_prob = candle_nn::ops::softmax_last_dim(&logits)?.narrow(D::Minus1, 1, 1)?.squeeze(D::Minus1)?;
+        let (span_score, score) = match &self.span {
+            Some(span) => {
+                let s = span.forward(&hidden, valid)?;
+                let score = (&token_prob * ((&s * 0.5)? + 0.5)?)?;
+                (Some(s), score)
+            }
+            None => (None, token_prob.clone()),
+        };
+        Ok(HeadOutputs { logits, token_prob, span_score, score })
+    }
+}
+
+/// The span CNN. Each convolution runs as one matrix product over an unfolded sequence, with the
+/// kernel reordered at load time to `[out, k * in]`.
+struct SpanHead {
+    w1: Tensor,
+    b1: Tensor,
+    w2: Tensor,
+    b2: Tensor,
+}
+
+impl SpanHead {
+    fn new(hidden: usize, w: &Weights) -> Result<Self> {
+        let channels = w.shape_of("span_conv.0.weight").map_or(256, |s| s[0]);
+        Ok(Self {
+            w1: unfolded_kernel(&w.get(&[channels, hidden, 5], "span_conv.0.weight", DType::F32)?)?,
+            b1: w.get(&[channels], "span_conv.0.bias", DType::F32)?,
+            w2: unfolded_kernel(&w.get(&[1, channels, 3], "span_conv.2.weight", DType::F32)?)?,
+            b2: w.get(&[1], "span_conv.2.bias", DType::F32)?,
+        })
+    }
+
+    /// `[batch, seq, hidden]` -> `[batch, seq]`. Padding positions are zeroed before each
+    /// convolution so that a padded row sees exactly the zero padding it would see alone.
+    fn forward(&self, hidden: &Tensor, valid: &Tensor) -> Result<Tensor> {
+        let x = linear(&unfold(&hidden.broadcast_mul(valid)?, 5)?, &self.w1)?.broadcast_add(&self.b1)?.gelu_erf()?;
+        let x = linear(&unfold(&x.broadcast_mul(valid)?, 3)?, &self.w2)?.broadcast_add(&self.b2)?;
+        Ok(candle_nn::ops::sigmoid(&x.squeeze(D::Minus1)?)?)
+    }
+}
+
+/// Conv1d weight `[out, in, k]` -> `[out, k * in]`, matching [`unfold`]'s `[k, in]` column order.
+fn unfolded_kernel(weight: &Tensor) -> Result<Tensor> {
+    let (out, inp, k) = weight.dims3()?;
+    Ok(weight.permute((0, 2, 1))?.reshape((out, k * inp))?)
+}
+
+/// `[batch, seq, c]` -> `[batch, seq, k * c]`: each position next to its `k` zero-padded neighbours.
+fn unfold(x: &Tensor, k: usize) -> Result<Tensor> {
+    let t = x.dim(1)?;
+    let padded = x.pad_with_zeros(1, k / 2, k / 2)?;
+    let shifted = (0..k).map(|j| padded.narrow(1, j, t)).collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&shifted, D::Minus1)?)
+}

@@ -1,0 +1,24 @@
+//! kompress: make LLM context smaller before it reaches the model.
+//!
+//! Two engines live here:
+//! - **Kompress**, a dual-head ModernBERT token classifier ([`Kompress`]) that scores every token of a
+//!   text, re-implemented on candle and loading the published `chopratejas/kompress-*` checkpoints;
+//! - **SuperCompress**, a question-aware eviction policy scored by a 5K-parameter MLP.
+
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod evict;
+pub mod heads;
+pub mod hub;
+pub mod model;
+pub mod modernbert;
+pub mod tokenize;
+pub mod weights;
+
+pub use config::{Config, LayerKind};
+pub use device::{DTypeChoice, DeviceChoice};
+pub use error::{Error, Result};
+pub use hub::{HubOptions, ModelFiles};
+pub use model::{Kompress, LoadOptions, TokenScores};
+pub use tokenize::{WordEncoding, WordTokenizer};

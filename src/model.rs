@@ -1,0 +1,193 @@
+//! The Kompress runner: load a model once, then score many texts.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::config::Config;
+use crate::device::{DTypeChoice, DeviceChoice};
+use crate::heads::Heads;
+use crate::hub::{HubOptions, ModelFiles};
+use crate::modernbert::ModernBert;
+use crate::tokenize::{words, WordEncoding, WordTokenizer};
+use crate::weights::Weights;
+use crate::{Error, Result};
+
+/// How to load a model.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub device: DeviceChoice,
+    pub dtype: DTypeChoice,
+    /// Used when the model comes from the hub.
+    pub hub: HubOptions,
+}
+
+/// Per-token outputs for one sequence; every vector has one entry per token, specials included.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct TokenScores {
+    pub input_ids: Vec<u32>,
+    pub word_ids: Vec<Option<u32>>,
+    /// Token-head logits `(l0, l1)`: class 1 means keep.
+    pub logits: Vec<[f32; 2]>,
+    /// `softmax(logits)[1]`.
+    pub token_prob: Vec<f32>,
+    /// The span head's sigmoid output; `None` for a checkpoint without a span head.
+    pub span_score: Option<Vec<f32>>,
+    /// `token_prob * (0.5 + 0.5 * span_score)`, or `token_prob` without a span head.
+    pub score: Vec<f32>,
+}
+
+/// A loaded Kompress model: encoder, heads and tokenizer on one device.
+///
+/// ```no_run
+/// use kompress::{Kompress, LoadOptions};
+/// let model = Kompress::from_pretrained("chopratejas/kompress-base", &LoadOptions::default())?;
+/// let scores = model.score_text("Please make sure that you do not delete the file /etc/hosts.")?;
+/// println!("{:?}", scores.score);
+/// # Ok::<(), kompress::Error>(())
+/// ```
+pub struct Kompress {
+    encoder: ModernBert,
+    heads: Heads,
+    tokenizer: WordTokenizer,
+}
+
+impl Kompress {
+    /// Loads a local model directory (`config.json`, `tokenizer.json`, `model.safetensors` or
+    /// `merged.pt`).
+    ///
+    /// ```
+    /// use kompress::{Kompress, LoadOptions};
+    /// let model = Kompress::from_dir("tests/fixtures/models/v5", &LoadOptions::default())?;
+    /// let scores = model.score_text("Keep the numbers 42 and 0x7f.")?;
+    /// assert_eq!(scores.score.len(), scores.input_ids.len());
+    /// # Ok::<(), kompress::Error>(())
+    /// ```
+    pub fn from_dir(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
+        Self::from_files(&ModelFiles::from_dir(dir)?, opts)
+    }
+
+    /// Loads a Hugging Face repo (downloaded into the HF cache, or from the cache when offline).
+    pub fn from_pretrained(repo_id: &str, opts: &LoadOptions) -> Result<Self> {
+        Self::from_files(&ModelFiles::from_hub(repo_id, &opts.hub)?, opts)
+    }
+
+    /// A local directory if `model` names one, else a Hugging Face repo id.
+    pub fn load(model: &str, opts: &LoadOptions) -> Result<Self> {
+        Self::from_files(&ModelFiles::locate(model, &opts.hub)?, opts)
+    }
+
+    /// Loads from explicit files.
+    pub fn from_files(files: &ModelFiles, opts: &LoadOptions) -> Result<Self> {
+        let device = opts.device.open()?;
+        let dtype = opts.dtype.resolve(&device);
+        let cfg = Config::from_file(&files.config)?;
+        let weights = Weights::open(&files.weights, &device)?;
+        let encoder = ModernBert::new(&cfg, &weights, dtype, &device)?;
+        let heads = Heads::new(cfg.hidden_size, &weights)?;
+        let tokenizer = WordTokenizer::from_file(&files.tokenizer)?;
+        Ok(Self { encoder, heads, tokenizer })
+    }
+
+    pub fn config(&self) -> &Config {
+        self.encoder.config()
+    }
+
+    pub fn device(&self) -> &Device {
+        self.encoder.device()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.encoder.dtype()
+    }
+
+    pub fn tokenizer(&self) -> &WordTokenizer {
+        &self.tokenizer
+    }
+
+    /// Whether the checkpoint has a span head.
+    pub fn has_span_head(&self) -> bool {
+        self.heads.has_span()
+    }
+
+    /// The longest sequence (in tokens, specials included) the model accepts.
+    pub fn max_tokens(&self) -> usize {
+        self.config().max_position_embeddings
+    }
+
+    /// Scores the whitespace words of `text` (line by line) as one sequence. Text without any word
+    /// gives an empty result.
+    pub fn score_text(&self, text: &str) -> Result<TokenScores> {
+        self.score_words(&words(text))
+    }
+
+    /// Scores words as one pre-split sequence; an error if it exceeds [`Self::max_tokens`].
+    pub fn score_words<S: AsRef<str>>(&self, words: &[S]) -> Result<TokenScores> {
+        if words.is_empty() {
+            return Ok(TokenScores::default());
+        }
+        let enc = self.tokenizer.encode_words(words)?;
+        Ok(self.score_encodings(std::slice::from_ref(&enc))?.remove(0))
+    }
+
+    /// Scores encoded sequences as one right-padded batch. Each result equals scoring that
+    /// sequence alone (padding is masked in attention and in the span convolutions).
+    pub fn score_encodings(&self, encodings: &[WordEncoding]) -> Result<Vec<TokenScores>> {
+        let Some(batch) = self.batch(encodings)? else { return Ok(Vec::new()) };
+        let hidden = self.encoder.forward(&batch.ids, &batch.lengths)?;
+        let out = self.heads.forward(&hidden, &batch.valid)?;
+        let rows = |t: &Tensor| -> Result<Vec<Vec<f32>>> { Ok(t.to_dtype(DType::F32)?.to_vec2()?) };
+        let (prob, score) = (rows(&out.token_prob)?, rows(&out.score)?);
+        let span = out.span_score.as_ref().map(rows).transpose()?;
+        let logits: Vec<Vec<Vec<f32>>> = out.logits.to_vec3()?;
+        Ok(encodings
+            .iter()
+            .enumerate()
+            .map(|(i, enc)| {
+                let n = enc.len();
+                TokenScores {
+                    input_ids: enc.input_ids.clone(),
+                    word_ids: enc.word_ids.clone(),
+                    logits: logits[i][..n].iter().map(|l| [l[0], l[1]]).collect(),
+                    token_prob: prob[i][..n].to_vec(),
+                    span_score: span.as_ref().map(|s| s[i][..n].to_vec()),
+                    score: score[i][..n].to_vec(),
+                }
+            })
+            .collect())
+    }
+
+    /// The encoder's last hidden state for a padded batch, `[batch, seq, hidden]` in the model's
+    /// dtype (rows past a sequence's length are unspecified).
+    pub fn hidden_states(&self, encodings: &[WordEncoding]) -> Result<Option<Tensor>> {
+        self.batch(encodings)?.map(|b| self.encoder.forward(&b.ids, &b.lengths)).transpose()
+    }
+
+    fn batch(&self, encodings: &[WordEncoding]) -> Result<Option<Batch>> {
+        let Some(t) = encodings.iter().map(WordEncoding::len).max().filter(|&t| t > 0) else { return Ok(None) };
+        if t > self.max_tokens() {
+            return Err(Error::TooLong { tokens: t, max: self.max_tokens() });
+        }
+        let pad = self.config().pad_token_id;
+        let mut ids = Vec::with_capacity(encodings.len() * t);
+        let mut valid = Vec::with_capacity(encodings.len() * t);
+        for enc in encodings {
+            ids.extend(enc.input_ids.iter().copied().chain(std::iter::repeat(pad)).take(t));
+            valid.extend((0..t).map(|i| if i < enc.len() { 1f32 } else { 0f32 }));
+        }
+        let device = self.device();
+        let b = encodings.len();
+        Ok(Some(Batch {
+            ids: Tensor::from_vec(ids, (b, t), device)?,
+            valid: Tensor::from_vec(valid, (b, t, 1), device)?,
+            lengths: encodings.iter().map(WordEncoding::len).collect(),
+        }))
+    }
+}
+
+/// A right-padded batch on the device.
+struct Batch {
+    ids: Tensor,
+    valid: Tensor,
+    lengths: Vec<usize>,
+}

@@ -1,0 +1,159 @@
+//! The ModernBERT encoder, written with candle ops: token embeddings + LayerNorm, pre-norm layers of
+//! RoPE attention (global or sliding-window, per `Config::layer_types`) and a GeGLU MLP, and a final
+//! LayerNorm. No biases anywhere, exact-erf GELU, weights named as in the v1 checkpoints.
+
+mod attention;
+mod rope;
+
+use candle_core::{DType, Device, Tensor};
+
+pub use attention::AttentionContext;
+use attention::Attention;
+
+use crate::config::Config;
+use crate::weights::Weights;
+use crate::Result;
+
+/// LayerNorm without bias, through candle's fused kernel (which wants a bias: a zero one).
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f32,
+}
+
+impl LayerNorm {
+    pub fn new(cfg: &Config, w: &Weights, name: &str, dtype: DType) -> Result<Self> {
+        let weight = w.get(&[cfg.hidden_size], name, dtype)?;
+        let bias = weight.zeros_like()?;
+        Ok(Self { weight, bias, eps: cfg.norm_eps as f32 })
+    }
+
+    /// Normalises over the last dim; the kernel accumulates in f32 for every dtype.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(candle_nn::ops::layer_norm(&x.contiguous()?, &self.weight, &self.bias, self.eps)?)
+    }
+}
+
+/// GeGLU: `Wo(gelu(input) * gate)` where `[input, gate] = Wi x`.
+pub struct Mlp {
+    wi: Tensor,
+    wo: Tensor,
+    intermediate: usize,
+}
+
+impl Mlp {
+    pub fn new(cfg: &Config, w: &Weights, prefix: &str, dtype: DType) -> Result<Self> {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Self {
+            wi: w.get(&[2 * i, h], &format!("{prefix}.Wi.weight"), dtype)?,
+            wo: w.get(&[h, i], &format!("{prefix}.Wo.weight"), dtype)?,
+            intermediate: i,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let wi = linear(x, &self.wi)?;
+        let last = wi.rank() - 1;
+        let input = wi.narrow(last, 0, self.intermediate)?;
+        let gate = wi.narrow(last, self.intermediate, self.intermediate)?;
+        linear(&(input.gelu_erf()? * gate)?, &self.wo)
+    }
+}
+
+/// One pre-norm encoder layer. Layer 0 has no `attn_norm` (its input is the embedding norm's output).
+pub struct EncoderLayer {
+    attn_norm: Option<LayerNorm>,
+    attn: Attention,
+    mlp_norm: LayerNorm,
+    mlp: Mlp,
+}
+
+impl EncoderLayer {
+    pub fn new(cfg: &Config, index: usize, w: &Weights, dtype: DType) -> Result<Self> {
+        let p = format!("encoder.layers.{index}");
+        let attn_norm = match index {
+            0 => None,
+            _ => Some(LayerNorm::new(cfg, w, &format!("{p}.attn_norm.weight"), dtype)?),
+        };
+        Ok(Self {
+            attn_norm,
+            attn: Attention::new(cfg, cfg.layer_types[index], w, &format!("{p}.attn"), dtype)?,
+            mlp_norm: LayerNorm::new(cfg, w, &format!("{p}.mlp_norm.weight"), dtype)?,
+            mlp: Mlp::new(cfg, w, &format!("{p}.mlp"), dtype)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, ctx: &AttentionContext) -> Result<Tensor> {
+        let normed = match &self.attn_norm {
+            Some(norm) => norm.forward(x)?,
+            None => x.clone(),
+        };
+        let x = (x + self.attn.forward(&normed, ctx)?)?;
+        Ok((&x + self.mlp.forward(&self.mlp_norm.forward(&x)?)?)?)
+    }
+}
+
+/// The ModernBERT encoder (`ModernBertModel` without pooling): ids -> last hidden state.
+pub struct ModernBert {
+    tok_embeddings: Tensor,
+    embed_norm: LayerNorm,
+    layers: Vec<EncoderLayer>,
+    final_norm: LayerNorm,
+    cfg: Config,
+    dtype: DType,
+    device: Device,
+}
+
+impl ModernBert {
+    /// Builds the encoder from `encoder.*` tensors, checking every name and shape.
+    pub fn new(cfg: &Config, w: &Weights, dtype: DType, device: &Device) -> Result<Self> {
+        Ok(Self {
+            tok_embeddings: w.get(
+                &[cfg.vocab_size, cfg.hidden_size],
+                "encoder.embeddings.tok_embeddings.weight",
+                dtype,
+            )?,
+            embed_norm: LayerNorm::new(cfg, w, "encoder.embeddings.norm.weight", dtype)?,
+            layers: (0..cfg.num_layers()).map(|i| EncoderLayer::new(cfg, i, w, dtype)).collect::<Result<_>>()?,
+            final_norm: LayerNorm::new(cfg, w, "encoder.final_norm.weight", dtype)?,
+            cfg: cfg.clone(),
+            dtype,
+            device: device.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// `input_ids`: `[batch, seq]` (u32), right-padded; `lengths`: the real length of each row.
+    /// Returns `[batch, seq, hidden]`; rows past a sequence's length hold unspecified values.
+    pub fn forward(&self, input_ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        let ctx = AttentionContext::new(&self.cfg, lengths, t, self.dtype, &self.device)?;
+        let x = self.tok_embeddings.index_select(&input_ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
+        let mut x = self.embed_norm.forward(&x)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &ctx)?;
+        }
+        self.final_norm.forward(&x)
+    }
+}
+
+/// `x @ w^T` for `x` of any rank, as one 2-D product.
+pub(crate) fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let dims = x.dims();
+    let (rows, inner) = (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
+    let out = x.reshape((rows, inner))?.matmul(&w.t()?)?;
+    let mut shape = dims.to_vec();
+    shape[dims.len() - 1] = w.dim(0)?;
+    Ok(out.reshape(shape)?)
+}

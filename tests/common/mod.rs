@@ -1,0 +1,48 @@
+//! Helpers shared by the integration tests: fixture paths and the recorded reference outputs.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn model_dir(name: &str) -> PathBuf {
+    fixtures().join("models").join(name)
+}
+
+/// The fixture models: each is checked against its own recorded reference outputs.
+pub const MODELS: [&str; 4] = ["v4", "v5", "nospan", "v2"];
+
+/// Reference outputs recorded by `scripts/make_fixtures.py` for one input.
+#[derive(Debug, Deserialize)]
+pub struct Expected {
+    pub input_ids: Vec<u32>,
+    pub word_ids: Vec<Option<u32>>,
+    pub hidden_shape: Vec<usize>,
+    pub hidden: Vec<f32>,
+    pub logits: Vec<f32>,
+    pub token_prob: Vec<f32>,
+    pub span_score: Option<Vec<f32>>,
+    pub score: Vec<f32>,
+}
+
+pub fn inputs() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(fixtures().join("inputs.json")).unwrap();
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    map.into_iter().map(|(k, v)| (k, v.as_str().unwrap().to_string())).collect()
+}
+
+pub fn expected(model: &str) -> std::collections::BTreeMap<String, Expected> {
+    let path = fixtures().join("expected").join(format!("{model}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The largest absolute difference between two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
