@@ -134,7 +134,8 @@ impl Config {
         }
         check_unsupported(&raw)?;
         let hidden_size = positive("hidden_size", raw.hidden_size.unwrap_or(defaults::HIDDEN))?;
-        let num_attention_heads = positive("num_attention_heads", raw.num_attention_heads.unwrap_or(defaults::HEADS))?;
+        let num_attention_heads =
+            positive("num_attention_heads", raw.num_attention_heads.unwrap_or(defaults::HEADS))?;
         if hidden_size % num_attention_heads != 0 || (hidden_size / num_attention_heads) % 2 != 0 {
             return Err(invalid(format!(
                 "hidden_size {hidden_size} must split into {num_attention_heads} heads of even size"
@@ -144,7 +145,10 @@ impl Config {
         Ok(Config {
             vocab_size: positive("vocab_size", raw.vocab_size.unwrap_or(defaults::VOCAB))?,
             hidden_size,
-            intermediate_size: positive("intermediate_size", raw.intermediate_size.unwrap_or(defaults::INTERMEDIATE))?,
+            intermediate_size: positive(
+                "intermediate_size",
+                raw.intermediate_size.unwrap_or(defaults::INTERMEDIATE),
+            )?,
             num_attention_heads,
             max_position_embeddings: positive(
                 "max_position_embeddings",
@@ -172,11 +176,12 @@ fn positive(name: &str, value: usize) -> Result<usize> {
 }
 
 /// Both values of a setting that two dialects describe, checked for agreement.
-fn agree<T: PartialEq + std::fmt::Debug + Copy>(a: (&str, Option<T>), b: (&str, Option<T>)) -> Result<Option<T>> {
+fn agree<T: PartialEq + std::fmt::Debug + Copy>(
+    a: (&str, Option<T>),
+    b: (&str, Option<T>),
+) -> Result<Option<T>> {
     match (a.1, b.1) {
-        (Some(x), Some(y)) if x != y => {
-            Err(invalid(format!("{} = {x:?} contradicts {} = {y:?}", a.0, b.0)))
-        }
+        (Some(x), Some(y)) if x != y => Err(invalid(format!("{} = {x:?} contradicts {} = {y:?}", a.0, b.0))),
         (x, y) => Ok(x.or(y)),
     }
 }
@@ -184,14 +189,18 @@ fn agree<T: PartialEq + std::fmt::Debug + Copy>(a: (&str, Option<T>), b: (&str, 
 fn check_unsupported(raw: &RawConfig) -> Result<()> {
     if let Some(act) = &raw.hidden_activation {
         if act != "gelu" {
-            return Err(invalid(format!("hidden_activation \"{act}\" is not supported (only the exact \"gelu\")")));
+            return Err(invalid(format!(
+                "hidden_activation \"{act}\" is not supported (only the exact \"gelu\")"
+            )));
         }
     }
     for (name, value) in
         [("attention_bias", raw.attention_bias), ("mlp_bias", raw.mlp_bias), ("norm_bias", raw.norm_bias)]
     {
         if value == Some(true) {
-            return Err(invalid(format!("{name} = true is not supported (Kompress checkpoints have no biases)")));
+            return Err(invalid(format!(
+                "{name} = true is not supported (Kompress checkpoints have no biases)"
+            )));
         }
     }
     Ok(())
@@ -245,15 +254,15 @@ fn rope_thetas(raw: &RawConfig) -> Result<(f64, f64)> {
             return Err(invalid(format!("unknown rope_parameters entry \"{other}\"")));
         }
     }
-    let global = agree(("rope_parameters.full_attention.rope_theta", param("full_attention")?), (
-        "global_rope_theta",
-        raw.global_rope_theta,
-    ))?
+    let global = agree(
+        ("rope_parameters.full_attention.rope_theta", param("full_attention")?),
+        ("global_rope_theta", raw.global_rope_theta),
+    )?
     .unwrap_or(defaults::GLOBAL_THETA);
-    let local = agree(("rope_parameters.sliding_attention.rope_theta", param("sliding_attention")?), (
-        "local_rope_theta",
-        raw.local_rope_theta,
-    ))?
+    let local = agree(
+        ("rope_parameters.sliding_attention.rope_theta", param("sliding_attention")?),
+        ("local_rope_theta", raw.local_rope_theta),
+    )?
     .unwrap_or(defaults::LOCAL_THETA);
     for (name, theta) in [("global", global), ("local", local)] {
         if !(theta > 0.0 && theta.is_finite()) {
@@ -280,8 +289,13 @@ mod tests {
         assert_eq!(cfg.num_layers(), 22);
         assert_eq!(cfg.head_dim(), 64);
         assert_eq!(cfg.sliding_window, 64);
-        let globals: Vec<usize> =
-            cfg.layer_types.iter().enumerate().filter(|(_, k)| **k == LayerKind::Global).map(|(i, _)| i).collect();
+        let globals: Vec<usize> = cfg
+            .layer_types
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| **k == LayerKind::Global)
+            .map(|(i, _)| i)
+            .collect();
         assert_eq!(globals, vec![0, 3, 6, 9, 12, 15, 18, 21]);
         assert_eq!((cfg.global_rope_theta, cfg.local_rope_theta), (160_000.0, 10_000.0));
     }
@@ -324,11 +338,16 @@ mod tests {
     fn contradictions_and_unknowns_are_errors() {
         assert!(error_of(r#"{"norm_eps": 1e-5, "layer_norm_eps": 1e-6}"#).contains("contradicts"));
         assert!(error_of(r#"{"sliding_window": 32, "local_attention": 128}"#).contains("contradicts"));
-        assert!(error_of(r#"{"num_hidden_layers": 3, "layer_types": ["full_attention"]}"#).contains("contradicts"));
-        assert!(error_of(r#"{"layer_types": ["full_attention", "chunked"]}"#).contains("chunked"));
-        assert!(error_of(r#"{"rope_parameters": {"full_attention": {"rope_type": "yarn"}}}"#).contains("yarn"));
-        assert!(error_of(r#"{"global_rope_theta": 1.0, "rope_parameters": {"full_attention": {"rope_theta": 2.0}}}"#)
+        assert!(error_of(r#"{"num_hidden_layers": 3, "layer_types": ["full_attention"]}"#)
             .contains("contradicts"));
+        assert!(error_of(r#"{"layer_types": ["full_attention", "chunked"]}"#).contains("chunked"));
+        assert!(
+            error_of(r#"{"rope_parameters": {"full_attention": {"rope_type": "yarn"}}}"#).contains("yarn")
+        );
+        assert!(error_of(
+            r#"{"global_rope_theta": 1.0, "rope_parameters": {"full_attention": {"rope_theta": 2.0}}}"#
+        )
+        .contains("contradicts"));
         assert!(error_of(r#"{"model_type": "bert"}"#).contains("bert"));
         assert!(error_of(r#"{"hidden_activation": "silu"}"#).contains("silu"));
         assert!(error_of(r#"{"mlp_bias": true}"#).contains("mlp_bias"));

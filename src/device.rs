@@ -69,18 +69,14 @@ impl DeviceChoice {
 
 fn open_cuda(ordinal: usize) -> Result<Device> {
     if !cfg!(feature = "cuda") {
-        return Err(Error::Device(
-            "this build has no CUDA support: rebuild with `--features cuda`".into(),
-        ));
+        return Err(Error::Device("this build has no CUDA support: rebuild with `--features cuda`".into()));
     }
     Device::new_cuda(ordinal).map_err(|e| Error::Device(format!("cannot open CUDA device {ordinal}: {e}")))
 }
 
 fn open_metal() -> Result<Device> {
     if !cfg!(feature = "metal") {
-        return Err(Error::Device(
-            "this build has no Metal support: rebuild with `--features metal`".into(),
-        ));
+        return Err(Error::Device("this build has no Metal support: rebuild with `--features metal`".into()));
     }
     Device::new_metal(0).map_err(|e| Error::Device(format!("cannot open the Metal device: {e}")))
 }

@@ -49,7 +49,8 @@ impl Heads {
     pub fn forward(&self, hidden: &Tensor, valid: &Tensor) -> Result<HeadOutputs> {
         let hidden = hidden.to_dtype(DType::F32)?;
         let logits = linear(&hidden, &self.token_w)?.broadcast_add(&self.token_b)?;
-        let token_prob = candle_nn::ops::softmax_last_dim(&logits)?.narrow(D::Minus1, 1, 1)?.squeeze(D::Minus1)?;
+        let token_prob =
+            candle_nn::ops::softmax_last_dim(&logits)?.narrow(D::Minus1, 1, 1)?.squeeze(D::Minus1)?;
         let (span_score, score) = match &self.span {
             Some(span) => {
                 let s = span.forward(&hidden, valid)?;
@@ -85,7 +86,9 @@ impl SpanHead {
     /// `[batch, seq, hidden]` -> `[batch, seq]`. Padding positions are zeroed before each
     /// convolution so that a padded row sees exactly the zero padding it would see alone.
     fn forward(&self, hidden: &Tensor, valid: &Tensor) -> Result<Tensor> {
-        let x = linear(&unfold(&hidden.broadcast_mul(valid)?, 5)?, &self.w1)?.broadcast_add(&self.b1)?.gelu_erf()?;
+        let x = linear(&unfold(&hidden.broadcast_mul(valid)?, 5)?, &self.w1)?
+            .broadcast_add(&self.b1)?
+            .gelu_erf()?;
         let x = linear(&unfold(&x.broadcast_mul(valid)?, 3)?, &self.w2)?.broadcast_add(&self.b2)?;
         Ok(candle_nn::ops::sigmoid(&x.squeeze(D::Minus1)?)?)
     }

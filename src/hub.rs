@@ -122,9 +122,9 @@ mod fetch {
 
         fn get(&self, file: &str) -> Result<PathBuf> {
             match &self.api {
-                Some(api) => {
-                    api.get(file).map_err(|e| Error::Hub(format!("cannot download {file} from {}: {e}", self.name())))
-                }
+                Some(api) => api
+                    .get(file)
+                    .map_err(|e| Error::Hub(format!("cannot download {file} from {}: {e}", self.name()))),
                 None => self.cache.repo(self.repo.clone()).get(file).ok_or_else(|| {
                     Error::Hub(format!(
                         "offline: {file} of {} is not in the cache {}",
@@ -156,18 +156,19 @@ mod fetch {
             None => source.get(WEIGHT_FILES[WEIGHT_FILES.len() - 1])?,
         };
         let mut base = None;
-        let mut from_repo_or_base = |file: &str, usable: &dyn Fn(&std::path::Path) -> bool| -> Result<PathBuf> {
-            if source.has(file) {
-                let path = source.get(file)?;
-                if usable(&path) {
-                    return Ok(path);
+        let mut from_repo_or_base =
+            |file: &str, usable: &dyn Fn(&std::path::Path) -> bool| -> Result<PathBuf> {
+                if source.has(file) {
+                    let path = source.get(file)?;
+                    if usable(&path) {
+                        return Ok(path);
+                    }
                 }
-            }
-            if base.is_none() {
-                base = Some(Source::open(BASE_REPO, BASE_REVISION, opts)?);
-            }
-            base.as_ref().expect("just set").get(file)
-        };
+                if base.is_none() {
+                    base = Some(Source::open(BASE_REPO, BASE_REVISION, opts)?);
+                }
+                base.as_ref().expect("just set").get(file)
+            };
         let config = from_repo_or_base("config.json", &is_modernbert_config)?;
         let tokenizer = from_repo_or_base("tokenizer.json", &|_| true)?;
         Ok(ModelFiles { config, tokenizer, weights })

@@ -164,7 +164,9 @@ impl Kompress {
     }
 
     fn batch(&self, encodings: &[WordEncoding]) -> Result<Option<Batch>> {
-        let Some(t) = encodings.iter().map(WordEncoding::len).max().filter(|&t| t > 0) else { return Ok(None) };
+        let Some(t) = encodings.iter().map(WordEncoding::len).max().filter(|&t| t > 0) else {
+            return Ok(None);
+        };
         if t > self.max_tokens() {
             return Err(Error::TooLong { tokens: t, max: self.max_tokens() });
         }

@@ -15,8 +15,11 @@ use candle_core::{DType, Device, Tensor};
 use crate::{Error, Result};
 
 /// The sub-dictionaries of a kompress-v2 `merged.pt` and the v1 prefix each one maps to.
-const MERGED_PARTS: [(&str, &str); 3] =
-    [("encoder_state_dict", "encoder."), ("token_head_state_dict", "token_head."), ("span_conv_state_dict", "span_conv.")];
+const MERGED_PARTS: [(&str, &str); 3] = [
+    ("encoder_state_dict", "encoder."),
+    ("token_head_state_dict", "token_head."),
+    ("span_conv_state_dict", "span_conv."),
+];
 
 enum Store {
     Safetensors(MmapedSafetensors),
@@ -49,7 +52,8 @@ impl Weights {
             return Err(fail("no such file".into()));
         }
         let is_pickle = matches!(path.extension().and_then(|e| e.to_str()), Some("pt" | "pth" | "bin"));
-        let (store, entries) = if is_pickle { open_merged(path) } else { open_safetensors(path) }.map_err(fail)?;
+        let (store, entries) =
+            if is_pickle { open_merged(path) } else { open_safetensors(path) }.map_err(fail)?;
         Ok(Self { store, entries, path: shown, device: device.clone() })
     }
 
@@ -120,7 +124,8 @@ fn open_merged(path: &Path) -> std::result::Result<(Store, HashMap<String, Entry
             Err(e) => return Err(format!("not a kompress-v2 merged checkpoint (reading `{key}`: {e})")),
         };
         for (name, info) in part.tensor_infos() {
-            let entry = Entry { shape: info.layout.shape().dims().to_vec(), part: parts.len(), name: name.clone() };
+            let entry =
+                Entry { shape: info.layout.shape().dims().to_vec(), part: parts.len(), name: name.clone() };
             entries.insert(format!("{prefix}{name}"), entry);
         }
         parts.push(part);

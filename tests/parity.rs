@@ -36,8 +36,13 @@ fn f32_outputs_match_the_reference() {
                 ("token_prob", max_abs_diff(&got.token_prob, &want.token_prob)),
                 ("score", max_abs_diff(&got.score, &want.score)),
             ];
-            assert_eq!(got.span_score.is_some(), want.span_score.is_some(), "{name}/{key}: span head presence");
-            let span = got.span_score.as_ref().map_or(0.0, |s| max_abs_diff(s, want.span_score.as_ref().unwrap()));
+            assert_eq!(
+                got.span_score.is_some(),
+                want.span_score.is_some(),
+                "{name}/{key}: span head presence"
+            );
+            let span =
+                got.span_score.as_ref().map_or(0.0, |s| max_abs_diff(s, want.span_score.as_ref().unwrap()));
             println!("{name}/{key} ({} tokens): {diffs:?} span {span:e}", want.input_ids.len());
             for (what, diff) in diffs.into_iter().chain([("span", span)]) {
                 assert!(diff <= F32_TOLERANCE, "{name}/{key}: {what} differs by {diff}");
@@ -54,7 +59,10 @@ fn padded_batch_equals_singles() {
         let texts = inputs();
         let encs: Vec<WordEncoding> =
             texts.iter().map(|(_, t)| tok.encode_words(&kompress::tokenize::words(t)).unwrap()).collect();
-        assert!(encs.iter().map(|e| e.len()).min() < encs.iter().map(|e| e.len()).max(), "batch must be ragged");
+        assert!(
+            encs.iter().map(|e| e.len()).min() < encs.iter().map(|e| e.len()).max(),
+            "batch must be ragged"
+        );
         let batch = model.score_encodings(&encs).unwrap();
         for (enc, got) in encs.iter().zip(&batch) {
             let single = model.score_encodings(std::slice::from_ref(enc)).unwrap().remove(0);
@@ -74,7 +82,9 @@ fn padded_batch_equals_singles() {
 /// maxima: f16 1.1e-2, bf16 1.2e-1).
 #[test]
 fn half_precision_is_close() {
-    for (dtype, choice, tolerance) in [(DType::F16, DTypeChoice::F16, 2e-2), (DType::BF16, DTypeChoice::BF16, 0.15)] {
+    for (dtype, choice, tolerance) in
+        [(DType::F16, DTypeChoice::F16, 2e-2), (DType::BF16, DTypeChoice::BF16, 0.15)]
+    {
         for name in MODELS {
             let model = load(name, choice);
             assert_eq!(model.dtype(), dtype);

@@ -39,7 +39,13 @@ enum LocalMask {
 
 impl AttentionContext {
     /// Builds the tables and masks for sequences padded to `seq_len`, with real `lengths`.
-    pub fn new(cfg: &Config, lengths: &[usize], seq_len: usize, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn new(
+        cfg: &Config,
+        lengths: &[usize],
+        seq_len: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let hd = cfg.head_dim();
         let w = cfg.sliding_window;
         let global_mask = if lengths.iter().all(|&l| l == seq_len) {
@@ -58,7 +64,10 @@ impl AttentionContext {
                 let key = (q / w) * w + c;
                 key >= w && key - w < len && q.abs_diff(key - w) <= w
             });
-            LocalMask::Blocked { mask: Tensor::from_vec(mask, (lengths.len(), 1, blocks, w, 3 * w), device)?, blocks }
+            LocalMask::Blocked {
+                mask: Tensor::from_vec(mask, (lengths.len(), 1, blocks, w, 3 * w), device)?,
+                blocks,
+            }
         };
         Ok(Self {
             global_rope: RopeTables::new(cfg.global_rope_theta, hd, seq_len, dtype, device)?,
@@ -70,7 +79,12 @@ impl AttentionContext {
 }
 
 /// `rows x cols` additive f32 mask per sequence; `allowed(row, col, length)` decides each entry.
-fn build_mask(lengths: &[usize], rows: usize, cols: usize, allowed: impl Fn(usize, usize, usize) -> bool) -> Vec<f32> {
+fn build_mask(
+    lengths: &[usize],
+    rows: usize,
+    cols: usize,
+    allowed: impl Fn(usize, usize, usize) -> bool,
+) -> Vec<f32> {
     let mut mask = Vec::with_capacity(lengths.len() * rows * cols);
     for &len in lengths {
         for r in 0..rows {
@@ -122,7 +136,9 @@ impl Attention {
         let out = match (self.kind, &ctx.local) {
             (LayerKind::Global, _) => self.global(&q, &k, &v, ctx.global_mask.as_ref())?,
             (LayerKind::Local, LocalMask::Full(mask)) => attend(&q, &k, &v, Some(mask))?,
-            (LayerKind::Local, LocalMask::Blocked { mask, blocks }) => self.blocked(&q, &k, &v, mask, *blocks)?,
+            (LayerKind::Local, LocalMask::Blocked { mask, blocks }) => {
+                self.blocked(&q, &k, &v, mask, *blocks)?
+            }
         };
         let out = out.transpose(1, 2)?.reshape((b, t, hidden))?;
         linear(&out, &self.wo)
@@ -149,7 +165,8 @@ impl Attention {
         let q = q.pad_with_zeros(2, 0, padded - t)?.reshape((b, h, blocks, w, d))?;
         let windows = |x: &Tensor| -> Result<Tensor> {
             let x = x.pad_with_zeros(2, w, padded + w - t)?;
-            let parts = (0..blocks).map(|i| x.narrow(2, i * w, 3 * w)).collect::<candle_core::Result<Vec<_>>>()?;
+            let parts =
+                (0..blocks).map(|i| x.narrow(2, i * w, 3 * w)).collect::<candle_core::Result<Vec<_>>>()?;
             Ok(Tensor::stack(&parts, 2)?.contiguous()?)
         };
         let out = attend(&q, &windows(k)?, &windows(v)?, Some(mask))?;

@@ -7,8 +7,8 @@ mod rope;
 
 use candle_core::{DType, Device, Tensor};
 
-pub use attention::AttentionContext;
 use attention::Attention;
+pub use attention::AttentionContext;
 
 use crate::config::Config;
 use crate::weights::Weights;
@@ -114,7 +114,9 @@ impl ModernBert {
                 dtype,
             )?,
             embed_norm: LayerNorm::new(cfg, w, "encoder.embeddings.norm.weight", dtype)?,
-            layers: (0..cfg.num_layers()).map(|i| EncoderLayer::new(cfg, i, w, dtype)).collect::<Result<_>>()?,
+            layers: (0..cfg.num_layers())
+                .map(|i| EncoderLayer::new(cfg, i, w, dtype))
+                .collect::<Result<_>>()?,
             final_norm: LayerNorm::new(cfg, w, "encoder.final_norm.weight", dtype)?,
             cfg: cfg.clone(),
             dtype,
@@ -139,7 +141,11 @@ impl ModernBert {
     pub fn forward(&self, input_ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
         let ctx = AttentionContext::new(&self.cfg, lengths, t, self.dtype, &self.device)?;
-        let x = self.tok_embeddings.index_select(&input_ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
+        let x = self.tok_embeddings.index_select(&input_ids.flatten_all()?, 0)?.reshape((
+            b,
+            t,
+            self.cfg.hidden_size,
+        ))?;
         let mut x = self.embed_norm.forward(&x)?;
         for layer in &self.layers {
             x = layer.forward(&x, &ctx)?;

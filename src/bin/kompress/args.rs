@@ -43,7 +43,8 @@ impl ModelArgs {
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             },
         };
-        let model = Kompress::load(&self.model, &opts).with_context(|| format!("cannot load model {}", self.model))?;
+        let model = Kompress::load(&self.model, &opts)
+            .with_context(|| format!("cannot load model {}", self.model))?;
         if self.verbose {
             eprintln!(
                 "kompress: model {} ({} layers) on {} as {}",
@@ -60,7 +61,10 @@ impl ModelArgs {
 /// Reads a whole input: a file, or standard input for `-` or no path. Text must be UTF-8.
 pub fn read_text(path: Option<&PathBuf>) -> anyhow::Result<String> {
     let (bytes, name) = match path.filter(|p| p.as_os_str() != "-") {
-        Some(p) => (std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?, p.display().to_string()),
+        Some(p) => (
+            std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+            p.display().to_string(),
+        ),
         None => {
             let mut buf = Vec::new();
             std::io::stdin().read_to_end(&mut buf).context("cannot read standard input")?;

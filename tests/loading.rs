@@ -1,0 +1,164 @@
+//! Loading failures: each is a typed error with a one-line message that names the cause.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use kompress::{Error, HubOptions, Kompress, LoadOptions, ModelFiles};
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kompress-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A copy of a fixture model directory, to be damaged by the test.
+fn copy_model(name: &str, tag: &str) -> std::path::PathBuf {
+    let dir = temp_dir(tag);
+    for entry in std::fs::read_dir(model_dir(name)).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+fn load_err(dir: &Path) -> Error {
+    match Kompress::from_dir(dir, &LoadOptions::default()) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => e,
+    }
+}
+
+fn one_line(err: &Error) -> String {
+    let msg = err.to_string();
+    assert!(!msg.contains('\n'), "multi-line error: {msg}");
+    msg
+}
+
+#[test]
+fn directory_without_weights() {
+    let dir = copy_model("v4", "noweights");
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let msg = one_line(&load_err(&dir));
+    assert!(msg.contains("no weights (merged.pt or model.safetensors)"), "{msg}");
+}
+
+#[test]
+fn missing_directory_and_files() {
+    assert!(one_line(&load_err(Path::new("/nonexistent/model"))).contains("not a directory"));
+    let dir = copy_model("v4", "notok");
+    std::fs::remove_file(dir.join("tokenizer.json")).unwrap();
+    assert!(one_line(&load_err(&dir)).contains("no tokenizer.json"));
+}
+
+#[test]
+fn truncated_and_corrupt_safetensors() {
+    let dir = copy_model("v4", "truncated");
+    let file = dir.join("model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let msg = one_line(&load_err(&dir));
+    assert!(msg.contains("cannot read checkpoint") && msg.contains("model.safetensors"), "{msg}");
+
+    std::fs::write(&file, b"this is not a safetensors file").unwrap();
+    assert!(one_line(&load_err(&dir)).contains("cannot read checkpoint"));
+}
+
+#[test]
+fn corrupt_merged_pt() {
+    let dir = copy_model("v2", "badpt");
+    std::fs::write(dir.join("merged.pt"), b"PK\x03\x04 garbage").unwrap();
+    assert!(one_line(&load_err(&dir)).contains("cannot read checkpoint"));
+}
+
+#[test]
+fn wrong_shape_names_tensor_and_both_shapes() {
+    // The config says 4 heads of 8 with 40 hidden units, the weights hold 32: every tensor mismatches,
+    // and the first one checked is named.
+    let dir = copy_model("v4", "shape");
+    let cfg = std::fs::read_to_string(dir.join("config.json"))
+        .unwrap()
+        .replace("\"hidden_size\": 32", "\"hidden_size\": 40");
+    std::fs::write(dir.join("config.json"), cfg).unwrap();
+    match load_err(&dir) {
+        Error::TensorShape { name, expected, found, .. } => {
+            assert_eq!(name, "encoder.embeddings.tok_embeddings.weight");
+            assert_eq!((expected[1], found[1]), (40, 32));
+        }
+        other => panic!("unexpected error {other}"),
+    }
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let dir = copy_model("v4", "missing");
+    let cfg = std::fs::read_to_string(dir.join("config.json"))
+        .unwrap()
+        .replace("\"num_hidden_layers\": 4", "\"num_hidden_layers\": 5");
+    std::fs::write(dir.join("config.json"), cfg).unwrap();
+    let msg = one_line(&load_err(&dir));
+    assert!(msg.contains("`encoder.layers.4.attn_norm.weight` is missing"), "{msg}");
+}
+
+#[test]
+fn unknown_config_dialect() {
+    let dir = copy_model("v5", "dialect");
+    let cfg = std::fs::read_to_string(dir.join("config.json"))
+        .unwrap()
+        .replace("sliding_attention", "chunked_attention");
+    std::fs::write(dir.join("config.json"), cfg).unwrap();
+    let msg = one_line(&load_err(&dir));
+    assert!(msg.contains("config.json") && msg.contains("chunked_attention"), "{msg}");
+}
+
+#[test]
+fn too_long_input_is_an_error() {
+    let model = Kompress::from_dir(model_dir("v4"), &LoadOptions::default()).unwrap();
+    let words = vec!["word"; 600];
+    match model.score_words(&words) {
+        Err(Error::TooLong { max: 512, .. }) => {}
+        other => panic!("unexpected {:?}", other.map(|s| s.input_ids.len())),
+    }
+}
+
+/// Lays out a fake Hugging Face cache (`models--org--name/snapshots/<rev>/...` plus `refs/main`).
+fn fake_cache(files: &[(&str, &Path)]) -> std::path::PathBuf {
+    let cache = temp_dir("hfcache");
+    let repo = cache.join("models--chopratejas--kompress-base");
+    let snapshot = repo.join("snapshots/0123456789abcdef");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), "0123456789abcdef").unwrap();
+    for (name, src) in files {
+        std::fs::copy(src, snapshot.join(name)).unwrap();
+    }
+    cache
+}
+
+#[test]
+fn offline_hub_resolution_uses_the_cache_and_names_missing_files() {
+    let src = model_dir("v4");
+    let hub = |cache| HubOptions { offline: true, cache_dir: Some(cache), ..Default::default() };
+    let cache = fake_cache(&[
+        ("model.safetensors", &src.join("model.safetensors")),
+        ("config.json", &src.join("config.json")),
+        ("tokenizer.json", &src.join("tokenizer.json")),
+    ]);
+    let files = ModelFiles::from_hub("chopratejas/kompress-base", &hub(cache.clone())).unwrap();
+    assert!(files.weights.ends_with("model.safetensors"));
+    let opts = LoadOptions { hub: hub(cache), ..Default::default() };
+    let model = Kompress::from_pretrained("chopratejas/kompress-base", &opts).unwrap();
+    assert_eq!(model.config().num_layers(), 4);
+
+    // Without tokenizer.json the fallback is ModernBERT-base at the pinned revision, absent here.
+    let cache = fake_cache(&[
+        ("model.safetensors", &src.join("model.safetensors")),
+        ("config.json", &src.join("config.json")),
+    ]);
+    let err = ModelFiles::from_hub("chopratejas/kompress-base", &hub(cache)).unwrap_err();
+    let msg = one_line(&err);
+    assert!(msg.contains("offline: tokenizer.json of answerdotai/ModernBERT-base"), "{msg}");
+    assert!(msg.contains(kompress::hub::BASE_REVISION), "{msg}");
+}
