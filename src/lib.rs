@@ -13,6 +13,7 @@ pub mod heads;
 pub mod hub;
 pub mod model;
 pub mod modernbert;
+pub mod pipeline;
 pub mod tokenize;
 pub mod weights;
 
@@ -21,4 +22,5 @@ pub use device::{DTypeChoice, DeviceChoice};
 pub use error::{Error, Result};
 pub use hub::{HubOptions, ModelFiles};
 pub use model::{Kompress, LoadOptions, TokenScores};
+pub use pipeline::{compress, compress_batch, CompressOptions, CompressResult};
 pub use tokenize::{WordEncoding, WordTokenizer};

@@ -1,0 +1,38 @@
+//! Why each word was kept or dropped, for `kompress compress --explain`.
+
+/// The reason behind one word's fate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reason {
+    /// The model kept it.
+    Model,
+    /// A must-keep pattern kept it (number, path, identifier, negation...) against the model.
+    Protected,
+    /// It is a cell of a table, kept whole, against the model.
+    Table,
+    /// It is longer than the token cap by itself: the model cannot see it, so it is kept.
+    Unscored,
+    /// The model dropped it.
+    Dropped,
+    /// The whole text passed through unchanged (too short, or nothing would have been kept).
+    Passthrough,
+}
+
+impl Reason {
+    /// Whether the word is in the output.
+    pub fn kept(self) -> bool {
+        self != Reason::Dropped
+    }
+}
+
+/// One input word, in order, with its decision.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WordDecision {
+    pub word: String,
+    /// Index of the input line (split on `\n`) holding the word.
+    pub line: usize,
+    pub kept: bool,
+    pub reason: Reason,
+    /// The highest final score among the word's tokens, when the model scored it.
+    pub score: Option<f32>,
+}
