@@ -47,9 +47,14 @@ pub struct TokenScores {
 /// # Ok::<(), kompress::Error>(())
 /// ```
 pub struct Kompress {
+    scorer: Scorer,
+    tokenizer: WordTokenizer,
+}
+
+/// The network alone (encoder + heads): token ids in, per-token scores out.
+pub struct Scorer {
     encoder: ModernBert,
     heads: Heads,
-    tokenizer: WordTokenizer,
 }
 
 impl Kompress {
@@ -82,23 +87,31 @@ impl Kompress {
         let device = opts.device.open()?;
         let dtype = opts.dtype.resolve(&device);
         let cfg = Config::from_file(&files.config)?;
-        let weights = Weights::open(&files.weights, &device)?;
-        let encoder = ModernBert::new(&cfg, &weights, dtype, &device)?;
-        let heads = Heads::new(cfg.hidden_size, &weights)?;
+        let scorer = Scorer::new(&cfg, &Weights::open(&files.weights, &device)?, dtype)?;
         let tokenizer = WordTokenizer::from_file(&files.tokenizer)?;
-        Ok(Self { encoder, heads, tokenizer })
+        Ok(Self { scorer, tokenizer })
     }
 
     pub fn config(&self) -> &Config {
-        self.encoder.config()
+        self.scorer.config()
     }
 
     pub fn device(&self) -> &Device {
-        self.encoder.device()
+        self.scorer.device()
     }
 
     pub fn dtype(&self) -> DType {
-        self.encoder.dtype()
+        self.scorer.dtype()
+    }
+
+    /// The network without the tokenizer.
+    pub fn scorer(&self) -> &Scorer {
+        &self.scorer
+    }
+
+    /// Drops the tokenizer, keeping the network.
+    pub fn into_scorer(self) -> Scorer {
+        self.scorer
     }
 
     pub fn tokenizer(&self) -> &WordTokenizer {
@@ -107,7 +120,7 @@ impl Kompress {
 
     /// Whether the checkpoint has a span head.
     pub fn has_span_head(&self) -> bool {
-        self.heads.has_span()
+        self.scorer.heads.has_span()
     }
 
     /// The longest sequence (in tokens, specials included) the model accepts.
@@ -132,6 +145,43 @@ impl Kompress {
 
     /// Scores encoded sequences as one right-padded batch. Each result equals scoring that
     /// sequence alone (padding is masked in attention and in the span convolutions).
+    pub fn score_encodings(&self, encodings: &[WordEncoding]) -> Result<Vec<TokenScores>> {
+        self.scorer.score_encodings(encodings)
+    }
+
+    /// The encoder's last hidden state for a padded batch (see [`Scorer::hidden_states`]).
+    pub fn hidden_states(&self, encodings: &[WordEncoding]) -> Result<Option<Tensor>> {
+        self.scorer.hidden_states(encodings)
+    }
+}
+
+impl Scorer {
+    /// Builds encoder and heads from a checkpoint, checking every tensor's name and shape.
+    pub fn new(cfg: &Config, weights: &Weights, dtype: DType) -> Result<Self> {
+        let device = weights.device();
+        Ok(Self {
+            encoder: ModernBert::new(cfg, weights, dtype, device)?,
+            heads: Heads::new(cfg.hidden_size, weights)?,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        self.encoder.config()
+    }
+
+    pub fn device(&self) -> &Device {
+        self.encoder.device()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.encoder.dtype()
+    }
+
+    pub fn max_tokens(&self) -> usize {
+        self.config().max_position_embeddings
+    }
+
+    /// Scores encoded sequences as one right-padded batch.
     pub fn score_encodings(&self, encodings: &[WordEncoding]) -> Result<Vec<TokenScores>> {
         let Some(batch) = self.batch(encodings)? else { return Ok(Vec::new()) };
         let hidden = self.encoder.forward(&batch.ids, &batch.lengths)?;
@@ -158,7 +208,7 @@ impl Kompress {
     }
 
     /// The encoder's last hidden state for a padded batch, `[batch, seq, hidden]` in the model's
-    /// dtype (rows past a sequence's length are unspecified).
+    /// dtype (rows past a sequence's length are unspecified); `None` for an empty batch.
     pub fn hidden_states(&self, encodings: &[WordEncoding]) -> Result<Option<Tensor>> {
         self.batch(encodings)?.map(|b| self.encoder.forward(&b.ids, &b.lengths)).transpose()
     }

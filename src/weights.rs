@@ -25,6 +25,10 @@ enum Store {
     Safetensors(MmapedSafetensors),
     /// One lazily read state dict per part of `MERGED_PARTS`.
     Pth(Vec<PthTensors>),
+    /// Seeded random values of whatever shape is asked for (benchmarks without a download).
+    Random {
+        seed: u64,
+    },
 }
 
 /// Where a v1-named tensor lives in the store.
@@ -57,6 +61,30 @@ impl Weights {
         Ok(Self { store, entries, path: shown, device: device.clone() })
     }
 
+    /// A model-shaped stand-in for benchmarks: every tensor asked for exists with the asked shape and
+    /// seeded random values (LayerNorm weights near 1, other weights with ModernBERT's init scale).
+    ///
+    /// ```
+    /// use kompress::{weights::Weights, Config};
+    /// let cfg = Config::from_json(r#"{"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2}"#)?;
+    /// let w = Weights::random(7, &candle_core::Device::Cpu);
+    /// let encoder = kompress::modernbert::ModernBert::new(&cfg, &w, candle_core::DType::F32, &candle_core::Device::Cpu)?;
+    /// # Ok::<(), kompress::Error>(())
+    /// ```
+    pub fn random(seed: u64, device: &Device) -> Self {
+        Self {
+            store: Store::Random { seed },
+            entries: HashMap::new(),
+            path: "<random>".into(),
+            device: device.clone(),
+        }
+    }
+
+    /// The device tensors are placed on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// The checkpoint's path, as given.
     pub fn path(&self) -> &str {
         &self.path
@@ -64,7 +92,7 @@ impl Weights {
 
     /// Whether the checkpoint holds a tensor of this (v1) name.
     pub fn contains(&self, name: &str) -> bool {
-        self.entries.contains_key(name)
+        matches!(self.store, Store::Random { .. }) || self.entries.contains_key(name)
     }
 
     /// The stored shape of a tensor, if present.
@@ -74,6 +102,9 @@ impl Weights {
 
     /// Reads a tensor, checking its shape, converted to `dtype` on the model's device.
     pub fn get(&self, shape: &[usize], name: &str, dtype: DType) -> Result<Tensor> {
+        if let Store::Random { seed } = self.store {
+            return Ok(random_tensor(seed, shape, name)?.to_dtype(dtype)?.to_device(&self.device)?);
+        }
         let entry = self.entries.get(name).ok_or_else(|| Error::MissingTensor {
             path: self.path.clone(),
             name: name.into(),
@@ -89,6 +120,7 @@ impl Weights {
         }
         let read = match &self.store {
             Store::Safetensors(st) => st.load(&entry.name, &Device::Cpu),
+            Store::Random { .. } => unreachable!("random weights return early"),
             Store::Pth(parts) => parts[entry.part].get(&entry.name).and_then(|t| {
                 t.ok_or_else(|| candle_core::Error::Msg(format!("tensor {} vanished", entry.name)))
             }),
@@ -131,4 +163,24 @@ fn open_merged(path: &Path) -> std::result::Result<(Store, HashMap<String, Entry
         parts.push(part);
     }
     Ok((Store::Pth(parts), entries))
+}
+
+/// Uniform values with the spread of ModernBERT's init (std 0.02), or near 1 for norm weights; the
+/// stream depends on the seed and the tensor's name only.
+fn random_tensor(seed: u64, shape: &[usize], name: &str) -> candle_core::Result<Tensor> {
+    let mut state =
+        name.bytes().fold(seed ^ 0x9e37_79b9_7f4a_7c15, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let (center, half_width) = if name.contains("norm") { (1.0, 0.1) } else { (0.0, 0.02 * 3f32.sqrt()) };
+    let n = shape.iter().product();
+    let values: Vec<f32> = (0..n)
+        .map(|_| {
+            // xorshift64*: fast, and plenty for benchmark weights.
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let unit = (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32;
+            center + half_width * (2.0 * unit - 1.0)
+        })
+        .collect();
+    Tensor::from_vec(values, shape, &Device::Cpu)
 }

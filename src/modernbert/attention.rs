@@ -6,7 +6,7 @@
 //! in the sequence length. Global layers process queries in chunks so that one chunk's scores stay
 //! under [`SCORE_BUDGET`] elements.
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 
 use super::linear;
 use super::rope::RopeTables;
@@ -22,6 +22,10 @@ const MASKED: f32 = -1e30;
 
 /// Everything the attention layers share within one forward pass, built once per input shape.
 pub struct AttentionContext {
+    pub batch: usize,
+    pub seq_len: usize,
+    /// Present when the batch is ragged: the layers then run on the real tokens only.
+    pub packing: Option<Packing>,
     pub global_rope: RopeTables,
     pub local_rope: RopeTables,
     /// `[batch, 1, 1, seq]` additive key-padding mask, absent when no sequence is padded.
@@ -70,11 +74,62 @@ impl AttentionContext {
             }
         };
         Ok(Self {
+            batch: lengths.len(),
+            seq_len,
+            packing: Packing::new(lengths, seq_len, device)?,
             global_rope: RopeTables::new(cfg.global_rope_theta, hd, seq_len, dtype, device)?,
             local_rope: RopeTables::new(cfg.local_rope_theta, hd, seq_len, dtype, device)?,
             global_mask,
             local,
         })
+    }
+}
+
+/// Row maps between the packed layout (the real tokens of every sequence, one after another) and the
+/// padded `[batch * seq]` layout that attention needs. Linear layers, norms and the MLP run packed, so
+/// padding costs them nothing.
+pub struct Packing {
+    /// For each padded row, its packed row, or the extra zero row past the end for padding.
+    to_padded: Tensor,
+    /// For each packed row, its padded row.
+    to_packed: Tensor,
+}
+
+impl Packing {
+    fn new(lengths: &[usize], seq_len: usize, device: &Device) -> Result<Option<Self>> {
+        if lengths.iter().all(|&l| l == seq_len) {
+            return Ok(None);
+        }
+        let total: usize = lengths.iter().sum();
+        let mut to_padded = Vec::with_capacity(lengths.len() * seq_len);
+        let mut to_packed = Vec::with_capacity(total);
+        let mut next = 0u32;
+        for (row, &len) in lengths.iter().enumerate() {
+            for pos in 0..seq_len {
+                if pos < len {
+                    to_packed.push((row * seq_len + pos) as u32);
+                    to_padded.push(next);
+                    next += 1;
+                } else {
+                    to_padded.push(total as u32);
+                }
+            }
+        }
+        Ok(Some(Self {
+            to_padded: Tensor::from_vec(to_padded, lengths.len() * seq_len, device)?,
+            to_packed: Tensor::from_vec(to_packed, total, device)?,
+        }))
+    }
+
+    /// `[packed, n]` -> `[batch * seq, n]`, zeros at padding.
+    pub fn pad(&self, x: &Tensor) -> Result<Tensor> {
+        let zero = Tensor::zeros((1, x.dim(1)?), x.dtype(), x.device())?;
+        Ok(Tensor::cat(&[x, &zero], 0)?.index_select(&self.to_padded, 0)?)
+    }
+
+    /// `[batch * seq, n]` -> `[packed, n]`.
+    pub fn pack(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.index_select(&self.to_packed, 0)?)
     }
 }
 
@@ -107,8 +162,13 @@ pub struct Attention {
 impl Attention {
     pub fn new(cfg: &Config, kind: LayerKind, w: &Weights, prefix: &str, dtype: DType) -> Result<Self> {
         let h = cfg.hidden_size;
+        let wqkv = w.get(&[3 * h, h], &format!("{prefix}.Wqkv.weight"), dtype)?;
+        // 1/sqrt(head_dim) folded into the query rows: RoPE is linear, so this equals scaling the
+        // scores, without a pass over them (exact for power-of-two head sizes).
+        let scale = 1.0 / (cfg.head_dim() as f64).sqrt();
+        let wqkv = Tensor::cat(&[(wqkv.narrow(0, 0, h)? * scale)?, wqkv.narrow(0, h, 2 * h)?], 0)?;
         Ok(Self {
-            wqkv: w.get(&[3 * h, h], &format!("{prefix}.Wqkv.weight"), dtype)?,
+            wqkv,
             wo: w.get(&[h, h], &format!("{prefix}.Wo.weight"), dtype)?,
             kind,
             heads: cfg.num_attention_heads,
@@ -117,20 +177,20 @@ impl Attention {
         })
     }
 
-    /// `x`: `[batch, seq, hidden]` -> `[batch, seq, hidden]`.
+    /// `x`: `[rows, hidden]`, packed when `ctx.packing` is set, else `[batch * seq, hidden]`.
     pub fn forward(&self, x: &Tensor, ctx: &AttentionContext) -> Result<Tensor> {
-        let (b, t, hidden) = x.dims3()?;
-        let qkv = linear(x, &self.wqkv)?
-            .reshape((b, t, 3, self.heads, self.head_dim))?
-            .permute((2, 0, 3, 1, 4))?
-            .contiguous()?;
+        let (b, t, hidden) = (ctx.batch, ctx.seq_len, x.dim(1)?);
+        let mut qkv = linear(x, &self.wqkv)?;
+        if let Some(packing) = &ctx.packing {
+            qkv = packing.pad(&qkv)?;
+        }
+        let qkv =
+            qkv.reshape((b, t, 3, self.heads, self.head_dim))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
         let rope = match self.kind {
             LayerKind::Global => &ctx.global_rope,
             LayerKind::Local => &ctx.local_rope,
         };
-        // Scaling q before the product is exact for power-of-two head sizes and saves a pass over scores.
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let q = (rope.apply(&qkv.get(0)?)? * scale)?;
+        let q = rope.apply(&qkv.get(0)?)?;
         let k = rope.apply(&qkv.get(1)?)?;
         let v = qkv.get(2)?;
         let out = match (self.kind, &ctx.local) {
@@ -140,7 +200,10 @@ impl Attention {
                 self.blocked(&q, &k, &v, mask, *blocks)?
             }
         };
-        let out = out.transpose(1, 2)?.reshape((b, t, hidden))?;
+        let mut out = out.transpose(1, 2)?.reshape((b * t, hidden))?;
+        if let Some(packing) = &ctx.packing {
+            out = packing.pack(&out)?;
+        }
         linear(&out, &self.wo)
     }
 

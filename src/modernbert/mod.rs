@@ -137,20 +137,23 @@ impl ModernBert {
     }
 
     /// `input_ids`: `[batch, seq]` (u32), right-padded; `lengths`: the real length of each row.
-    /// Returns `[batch, seq, hidden]`; rows past a sequence's length hold unspecified values.
+    /// Returns `[batch, seq, hidden]`, with zeros past each sequence's length.
     pub fn forward(&self, input_ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
         let ctx = AttentionContext::new(&self.cfg, lengths, t, self.dtype, &self.device)?;
-        let x = self.tok_embeddings.index_select(&input_ids.flatten_all()?, 0)?.reshape((
-            b,
-            t,
-            self.cfg.hidden_size,
-        ))?;
-        let mut x = self.embed_norm.forward(&x)?;
+        let mut ids = input_ids.flatten_all()?;
+        if let Some(packing) = &ctx.packing {
+            ids = packing.pack(&ids.unsqueeze(1)?)?.squeeze(1)?;
+        }
+        let mut x = self.embed_norm.forward(&self.tok_embeddings.index_select(&ids, 0)?)?;
         for layer in &self.layers {
             x = layer.forward(&x, &ctx)?;
         }
-        self.final_norm.forward(&x)
+        let mut x = self.final_norm.forward(&x)?;
+        if let Some(packing) = &ctx.packing {
+            x = packing.pad(&x)?;
+        }
+        Ok(x.reshape((b, t, self.cfg.hidden_size))?)
     }
 }
 
