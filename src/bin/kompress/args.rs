@@ -60,6 +60,11 @@ impl ModelArgs {
 
 /// Reads a whole input: a file, or standard input for `-` or no path. Text must be UTF-8.
 pub fn read_text(path: Option<&PathBuf>) -> anyhow::Result<String> {
+    read_input(path, false)
+}
+
+/// [`read_text`]; with `lossy`, invalid UTF-8 sequences become U+FFFD instead of an error.
+pub fn read_input(path: Option<&PathBuf>, lossy: bool) -> anyhow::Result<String> {
     let (bytes, name) = match path.filter(|p| p.as_os_str() != "-") {
         Some(p) => (
             std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
@@ -71,7 +76,12 @@ pub fn read_text(path: Option<&PathBuf>) -> anyhow::Result<String> {
             (buf, "standard input".to_string())
         }
     };
-    String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!("{name} is not valid UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to())
-    })
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(e) if lossy => Ok(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        Err(e) => Err(anyhow::anyhow!(
+            "{name} is not valid UTF-8 (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )),
+    }
 }

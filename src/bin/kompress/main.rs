@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod compress;
 mod evict;
 mod score;
 
@@ -18,6 +19,9 @@ struct Cli {
 enum Command {
     /// Score every token of a text with the Kompress model (the raw per-token view for parity checks).
     Score(score::ScoreArgs),
+    /// Compress a text: drop the words the model finds unimportant, keeping lines, protected words
+    /// (numbers, paths, identifiers, negations) and tables intact.
+    Compress(compress::CompressArgs),
     /// Time the full scoring forward (encoder + heads) on random token ids.
     Bench(bench::BenchArgs),
     #[command(flatten)]
@@ -29,6 +33,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Score(args) => score::run(args),
+        Command::Compress(args) => compress::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Evict(cmd) => cmd.run(),
     };
