@@ -165,3 +165,36 @@ impl EvictionNetwork {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn training_forward_matches_the_fused_inference_forward() -> Result<()> {
+        let net = EvictionNetwork::embedded()?;
+        let xs = Tensor::arange(0f32, 2.0 * 5.0 * 9.0, &Device::Cpu)?
+            .reshape((2, 5, FEATURE_DIM))?
+            .affine(0.01, -0.2)?;
+        let fused: Vec<Vec<f32>> = net.forward(&xs)?.to_vec2()?;
+        let slow: Vec<Vec<f32>> = net.forward_train(&xs)?.to_vec2()?;
+        for (a, b) in fused.iter().flatten().zip(slow.iter().flatten()) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn wrong_shapes_and_missing_tensors_are_named() {
+        let mut tensors = HashMap::new();
+        for (name, shape) in TENSOR_SHAPES {
+            tensors.insert(name.to_string(), Tensor::zeros(shape, DType::F32, &Device::Cpu).unwrap());
+        }
+        tensors.insert("net.3.weight".into(), Tensor::zeros((64, 63), DType::F32, &Device::Cpu).unwrap());
+        let err = EvictionNetwork::from_tensors(tensors.clone(), "x").unwrap_err().to_string();
+        assert!(err.contains("net.3.weight") && err.contains("[64, 63]"), "{err}");
+        tensors.remove("net.1.bias");
+        let err = EvictionNetwork::from_tensors(tensors, "x").unwrap_err().to_string();
+        assert!(err.contains("`net.1.bias` is missing"), "{err}");
+    }
+}
