@@ -225,11 +225,15 @@ proptest! {
     #[test]
     fn every_word_is_scored_once_or_kept_unscored(text in text(), opts in options()) {
         let r = run(&Double::new(Verdict::Hashed), &text, &CompressOptions { protect_words: false, protect_tables: false, ..opts.clone() });
+        // A word is unscored when it fills the token room alone: surely when it is longer, maybe
+        // when it fills the room exactly (the reference then carries it and keeps it unscored).
         let room = opts.chunk_tokens - 2;
         for d in r.words.unwrap().iter().filter(|d| d.reason != Reason::Passthrough || d.score.is_some()) {
-            let fits = tokens_of(&d.word) <= room;
-            prop_assert_eq!(d.score.is_some(), fits, "{:?}", d);
-            prop_assert_eq!(d.reason == Reason::Unscored, !fits && d.reason != Reason::Passthrough, "{:?}", d);
+            let tokens = tokens_of(&d.word);
+            prop_assert_eq!(d.score.is_some(), d.reason != Reason::Unscored, "{:?}", d);
+            if tokens != room {
+                prop_assert_eq!(d.score.is_some(), tokens < room, "{:?}", d);
+            }
         }
     }
 

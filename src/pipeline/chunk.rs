@@ -48,7 +48,8 @@ impl<'a, I: Iterator<Item = Word<'a>>> Planner<'a, I> {
 }
 
 /// Cuts an encoding to `cap` tokens as the reference tokenizer's truncation does (leading and
-/// trailing special tokens stay), and counts the leading words whose tokens all survived.
+/// trailing special tokens stay), and counts the leading words the model sees whole (Headroom's
+/// `_words_seen_whole`).
 fn truncate(enc: WordEncoding, cap: usize, n_words: usize) -> Result<(WordEncoding, usize)> {
     if enc.len() <= cap {
         return Ok((enc, n_words));
@@ -59,8 +60,10 @@ fn truncate(enc: WordEncoding, cap: usize, n_words: usize) -> Result<(WordEncodi
         Error::Invalid(format!("chunk_tokens {cap} leaves no room beside {} special tokens", prefix + suffix))
     })?;
     let end = enc.len() - suffix;
-    // The first token past the cut belongs to the first word not seen whole.
-    let whole = enc.word_ids[prefix + room..end].iter().flatten().next().map_or(n_words, |&w| w as usize);
+    // The word of the last token before the cut may be cut short, so it is carried to the next chunk.
+    // The reference carries it even when the cut falls exactly at its end; so do we, so that chunks
+    // (and so every score) stay the same as the reference's.
+    let whole = enc.word_ids[prefix..prefix + room].iter().flatten().next_back().map_or(0, |&w| w as usize);
     let input_ids = cut(&enc.input_ids, prefix + room, end);
     Ok((WordEncoding { input_ids, word_ids: cut(&enc.word_ids, prefix + room, end) }, whole.min(n_words)))
 }
@@ -100,14 +103,16 @@ mod tests {
     }
 
     #[test]
-    fn a_cut_on_a_word_boundary_keeps_the_last_whole_word() {
+    fn a_cut_on_a_word_boundary_still_carries_the_last_word() {
         let (e, whole) = truncate(enc(&[1, 2, 3]), 5, 3).unwrap();
-        assert_eq!((e.len(), whole), (5, 2));
+        assert_eq!((e.len(), whole), (5, 1));
     }
 
     #[test]
     fn an_over_long_first_word_is_not_seen_whole() {
         assert_eq!(truncate(enc(&[9, 1]), 6, 2).unwrap().1, 0);
+        assert_eq!(truncate(enc(&[4, 1]), 6, 2).unwrap().1, 0);
+        assert_eq!(truncate(enc(&[4]), 6, 1).unwrap().1, 1);
     }
 
     #[test]
