@@ -349,3 +349,40 @@ fn invalid_options_are_errors() {
         );
     }
 }
+
+#[test]
+fn a_ten_megabyte_line_loses_no_word() {
+    let line: String = (0..1_250_000).map(|i| if i % 7 == 0 { "42 " } else { "word " }).collect();
+    let text = line.repeat(2);
+    assert!(text.len() >= 10_000_000 && !text.contains('\n'));
+    let r =
+        run(&Double::new(Verdict::Hashed), &text, &CompressOptions { explain: false, ..Default::default() });
+    assert_eq!(r.original_words, 2_500_000);
+    assert_eq!(words(&r.compressed).count(), r.kept_words);
+    assert!(r.kept_words < r.original_words && !r.compressed.contains('\n'));
+    assert_eq!(r.compressed.matches("42").count(), text.matches("42").count(), "protected numbers survive");
+}
+
+#[test]
+fn words_without_spaces_of_any_length_are_kept_unscored() {
+    let double = Double::new(Verdict::KeepNone);
+    let giant = "é".repeat(100_000);
+    let text = format!("{} {giant} {}", "the ".repeat(40), "a ".repeat(40));
+    let opts = CompressOptions { explain: true, ..Default::default() };
+    let r = run(&double, &text, &opts);
+    assert_eq!((r.unscored_words, r.kept_words, r.compressed.as_str()), (1, 1, giant.as_str()));
+    let alone = run(&double, &giant, &CompressOptions { min_words: 1, ..opts });
+    assert_eq!((alone.compressed.as_str(), alone.passthrough), (giant.as_str(), false));
+}
+
+#[test]
+fn empty_whitespace_and_single_words_pass_through() {
+    for text in ["", " ", "\n\n", " \r\n\t ", "word", "\u{feff}"] {
+        for min_words in [0, 1, 64] {
+            let opts = CompressOptions { min_words, explain: true, ..Default::default() };
+            let r = run(&Double::new(Verdict::KeepNone), text, &opts);
+            assert_eq!((r.compressed.as_str(), r.passthrough), (text, true), "{text:?} {min_words}");
+            assert_eq!(r.words.unwrap().len(), r.original_words);
+        }
+    }
+}
