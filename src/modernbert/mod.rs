@@ -52,11 +52,13 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let wi = linear(x, &self.wi)?;
-        let last = wi.rank() - 1;
-        let input = wi.narrow(last, 0, self.intermediate)?;
-        let gate = wi.narrow(last, self.intermediate, self.intermediate)?;
-        linear(&(input.gelu_erf()? * gate)?, &self.wo)
+        let hidden = {
+            let wi = linear(x, &self.wi)?;
+            let last = wi.rank() - 1;
+            (wi.narrow(last, 0, self.intermediate)?.gelu_erf()?
+                * wi.narrow(last, self.intermediate, self.intermediate)?)?
+        };
+        linear(&hidden, &self.wo)
     }
 }
 
@@ -141,19 +143,12 @@ impl ModernBert {
     pub fn forward(&self, input_ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
         let ctx = AttentionContext::new(&self.cfg, lengths, t, self.dtype, &self.device)?;
-        let mut ids = input_ids.flatten_all()?;
-        if let Some(packing) = &ctx.packing {
-            ids = packing.pack(&ids.unsqueeze(1)?)?.squeeze(1)?;
-        }
+        let ids = ctx.packed(input_ids.flatten_all()?.unsqueeze(1)?)?.squeeze(1)?;
         let mut x = self.embed_norm.forward(&self.tok_embeddings.index_select(&ids, 0)?)?;
         for layer in &self.layers {
             x = layer.forward(&x, &ctx)?;
         }
-        let mut x = self.final_norm.forward(&x)?;
-        if let Some(packing) = &ctx.packing {
-            x = packing.pad(&x)?;
-        }
-        Ok(x.reshape((b, t, self.cfg.hidden_size))?)
+        Ok(ctx.padded(self.final_norm.forward(&x)?)?.reshape((b, t, self.cfg.hidden_size))?)
     }
 }
 
