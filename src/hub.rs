@@ -150,10 +150,17 @@ mod fetch {
         let source = Source::open(repo_id, revision, opts)?;
         let weights = match WEIGHT_FILES.iter().find(|f| source.has(f)) {
             Some(file) => source.get(file)?,
-            None if source.listing.is_some() => {
-                return Err(Error::Hub(format!("{} has no {}", source.name(), WEIGHT_FILES.join(" or "))))
+            None => {
+                let place = match source.listing {
+                    Some(_) => String::new(),
+                    None => format!("offline: the cache {} holds ", source.cache.path().display()),
+                };
+                return Err(Error::Hub(format!(
+                    "{place}no {} of {}",
+                    WEIGHT_FILES.join(" or "),
+                    source.name()
+                )));
             }
-            None => source.get(WEIGHT_FILES[WEIGHT_FILES.len() - 1])?,
         };
         let mut base = None;
         let mut from_repo_or_base =

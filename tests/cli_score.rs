@@ -8,9 +8,14 @@ use std::process::{Command, Output, Stdio};
 use common::*;
 
 fn kompress(args: &[&str], stdin: &[u8]) -> Output {
+    kompress_env(args, &[], stdin)
+}
+
+fn kompress_env(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kompress"))
         .args(args)
         .env_remove("HF_HUB_OFFLINE")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -70,6 +75,9 @@ fn bad_input_fails_cleanly() {
     assert_clean_failure(&kompress(&["score", "--model", v4], b"caf\xe9 au lait"), "not valid UTF-8");
     assert_clean_failure(&kompress(&["score", "--model", v4, "/nonexistent/file"], b""), "/nonexistent/file");
     assert_clean_failure(&kompress(&["score", "--model", "/nonexistent/dir", "--offline"], b"x"), "offline");
+    let env = [("HF_HUB_OFFLINE", "1"), ("HF_HOME", "/nonexistent")];
+    let out = kompress_env(&["score", "--model", "org/not-cached"], &env, b"x");
+    assert_clean_failure(&out, "holds no merged.pt or model.safetensors of org/not-cached@main");
     // A bad flag value is a usage error from clap: one error line, then its usual hint.
     let out = kompress(&["score", "--model", v4, "--device", "tpu"], b"x");
     assert_eq!(out.status.code(), Some(2));

@@ -18,7 +18,7 @@ pub struct ModelArgs {
     #[arg(long)]
     pub revision: Option<String>,
     /// Use only the local HF cache; a missing file is an error that names it.
-    #[arg(long, env = "HF_HUB_OFFLINE")]
+    #[arg(long, env = "HF_HUB_OFFLINE", value_parser = clap::builder::FalseyValueParser::new())]
     pub offline: bool,
     /// auto (CUDA, then Metal, then CPU), cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "auto")]
