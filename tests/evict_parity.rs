@@ -10,6 +10,9 @@ use kompress::evict::{
 };
 use serde_json::Value;
 
+/// Reads one float field of a token record.
+type RecordField = fn(&kompress::evict::TokenRecord) -> f64;
+
 fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/evict").join(name)
 }
@@ -81,7 +84,7 @@ fn records_and_features_match_the_reference() {
         let semantic: Vec<u64> =
             dump["semantic"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
         assert_eq!(r.records.iter().map(|x| x.semantic as u64).collect::<Vec<_>>(), semantic);
-        let fields: [(&str, fn(&kompress::evict::TokenRecord) -> f64); 5] = [
+        let fields: [(&str, RecordField); 5] = [
             ("attention_mass", |x| x.attention_mass),
             ("layer_attention_mean", |x| x.layer_attention_mean),
             ("entity_match", |x| x.entity_match),

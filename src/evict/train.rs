@@ -120,7 +120,7 @@ pub fn masked_bce_with_logits(logits: &Tensor, labels: &Tensor, mask: &Tensor) -
 
 /// Trains a network from scratch; `progress(step, loss)` is called after every step.
 pub fn train(config: &TrainConfig, mut progress: impl FnMut(usize, f32)) -> Result<Trained> {
-    if config.steps == 0 || config.batch == 0 || !(config.lr > 0.0) {
+    if config.steps == 0 || config.batch == 0 || !config.lr.is_finite() || config.lr <= 0.0 {
         return Err(Error::Invalid(
             "training needs steps >= 1, batch >= 1 and a positive learning rate".into(),
         ));

@@ -1,5 +1,7 @@
 //! The SuperCompress commands: `evict`, `compare`, `train-evict` and `evict-bench`.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -127,21 +129,23 @@ fn evict(args: EvictArgs) -> anyhow::Result<()> {
     let network = load_network(ctx.checkpoint.as_ref())?;
     let policy = args.policy.build(&ctx.question, &network, ctx.seed);
     let (result, annotations) = compress_detailed(&text, &ctx.question, ctx.budget, policy.as_ref())?;
+    let mut out = String::new();
     if ctx.json {
         let mut value = serde_json::to_value(&result)?;
         if args.annotate {
             value["annotations"] = serde_json::to_value(&annotations)?;
         }
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
     } else if args.annotate {
         let lines = split_lines(&text);
         for a in &annotations {
             let mark = if a.kept { '+' } else { '-' };
-            println!("{mark} {:>5} {:<22} {}", a.line, a.reason.to_string(), lines[a.line]);
+            writeln!(out, "{mark} {:>5} {:<22} {}", a.line, a.reason.to_string(), lines[a.line])?;
         }
     } else {
-        println!("{}", result.compressed_text);
+        writeln!(out, "{}", result.compressed_text)?;
     }
+    emit(&out)?;
     if !ctx.json {
         eprintln!(
             "kompress evict: {} policy kept {}/{} tokens ({:.1}% KV saved); output has {} tokens ({:.1}% saved)",
@@ -162,16 +166,18 @@ fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let network = load_network(ctx.checkpoint.as_ref())?;
     let rows = compare_policies(&text, &ctx.question, ctx.budget, &PolicyKind::ALL, &network, ctx.seed)?;
     if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(());
+        return emit(&format!("{}\n", serde_json::to_string_pretty(&rows)?));
     }
-    println!(
+    let mut out = String::new();
+    writeln!(
+        out,
         "{:<15} {:>8} {:>8} {:>9} {:>10} {:>8} {:>8} {:>8}",
         "policy", "tokens", "kept", "KV saved", "text saved", "oracle", "entity", "quality"
-    );
+    )?;
     for row in &rows {
         let (r, m) = (&row.result, &row.metrics);
-        println!(
+        writeln!(
+            out,
             "{:<15} {:>8} {:>8} {:>8.1}% {:>9.1}% {:>8.3} {:>8.3} {:>8.3}",
             row.policy,
             r.original_tokens,
@@ -181,9 +187,9 @@ fn compare(args: CompareArgs) -> anyhow::Result<()> {
             m.oracle_recall,
             m.entity_recall,
             m.answer_quality
-        );
+        )?;
     }
-    Ok(())
+    emit(&out)
 }
 
 fn train_evict(args: TrainArgs) -> anyhow::Result<()> {
@@ -202,16 +208,17 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let network = load_network(args.checkpoint.as_ref())?;
     let rows = run_benchmark(args.seeds, args.budget, &PolicyKind::ALL, &network)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(());
+        return emit(&format!("{}\n", serde_json::to_string_pretty(&rows)?));
     }
-    println!("{} seeds, budget {}", args.seeds, args.budget);
-    println!(
+    let mut out = format!("{} seeds, budget {}\n", args.seeds, args.budget);
+    writeln!(
+        out,
         "{:<15} {:>13} {:>13} {:>14} {:>9} {:>11}",
         "policy", "oracle recall", "entity recall", "answer quality", "KV saved", "text saved"
-    );
+    )?;
     for r in &rows {
-        println!(
+        writeln!(
+            out,
             "{:<15} {:>13.3} {:>13.3} {:>14.3} {:>8.1}% {:>10.1}%",
             r.policy,
             r.oracle_recall,
@@ -219,7 +226,16 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
             r.answer_quality,
             r.kv_savings_pct,
             r.text_savings_pct
-        );
+        )?;
     }
-    Ok(())
+    emit(&out)
+}
+
+/// Writes a command's output; a reader that closes the pipe early (`| head`) ends it quietly.
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("cannot write to standard output"),
+    }
 }
