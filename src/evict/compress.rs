@@ -234,7 +234,7 @@ pub fn compare_policies(
     budget_ratio: f64,
     policies: &[PolicyKind],
     network: &EvictionNetwork,
-    seed: u64,
+    seed: u32,
 ) -> Result<Vec<PolicyComparison>> {
     let lines = pytext::splitlines(text);
     policies

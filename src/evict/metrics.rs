@@ -193,14 +193,14 @@ pub struct BenchmarkRow {
 /// of about 600 words and its question (drawn with `random.Random(seed)`, reproduced exactly), each
 /// policy compressed at `budget_ratio`, metrics averaged per policy.
 pub fn run_benchmark(
-    seeds: u64,
+    seeds: u32,
     budget_ratio: f64,
     policies: &[PolicyKind],
     network: &EvictionNetwork,
 ) -> Result<Vec<BenchmarkRow>> {
     let mut sums = vec![[0.0f64; 5]; policies.len()];
     for seed in 0..seeds {
-        let (lines, question) = generate_long_context(&mut PyRandom::new(seed), 600);
+        let (lines, question) = generate_long_context(&mut PyRandom::new(u64::from(seed)), 600);
         let text = lines.join("\n");
         let line_refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         for (sum, &kind) in sums.iter_mut().zip(policies) {

@@ -45,7 +45,7 @@ pub use records::{
     question_entities, tokenize_lines, Records, SemanticType, TokenRecord, FEATURE_DIM, PROXY_LAYER_FACTOR,
     PROXY_NOISE,
 };
-pub use rng::PyRandom;
+pub use rng::{NumpyRng, PyRandom};
 pub use simulator::generate_long_context;
 pub use train::{masked_bce_with_logits, train, TrainConfig, Trained};
 

@@ -19,7 +19,7 @@ use std::str::FromStr;
 use super::network::EvictionNetwork;
 use super::pytext;
 use super::records::{Records, SemanticType};
-use super::rng::PyRandom;
+use super::rng::NumpyRng;
 use crate::{Error, Result};
 
 /// Attention-sink tokens kept by H2O, Truncation and SnapKV (at most a tenth of the budget).
@@ -61,7 +61,7 @@ pub enum PolicyKind {
     SnapKv,
     /// Highest attention mass.
     Attention,
-    /// Uniformly random tokens (seeded).
+    /// Uniformly random tokens (seeded, as numpy draws them).
     Random,
     /// Oracle-important tokens, then the most recent ones (needs labelled records).
     Oracle,
@@ -113,7 +113,7 @@ impl PolicyKind {
         self,
         question: &str,
         network: &'n EvictionNetwork,
-        seed: u64,
+        seed: u32,
     ) -> Box<dyn EvictionPolicy + 'n> {
         match self {
             PolicyKind::Learned => Box::new(Learned { network }),
@@ -224,12 +224,13 @@ impl EvictionPolicy for SlidingWindow {
     }
 }
 
-/// Uniformly random tokens by Floyd's algorithm on a Python-compatible Mersenne Twister seeded with
-/// `seed`. The reference draws with numpy's `Generator.choice` (PCG64), which this does not
-/// reproduce: the sets differ, the distribution is the same.
+/// Uniformly random tokens: exactly the set the reference's
+/// `np.random.default_rng(seed).choice(n, b, replace=False)` draws. Each call starts from the seed
+/// (the reference's policy object keeps its generator between calls; it is built afresh per
+/// compression, so one call is what it does too).
 pub struct RandomPolicy {
     /// Seed of the draw; the same seed and context give the same set.
-    pub seed: u64,
+    pub seed: u32,
 }
 
 impl EvictionPolicy for RandomPolicy {
@@ -238,17 +239,7 @@ impl EvictionPolicy for RandomPolicy {
     }
 
     fn select(&self, records: &Records, budget: usize) -> Result<Vec<usize>> {
-        let n = records.len();
-        let b = budget.min(n);
-        let mut rng = PyRandom::new(self.seed);
-        let mut kept = BTreeSet::new();
-        for j in n - b..n {
-            let v = rng.below(j + 1);
-            if !kept.insert(v) {
-                kept.insert(j);
-            }
-        }
-        Ok(kept.into_iter().collect())
+        Ok(NumpyRng::new(self.seed).choice_set(records.len(), budget))
     }
 }
 

@@ -1,5 +1,8 @@
-//! Python's `random.Random` (MT19937 seeded by `init_by_array`), so that the reference's simulator,
-//! which draws its questions and context sizes from `random.Random(seed)`, is reproduced exactly.
+//! The reference's two random generators, reproduced bit for bit:
+//! - Python's `random.Random` (MT19937 seeded by `init_by_array`): the simulator draws its questions
+//!   and context sizes from it;
+//! - numpy's `default_rng` (SeedSequence + PCG64) and `Generator.choice(n, b, replace=False)`: the
+//!   Random policy draws its tokens from it.
 
 const N: usize = 624;
 const M: usize = 397;
@@ -125,9 +128,163 @@ impl PyRandom {
     }
 }
 
+/// numpy's `np.random.default_rng(seed)` for a seed below 2^32: PCG64 (XSL-RR 128/64) seeded
+/// through `SeedSequence`, with numpy's buffering of 32-bit draws.
+pub struct NumpyRng {
+    state: u128,
+    inc: u128,
+    /// The high half of the last 64-bit draw, returned by the next 32-bit draw.
+    spare_u32: Option<u32>,
+}
+
+/// PCG's default 128-bit LCG multiplier.
+const PCG_MULT: u128 = (2_549_297_995_355_413_924 << 64) + 4_865_540_595_714_422_341;
+
+impl NumpyRng {
+    /// `np.random.default_rng(seed)`.
+    pub fn new(seed: u32) -> Self {
+        let words = seed_sequence_state(seed);
+        let join = |hi: u64, lo: u64| (u128::from(hi) << 64) | u128::from(lo);
+        // numpy passes the state words as (seed[0] high, seed[1] low) and (inc[0] high, inc[1] low).
+        let init_state = join(words[0], words[1]);
+        let init_seq = join(words[2], words[3]);
+        let mut rng = Self { state: 0, inc: (init_seq << 1) | 1, spare_u32: None };
+        rng.step();
+        rng.state = rng.state.wrapping_add(init_state);
+        rng.step();
+        rng
+    }
+
+    fn step(&mut self) {
+        self.state = self.state.wrapping_mul(PCG_MULT).wrapping_add(self.inc);
+    }
+
+    /// The next 64-bit output (`random_raw`).
+    pub fn next_u64(&mut self) -> u64 {
+        self.step();
+        let (hi, lo) = ((self.state >> 64) as u64, self.state as u64);
+        (hi ^ lo).rotate_right((hi >> 58) as u32)
+    }
+
+    /// numpy's `next_uint32`: the low half of a 64-bit draw, then its high half.
+    fn next_u32(&mut self) -> u32 {
+        if let Some(v) = self.spare_u32.take() {
+            return v;
+        }
+        let v = self.next_u64();
+        self.spare_u32 = Some((v >> 32) as u32);
+        v as u32
+    }
+
+    /// `random_bounded_uint64(0, max)` for `max < 2^32`: uniform in `[0, max]` by Lemire's method.
+    fn bounded(&mut self, max: u32) -> u32 {
+        if max == 0 {
+            return 0;
+        }
+        if max == u32::MAX {
+            return self.next_u32();
+        }
+        let range = u64::from(max) + 1;
+        let mut m = u64::from(self.next_u32()) * range;
+        if (m as u32 as u64) < range {
+            let threshold = (u64::from(u32::MAX) - u64::from(max)) % range;
+            while (m as u32 as u64) < threshold {
+                m = u64::from(self.next_u32()) * range;
+            }
+        }
+        (m >> 32) as u32
+    }
+
+    /// The set `Generator.choice(n, size=b, replace=False)` draws (numpy then shuffles it, which
+    /// changes the order only), in ascending order. `n` must be below 2^32.
+    pub fn choice_set(&mut self, n: usize, b: usize) -> Vec<usize> {
+        let b = b.min(n);
+        if n > 10_000 && b > n / 50 {
+            // numpy's tail shuffle: a partial Fisher-Yates over the last `b` slots.
+            let mut idx: Vec<usize> = (0..n).collect();
+            for i in (n.saturating_sub(b).max(1)..n).rev() {
+                let j = self.bounded(i as u32) as usize;
+                idx.swap(i, j);
+            }
+            let mut kept = idx.split_off(n - b);
+            kept.sort_unstable();
+            return kept;
+        }
+        // Floyd's algorithm.
+        let mut kept = std::collections::BTreeSet::new();
+        for j in n - b..n {
+            let v = self.bounded(j as u32) as usize;
+            if !kept.insert(v) {
+                kept.insert(j);
+            }
+        }
+        kept.into_iter().collect()
+    }
+}
+
+/// `np.random.SeedSequence(seed).generate_state(4, np.uint64)`.
+fn seed_sequence_state(seed: u32) -> [u64; 4] {
+    const INIT_A: u32 = 0x43b0_d7e5;
+    const MULT_A: u32 = 0x931e_8875;
+    const INIT_B: u32 = 0x8b51_f9dd;
+    const MULT_B: u32 = 0x58f3_8ded;
+    const MIX_MULT_L: u32 = 0xca01_f9dd;
+    const MIX_MULT_R: u32 = 0x4973_f715;
+    let mut hash_const = INIT_A;
+    let mut hashmix = |value: u32| {
+        let mut v = value ^ hash_const;
+        hash_const = hash_const.wrapping_mul(MULT_A);
+        v = v.wrapping_mul(hash_const);
+        v ^ (v >> 16)
+    };
+    let mix = |x: u32, y: u32| {
+        let r = MIX_MULT_L.wrapping_mul(x).wrapping_sub(MIX_MULT_R.wrapping_mul(y));
+        r ^ (r >> 16)
+    };
+    // The entropy is the one word `seed`; the pool has four words.
+    let mut pool = [0u32; 4];
+    for (i, slot) in pool.iter_mut().enumerate() {
+        *slot = hashmix(if i == 0 { seed } else { 0 });
+    }
+    for src in 0..4 {
+        for dst in 0..4 {
+            if src != dst {
+                let h = hashmix(pool[src]);
+                pool[dst] = mix(pool[dst], h);
+            }
+        }
+    }
+    let mut hash_b = INIT_B;
+    let mut words = [0u32; 8];
+    for (i, w) in words.iter_mut().enumerate() {
+        let mut v = pool[i % 4] ^ hash_b;
+        hash_b = hash_b.wrapping_mul(MULT_B);
+        v = v.wrapping_mul(hash_b);
+        *w = v ^ (v >> 16);
+    }
+    std::array::from_fn(|i| u64::from(words[2 * i]) | (u64::from(words[2 * i + 1]) << 32))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::PyRandom;
+    use super::{NumpyRng, PyRandom};
+
+    #[test]
+    fn matches_numpy_default_rng() {
+        // Expected values from numpy 2.4: SeedSequence(0).generate_state(4, np.uint64),
+        // PCG64(0).random_raw(3), sorted(default_rng(s).choice(n, size=b, replace=False)).
+        assert_eq!(
+            super::seed_sequence_state(0),
+            [0xdb2cd7e7b0f478be, 0xabf4641a2c71ba49, 0x20c6ed6d9d7b8d41, 0x2c4099de223c39d4]
+        );
+        let mut r = NumpyRng::new(0);
+        let raw: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
+        assert_eq!(raw, [11749869230777074271, 4976686463289251617, 755828109848996024]);
+        assert_eq!(NumpyRng::new(0).choice_set(100, 10), [1, 3, 7, 17, 25, 29, 47, 58, 77, 81]);
+        let tail = NumpyRng::new(0).choice_set(20_000, 500);
+        assert_eq!(tail[..10], [54, 106, 125, 158, 165, 196, 291, 316, 324, 330]);
+        assert_eq!(NumpyRng::new(7).choice_set(5, 5), [0, 1, 2, 3, 4]);
+    }
 
     #[test]
     fn matches_python_random() {

@@ -55,7 +55,7 @@ pub struct ContextArgs {
     checkpoint: Option<PathBuf>,
     /// Seed of the random policy.
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    seed: u32,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -111,7 +111,7 @@ pub struct TrainArgs {
 pub struct BenchArgs {
     /// Number of simulator seeds (0..N).
     #[arg(long, default_value_t = 8)]
-    seeds: u64,
+    seeds: u32,
     /// Share of tokens to keep, in (0, 1].
     #[arg(long, default_value_t = 0.35)]
     budget: f64,
