@@ -1,0 +1,104 @@
+//! Fuzzes the pipeline without a model: arbitrary bytes become options and a text (invalid UTF-8
+//! replaced, as `--lossy` does), a deterministic model double scores chunks, and every result must
+//! hold the pipeline's guarantees: no panic, the output is the kept words in order on their own
+//! lines, a passthrough returns the input unchanged.
+
+#![no_main]
+
+use kompress::pipeline::words::words;
+use kompress::pipeline::{compress, protect, table::TableLines, ChunkScorer, CompressOptions, Mode, Reason};
+use kompress::{Result, TokenScores, WordEncoding};
+use libfuzzer_sys::fuzz_target;
+
+/// One token per 3 bytes of a word (so long words exceed small token caps), `[CLS]` ... `[SEP]`;
+/// scores from a hash of the token and its position.
+struct Double;
+
+fn mix(x: u64) -> u64 {
+    let x = (x ^ (x >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
+}
+
+impl ChunkScorer for Double {
+    fn encode(&self, words: &[&str]) -> Result<WordEncoding> {
+        let mut enc = WordEncoding { input_ids: vec![1], word_ids: vec![None] };
+        for (w, word) in words.iter().enumerate() {
+            for piece in word.as_bytes().chunks(3) {
+                enc.input_ids
+                    .push(4 + piece.iter().fold(0u32, |h, &b| h.wrapping_mul(31) ^ u32::from(b)) % 1000);
+                enc.word_ids.push(Some(w as u32));
+            }
+        }
+        enc.input_ids.push(2);
+        enc.word_ids.push(None);
+        Ok(enc)
+    }
+
+    fn score(&self, chunks: &[WordEncoding]) -> Result<Vec<TokenScores>> {
+        Ok(chunks
+            .iter()
+            .map(|enc| {
+                let score: Vec<f32> = (0..enc.len())
+                    .map(|t| (mix(u64::from(enc.input_ids[t]) << 20 | t as u64) % 1000) as f32 / 1000.0)
+                    .collect();
+                TokenScores {
+                    input_ids: enc.input_ids.clone(),
+                    word_ids: enc.word_ids.clone(),
+                    logits: score.iter().map(|&s| [0.5, s]).collect(),
+                    token_prob: score.clone(),
+                    span_score: Some(score.iter().map(|&s| 1.0 - s).collect()),
+                    score,
+                }
+            })
+            .collect())
+    }
+
+    fn max_tokens(&self) -> usize {
+        512
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&[a, b, c, d], rest)) = data.split_first_chunk::<4>() else { return };
+    let text = String::from_utf8_lossy(rest);
+    let opts = CompressOptions {
+        mode: match a % 3 {
+            0 => Mode::Card,
+            1 => Mode::Threshold(f64::from(b) / 255.0),
+            _ => Mode::Ratio(f64::from(b.max(1)) / 255.0),
+        },
+        chunk_words: 1 + usize::from(c % 64),
+        chunk_tokens: 3 + usize::from(d % 64),
+        batch_size: 1 + usize::from(a / 3 % 4),
+        min_words: usize::from(b % 8),
+        protect_words: c & 0x80 != 0,
+        protect_tables: d & 0x80 != 0,
+        explain: true,
+    };
+    let r = compress(&Double, &text, &opts).expect("valid options never fail");
+    let decisions = r.words.as_ref().unwrap();
+    let input: Vec<_> = words(&text).collect();
+    assert_eq!(decisions.len(), input.len());
+    assert_eq!(r.original_words, input.len());
+    if r.passthrough {
+        assert_eq!(r.compressed, text);
+        return;
+    }
+    let kept: Vec<_> = decisions.iter().filter(|d| d.kept).collect();
+    let out: Vec<_> = words(&r.compressed).collect();
+    assert_eq!(out.len(), kept.len());
+    assert_eq!(r.kept_words, kept.len());
+    let tables = TableLines::find(&text);
+    for (i, (o, k)) in out.iter().zip(&kept).enumerate() {
+        assert_eq!(o.text, k.word);
+        if i > 0 {
+            assert_eq!(o.line != out[i - 1].line, k.line != kept[i - 1].line);
+        }
+    }
+    for d in decisions {
+        let protected = (opts.protect_words && protect::must_keep(&d.word))
+            || (opts.protect_tables && tables.contains(d.line));
+        assert!(d.kept || !protected, "{d:?}");
+        assert_eq!(d.score.is_none(), d.reason == Reason::Unscored, "{d:?}");
+    }
+});
