@@ -8,6 +8,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use super::cpu_attention::CpuAttention;
 use super::linear;
 use super::rope::RopeTables;
 use crate::config::{Config, LayerKind};
@@ -24,6 +25,7 @@ const MASKED: f32 = -1e30;
 pub struct AttentionContext {
     pub batch: usize,
     pub seq_len: usize,
+    lengths: Vec<usize>,
     /// Present when the batch is ragged: the layers then run on the real tokens only.
     packing: Option<Packing>,
     pub global_rope: RopeTables,
@@ -76,6 +78,7 @@ impl AttentionContext {
         Ok(Self {
             batch: lengths.len(),
             seq_len,
+            lengths: lengths.to_vec(),
             packing: Packing::new(lengths, seq_len, device)?,
             global_rope: RopeTables::new(cfg.global_rope_theta, hd, seq_len, dtype, device)?,
             local_rope: RopeTables::new(cfg.local_rope_theta, hd, seq_len, dtype, device)?,
@@ -177,6 +180,8 @@ pub struct Attention {
     window: usize,
     /// [`SCORE_BUDGET`], lowered by tests to exercise the chunked paths on small inputs.
     score_budget: usize,
+    /// Use the fused kernel for f32 on the CPU (switched off by tests to check it against the ops).
+    fused: bool,
 }
 
 impl Attention {
@@ -195,21 +200,28 @@ impl Attention {
             head_dim: cfg.head_dim(),
             window: cfg.sliding_window,
             score_budget: SCORE_BUDGET,
+            fused: true,
         })
     }
 
     /// `x`: `[rows, hidden]`, packed when `ctx.packing` is set, else `[batch * seq, hidden]`.
     pub fn forward(&self, x: &Tensor, ctx: &AttentionContext) -> Result<Tensor> {
         let (q, k, v) = self.project(x, ctx)?;
-        let out = match (self.kind, &ctx.local) {
-            (LayerKind::Global, _) => self.global(&q, &k, &v, ctx.global_mask.as_ref())?,
-            (LayerKind::Local, LocalMask::Full(mask)) => attend(&q, &k, &v, Some(mask))?,
-            (LayerKind::Local, LocalMask::Blocked { mask, blocks }) => {
-                self.blocked(&q, &k, &v, mask, *blocks)?
-            }
+        let out = if self.fused && q.device().is_cpu() && q.dtype() == DType::F32 {
+            let window = (self.kind == LayerKind::Local).then_some(self.window);
+            q.apply_op3_no_bwd(&k, &v, &CpuAttention { lengths: ctx.lengths.clone(), window })?
+        } else {
+            let out = match (self.kind, &ctx.local) {
+                (LayerKind::Global, _) => self.global(&q, &k, &v, ctx.global_mask.as_ref())?,
+                (LayerKind::Local, LocalMask::Full(mask)) => attend(&q, &k, &v, Some(mask))?,
+                (LayerKind::Local, LocalMask::Blocked { mask, blocks }) => {
+                    self.blocked(&q, &k, &v, mask, *blocks)?
+                }
+            };
+            out.transpose(1, 2)?
         };
         drop((q, k, v));
-        let out = out.transpose(1, 2)?.reshape((ctx.batch * ctx.seq_len, x.dim(1)?))?;
+        let out = out.reshape((ctx.batch * ctx.seq_len, x.dim(1)?))?;
         linear(&ctx.packed(out)?, &self.wo)
     }
 
@@ -299,8 +311,8 @@ fn fold(x: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
 
-    /// Chunked global attention and grouped local blocks give what one-shot attention gives, with
-    /// and without padding.
+    /// Chunked global attention, grouped local blocks and the fused CPU kernel give what one-shot
+    /// attention gives, on a ragged batch.
     #[test]
     fn chunking_does_not_change_results() {
         let cfg = Config::from_json(
@@ -313,12 +325,16 @@ mod tests {
         let x = Tensor::randn(0f32, 1.0, (lengths.iter().sum::<usize>(), 32), &Device::Cpu).unwrap();
         for kind in [LayerKind::Global, LayerKind::Local] {
             let mut attn = Attention::new(&cfg, kind, &w, "layer", DType::F32).unwrap();
+            let fused = attn.forward(&x, &ctx).unwrap();
+            attn.fused = false;
             let whole = attn.forward(&x, &ctx).unwrap();
             attn.score_budget = 1; // one query (global) or one block (local) at a time
             let chunked = attn.forward(&x, &ctx).unwrap();
-            let diff =
-                (whole - chunked).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(diff < 1e-6, "{kind:?}: {diff}");
+            for (what, other) in [("chunked", chunked), ("fused", fused)] {
+                let diff =
+                    (&whole - other).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(diff < 1e-5, "{kind:?} {what}: {diff}");
+            }
         }
     }
 }
