@@ -198,6 +198,9 @@ pub fn run_benchmark(
     policies: &[PolicyKind],
     network: &EvictionNetwork,
 ) -> Result<Vec<BenchmarkRow>> {
+    if seeds == 0 {
+        return Err(crate::Error::Invalid("the benchmark needs at least one seed".into()));
+    }
     let mut sums = vec![[0.0f64; 5]; policies.len()];
     for seed in 0..seeds {
         let (lines, question) = generate_long_context(&mut PyRandom::new(u64::from(seed)), 600);
@@ -212,7 +215,7 @@ pub fn run_benchmark(
             sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
         }
     }
-    let mean = |s: f64| s / seeds.max(1) as f64;
+    let mean = |s: f64| s / f64::from(seeds);
     Ok(policies
         .iter()
         .zip(sums)

@@ -92,7 +92,10 @@ impl PyRandom {
         (a * 67_108_864.0 + b) * (1.0 / 9_007_199_254_740_992.0)
     }
 
-    /// `random._randbelow(n)` for `0 < n < 2^32`: rejection sampling on `n.bit_length()` bits.
+    /// `random._randbelow(n)`: rejection sampling on `n.bit_length()` bits.
+    ///
+    /// # Panics
+    /// If `n` is 0 or not below 2^32.
     pub fn below(&mut self, n: usize) -> usize {
         assert!(n > 0 && n <= u32::MAX as usize, "below() needs 0 < n < 2^32");
         let k = usize::BITS - n.leading_zeros();
@@ -110,6 +113,9 @@ impl PyRandom {
     }
 
     /// `random.choice(items)`.
+    ///
+    /// # Panics
+    /// If `items` is empty.
     pub fn choice<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
@@ -196,8 +202,12 @@ impl NumpyRng {
     }
 
     /// The set `Generator.choice(n, size=b, replace=False)` draws (numpy then shuffles it, which
-    /// changes the order only), in ascending order. `n` must be below 2^32.
+    /// changes the order only), in ascending order.
+    ///
+    /// # Panics
+    /// If `n` is not below 2^32.
     pub fn choice_set(&mut self, n: usize, b: usize) -> Vec<usize> {
+        assert!(u32::try_from(n).is_ok(), "choice_set needs n < 2^32");
         let b = b.min(n);
         if n > 10_000 && b > n / 50 {
             // numpy's tail shuffle: a partial Fisher-Yates over the last `b` slots.
