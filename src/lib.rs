@@ -11,6 +11,7 @@ pub mod error;
 pub mod evict;
 pub mod heads;
 pub mod hub;
+mod kernels;
 pub mod model;
 pub mod modernbert;
 pub mod pipeline;

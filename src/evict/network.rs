@@ -8,56 +8,13 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 use super::records::FEATURE_DIM;
+use crate::kernels::gelu::GeluErf;
 use crate::{Error, Result};
 
 /// Hidden width of the network.
 pub const HIDDEN_DIM: usize = 64;
 /// PyTorch's `nn.LayerNorm` default epsilon.
 const LN_EPS: f64 = 1e-5;
-
-/// PyTorch's `nn.GELU()` (the erf form) on f32 CPU tensors, with a branch-free rational erf that the
-/// compiler vectorises. candle's `gelu_erf` calls libm's `erff` per element, which made GELU a third
-/// of the scoring time; this stays within 2e-6 of it, relative beyond 1 (tested).
-struct GeluErf;
-
-impl candle_core::CustomOp1 for GeluErf {
-    fn name(&self) -> &'static str {
-        "gelu-erf-rational"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let (candle_core::CpuStorage::F32(data), Some((start, end))) = (storage, layout.contiguous_offsets())
-        else {
-            candle_core::bail!("gelu-erf-rational needs a contiguous f32 tensor")
-        };
-        let out = data[start..end]
-            .iter()
-            .map(|&x| 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)))
-            .collect();
-        Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
-    }
-}
-
-/// erf in f32 as Eigen computes it (`generic_fast_erf_float`): an odd rational function of the
-/// input clamped to [-4, 4], beyond which erf is ±1 in single precision.
-#[inline]
-fn erf(x: f32) -> f32 {
-    let x = x.clamp(-4.0, 4.0);
-    let x2 = x * x;
-    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
-    for c in [-2.101_024e-6, -5.692_506_4e-5, -7.349_906_3e-4, -2.954_6e-3, -1.609_603_3e-2] {
-        p = x2 * p + c;
-    }
-    let mut q = x2 * -1.456_607_2e-5 - 2.133_740_6e-4;
-    for c in [-1.682_827e-3, -7.373_329e-3, -1.426_474e-2] {
-        q = x2 * q + c;
-    }
-    x * p / q
-}
 
 /// This crate's trained weights (see `weights/README.md` for the command and seed).
 const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../weights/evict-default.safetensors");
@@ -210,17 +167,6 @@ impl EvictionNetwork {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rational_gelu_matches_candle_gelu_erf() -> Result<()> {
-        let xs = Tensor::arange(-12_000f32, 12_000.0, &Device::Cpu)?.affine(1e-3, 0.0)?;
-        let ours: Vec<f32> = xs.apply_op1_no_bwd(&GeluErf)?.to_vec1()?;
-        let libm: Vec<f32> = xs.gelu_erf()?.to_vec1()?;
-        // Absolute error for small outputs, relative (a couple of ulps) for large ones.
-        let worst = ours.iter().zip(&libm).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
-        assert!(worst < 2e-6, "max |gelu - gelu_erf| / max(1, |gelu_erf|) = {worst}");
-        Ok(())
-    }
 
     #[test]
     fn training_forward_matches_the_fused_inference_forward() -> Result<()> {

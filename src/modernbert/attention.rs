@@ -8,10 +8,10 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::cpu_attention::CpuAttention;
 use super::linear;
 use super::rope::RopeTables;
 use crate::config::{Config, LayerKind};
+use crate::kernels::attention::CpuAttention;
 use crate::weights::Weights;
 use crate::Result;
 

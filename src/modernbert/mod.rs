@@ -3,7 +3,6 @@
 //! LayerNorm. No biases anywhere, exact-erf GELU, weights named as in the v1 checkpoints.
 
 mod attention;
-mod cpu_attention;
 mod rope;
 
 use candle_core::{DType, Device, Tensor};
@@ -12,6 +11,7 @@ use attention::Attention;
 pub use attention::AttentionContext;
 
 use crate::config::Config;
+use crate::kernels::gelu::GeGlu;
 use crate::weights::Weights;
 use crate::Result;
 
@@ -67,40 +67,6 @@ impl Mlp {
         };
         drop(wi);
         linear(&hidden, &self.wo)
-    }
-}
-
-/// `gelu(input) * gate` over `[.., 2 * n]` -> `[.., n]` in one pass on the CPU (f32): no strided
-/// half-views, no intermediate GELU tensor (37 MB at 8192 tokens). Other devices and dtypes use the
-/// same formula through candle's ops, with the same erf.
-struct GeGlu;
-
-impl candle_core::CustomOp1 for GeGlu {
-    fn name(&self) -> &'static str {
-        "geglu"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        use rayon::prelude::*;
-        let (candle_core::CpuStorage::F32(data), Some((start, end))) = (storage, layout.contiguous_offsets())
-        else {
-            candle_core::bail!("geglu: expects a contiguous f32 tensor")
-        };
-        let mut dims = layout.dims().to_vec();
-        let n = dims[dims.len() - 1] / 2;
-        let mut out = vec![0f32; (end - start) / 2];
-        out.par_chunks_mut(n).zip(data[start..end].par_chunks(2 * n)).for_each(|(out, row)| {
-            let (input, gate) = row.split_at(n);
-            for ((o, &x), &g) in out.iter_mut().zip(input).zip(gate) {
-                *o = (candle_core::cpu::erf::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2) + 1.) * 0.5 * x * g;
-            }
-        });
-        *dims.last_mut().expect("geglu input has a last dim") = n;
-        Ok((candle_core::CpuStorage::F32(out), candle_core::Shape::from_dims(&dims)))
     }
 }
 

@@ -2,7 +2,7 @@
 //! computing its scores, softmax and output with single-threaded GEMMs in a scratch buffer the size
 //! of one block's scores.
 //!
-//! Compared with candle's ops (still used for other dtypes and devices, see `attention.rs`) this
+//! Compared with candle's ops (still used for other dtypes and devices, see `modernbert/attention.rs`) this
 //! spreads small products over the cores instead of threading each one, never materialises more
 //! than a block of scores per task, skips padded queries and keys entirely, and writes the output
 //! directly in the `[batch, seq, heads, head_dim]` layout that the output projection reads.
@@ -10,6 +10,8 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape};
 use gemm::Parallelism;
 use rayon::prelude::*;
+
+use super::f32_input;
 
 /// Queries per task.
 const BLOCK: usize = 64;
@@ -28,13 +30,6 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
-fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (CpuStorage::F32(data), Some((start, end))) => Ok(&data[start..end]),
-        _ => candle_core::bail!("cpu attention: expects contiguous f32 tensors"),
-    }
-}
-
 impl CustomOp3 for CpuAttention {
     fn name(&self) -> &'static str {
         "kompress-cpu-attention"
@@ -49,7 +44,8 @@ impl CustomOp3 for CpuAttention {
         v_s: &CpuStorage,
         v_l: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (q, k, v) = (f32_slice(q_s, q_l)?, f32_slice(k_s, k_l)?, f32_slice(v_s, v_l)?);
+        let name = "cpu attention";
+        let (q, k, v) = (f32_input(q_s, q_l, name)?, f32_input(k_s, k_l, name)?, f32_input(v_s, v_l, name)?);
         let &[b, h, t, d] = q_l.dims() else { candle_core::bail!("cpu attention: q must be 4-d") };
         if k_l.dims() != q_l.dims() || v_l.dims() != q_l.dims() || self.lengths.len() != b {
             candle_core::bail!("cpu attention: q, k, v and lengths disagree")
