@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Tensor, D};
 
-use crate::modernbert::linear;
+use crate::modernbert::{linear, transposed};
 use crate::weights::Weights;
 use crate::Result;
 
@@ -34,7 +34,7 @@ impl Heads {
             false => None,
         };
         Ok(Self {
-            token_w: w.get(&[2, hidden], "token_head.weight", DType::F32)?,
+            token_w: transposed(w.get(&[2, hidden], "token_head.weight", DType::F32)?)?,
             token_b: w.get(&[2], "token_head.bias", DType::F32)?,
             span,
         })
@@ -67,7 +67,7 @@ impl Heads {
 /// zero-padded sequence shifted by that tap: no unfolded `k x` copy of the hidden state is made
 /// (126 MB at 8192 tokens).
 struct SpanHead {
-    /// One `[out, in]` matrix per tap.
+    /// One `[in, out]` matrix per tap.
     w1: Vec<Tensor>,
     b1: Tensor,
     w2: Vec<Tensor>,
@@ -94,9 +94,9 @@ impl SpanHead {
     }
 }
 
-/// Conv1d weight `[out, in, k]` -> `k` contiguous `[out, in]` matrices.
+/// Conv1d weight `[out, in, k]` -> `k` matrices `[in, out]`, as [`linear`] takes them.
 fn taps(weight: &Tensor) -> Result<Vec<Tensor>> {
-    (0..weight.dim(2)?).map(|j| Ok(weight.narrow(2, j, 1)?.squeeze(2)?.contiguous()?)).collect()
+    (0..weight.dim(2)?).map(|j| transposed(weight.narrow(2, j, 1)?.squeeze(2)?)).collect()
 }
 
 /// Same-padded Conv1d along dim 1 of `[batch, seq, in]`: `sum_j x[t + j - k/2] W_j^T + bias`.

@@ -4,6 +4,7 @@
 
 pub(crate) mod attention;
 pub(crate) mod gelu;
+pub(crate) mod linear;
 
 use candle_core::{CpuStorage, Layout};
 

@@ -8,8 +8,8 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::linear;
 use super::rope::RopeTables;
+use super::{linear, transposed};
 use crate::config::{Config, LayerKind};
 use crate::kernels::attention::CpuAttention;
 use crate::weights::Weights;
@@ -191,10 +191,11 @@ impl Attention {
         // 1/sqrt(head_dim) folded into the query rows: RoPE is linear, so this equals scaling the
         // scores, without a pass over them (exact for power-of-two head sizes).
         let scale = 1.0 / (cfg.head_dim() as f64).sqrt();
-        let wqkv = Tensor::cat(&[(wqkv.narrow(0, 0, h)? * scale)?, wqkv.narrow(0, h, 2 * h)?], 0)?;
+        let wqkv =
+            transposed(Tensor::cat(&[(wqkv.narrow(0, 0, h)? * scale)?, wqkv.narrow(0, h, 2 * h)?], 0)?)?;
         Ok(Self {
             wqkv,
-            wo: w.get(&[h, h], &format!("{prefix}.Wo.weight"), dtype)?,
+            wo: transposed(w.get(&[h, h], &format!("{prefix}.Wo.weight"), dtype)?)?,
             kind,
             heads: cfg.num_attention_heads,
             head_dim: cfg.head_dim(),

