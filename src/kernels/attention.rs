@@ -8,10 +8,9 @@
 //! directly in the `[batch, seq, heads, head_dim]` layout that the output projection reads.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape};
-use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::f32_input;
+use super::{f32_input, gemm_into, SharedOut};
 
 /// Queries per task.
 const BLOCK: usize = 64;
@@ -22,13 +21,6 @@ pub struct CpuAttention {
     pub lengths: Vec<usize>,
     pub window: Option<usize>,
 }
-
-/// A pointer that tasks share to write disjoint rows of the output.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: every task writes only the rows of its own (sequence, head, query block).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
 
 impl CustomOp3 for CpuAttention {
     fn name(&self) -> &'static str {
@@ -51,7 +43,7 @@ impl CustomOp3 for CpuAttention {
             candle_core::bail!("cpu attention: q, k, v and lengths disagree")
         }
         let mut out = vec![0f32; b * t * h * d];
-        let ptr = OutPtr(out.as_mut_ptr());
+        let ptr = SharedOut(out.as_mut_ptr());
         let blocks = t.div_ceil(BLOCK);
         (0..b * h * blocks).into_par_iter().for_each_init(Vec::new, |scores, task| {
             let (seq, head, block) = (task / (h * blocks), task / blocks % h, task % blocks);
@@ -84,7 +76,7 @@ impl Job {
         q: *const f32,
         k: *const f32,
         v: *const f32,
-        out: OutPtr,
+        out: SharedOut,
         scores: &mut Vec<f32>,
     ) {
         let q1 = (q0 + BLOCK).min(self.len);
@@ -97,28 +89,9 @@ impl Job {
         };
         let (nq, nk, d) = (q1 - q0, k1 - k0, self.d);
         scores.resize(nq * nk, 0.0);
+        let (nk_, d_) = (nk as isize, d as isize);
         // scores[i][j] = q[q0 + i] . k[k0 + j]
-        gemm::gemm(
-            nq,
-            nk,
-            d,
-            scores.as_mut_ptr(),
-            1,
-            nk as isize,
-            false,
-            q.add(q0 * d),
-            1,
-            d as isize,
-            k.add(k0 * d),
-            d as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        );
+        gemm_into(nq, nk, d, (scores.as_mut_ptr(), nk_, 1), (q.add(q0 * d), d_, 1), (k.add(k0 * d), 1, d_));
         for (i, row) in scores.chunks_mut(nk).enumerate() {
             let (lo, hi) = match self.window {
                 None => (0, nk),
@@ -127,28 +100,14 @@ impl Job {
             softmax_in(row, lo, hi);
         }
         // out[seq, q0 + i, head, :] = sum_j scores[i][j] v[k0 + j]
-        let row_stride = (self.h * d) as isize;
-        let dst = out.0.add(((self.seq * self.t + q0) * self.h + self.head) * d);
-        gemm::gemm(
+        let dst = out.at(((self.seq * self.t + q0) * self.h + self.head) * d);
+        gemm_into(
             nq,
             d,
             nk,
-            dst,
-            1,
-            row_stride,
-            false,
-            scores.as_ptr(),
-            1,
-            nk as isize,
-            v.add(k0 * d),
-            1,
-            d as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
+            (dst, (self.h * d) as isize, 1),
+            (scores.as_ptr(), nk_, 1),
+            (v.add(k0 * d), d_, 1),
         );
     }
 }

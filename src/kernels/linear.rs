@@ -4,31 +4,15 @@
 //! quarter of its time packing and spinning.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
-use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::f32_input;
+use super::{f32_input, gemm_into, SharedOut};
 
 /// Output columns per task (of 48, 96 and 192, the fastest at 128 and 2048 rows).
 const COLUMNS: usize = 48;
 
 /// `[rows, in] @ [in, out]`, both contiguous.
 pub struct CpuLinear;
-
-/// The output pointer, shared by tasks that write disjoint column ranges.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: each task writes only its own columns.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// A method, so that closures capture the whole (Send) wrapper rather than its raw field.
-    fn at(self, offset: usize) -> *mut f32 {
-        // SAFETY: callers stay inside the output buffer.
-        unsafe { self.0.add(offset) }
-    }
-}
 
 impl CustomOp2 for CpuLinear {
     fn name(&self) -> &'static str {
@@ -50,33 +34,21 @@ impl CustomOp2 for CpuLinear {
             candle_core::bail!("cpu linear: [{rows}, {inner}] @ [{inner_w}, {cols}]")
         }
         let mut out = vec![0f32; rows * cols];
-        let ptr = OutPtr(out.as_mut_ptr());
+        let ptr = SharedOut(out.as_mut_ptr());
         (0..cols.div_ceil(COLUMNS)).into_par_iter().for_each(|task| {
             let first = task * COLUMNS;
             let n = COLUMNS.min(cols - first);
             // SAFETY: x is [rows, inner], w is [inner, cols], out is [rows, cols]; this task reads
             // and writes columns first..first + n only.
             unsafe {
-                gemm::gemm(
+                let (inner_, cols_) = (inner as isize, cols as isize);
+                gemm_into(
                     rows,
                     n,
                     inner,
-                    ptr.at(first),
-                    1,
-                    cols as isize,
-                    false,
-                    x.as_ptr(),
-                    1,
-                    inner as isize,
-                    w.as_ptr().add(first),
-                    1,
-                    cols as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    Parallelism::None,
+                    (ptr.at(first), cols_, 1),
+                    (x.as_ptr(), inner_, 1),
+                    (w.as_ptr().add(first), cols_, 1),
                 )
             }
         });

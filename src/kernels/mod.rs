@@ -15,3 +15,61 @@ fn f32_input<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> candle_c
         _ => candle_core::bail!("{op}: expects a contiguous f32 tensor"),
     }
 }
+
+/// A row-major view for [`gemm_into`]: first element, then the strides (in elements) between rows
+/// and between columns.
+type View<P> = (P, isize, isize);
+
+/// `dst = lhs @ rhs` for an `m x k` by `k x n` product, single-threaded (the kernels parallelise
+/// over their own tasks).
+///
+/// # Safety
+/// Each view must address `m x k`, `k x n` and `m x n` valid f32 elements; `dst` must not overlap the
+/// inputs nor be written by another thread meanwhile.
+unsafe fn gemm_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: View<*mut f32>,
+    lhs: View<*const f32>,
+    rhs: View<*const f32>,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst.0,
+        dst.2,
+        dst.1,
+        false,
+        lhs.0,
+        lhs.2,
+        lhs.1,
+        rhs.0,
+        rhs.2,
+        rhs.1,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    )
+}
+
+/// An output buffer shared by tasks that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: the kernels give every task its own rows or columns of the buffer.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// A method, so that closures capture the whole (Send) wrapper rather than its raw field.
+    ///
+    /// # Safety
+    /// `offset` must stay inside the buffer.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        self.0.add(offset)
+    }
+}
