@@ -59,9 +59,10 @@ impl Mlp {
             (Device::Cpu, DType::F32) => wi.apply_op1_no_bwd(&GeGlu)?,
             _ => {
                 let last = wi.rank() - 1;
+                // Contiguous halves: GPU kernels are not all written for strided inputs.
                 let (input, gate) = (
-                    wi.narrow(last, 0, self.intermediate)?,
-                    wi.narrow(last, self.intermediate, self.intermediate)?,
+                    wi.narrow(last, 0, self.intermediate)?.contiguous()?,
+                    wi.narrow(last, self.intermediate, self.intermediate)?.contiguous()?,
                 );
                 (input.gelu_erf()? * gate)?
             }
