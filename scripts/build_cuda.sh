@@ -37,4 +37,4 @@ if [ -z "${CUDA_ROOT:-}" ] && ! command -v nvcc >/dev/null 2>&1; then
 fi
 
 cargo build --release --features cuda
-echo "built target/release/kompress with CUDA (compute capability $CUDA_COMPUTE_CAP)"
+echo "built ${CARGO_TARGET_DIR:-target}/release/kompress with CUDA (compute capability $CUDA_COMPUTE_CAP)"
