@@ -6,6 +6,8 @@
 //! in the sequence length. Global layers process queries in chunks so that one chunk's scores stay
 //! under [`SCORE_BUDGET`] elements.
 
+use std::cell::OnceCell;
+
 use candle_core::{DType, Device, Tensor};
 
 use super::rope::RopeTables;
@@ -30,9 +32,11 @@ pub struct AttentionContext {
     packing: Option<Packing>,
     pub global_rope: RopeTables,
     pub local_rope: RopeTables,
-    /// `[batch, 1, 1, seq]` additive key-padding mask, absent when no sequence is padded.
-    global_mask: Option<Tensor>,
-    local: LocalMask,
+    /// The half window of local layers.
+    window: usize,
+    device: Device,
+    /// Built on first use by the candle-ops path.
+    masks: OnceCell<Masks>,
 }
 
 /// The masks of the local layers.
@@ -44,7 +48,8 @@ enum LocalMask {
 }
 
 impl AttentionContext {
-    /// Builds the tables and masks for sequences padded to `seq_len`, with real `lengths`.
+    /// Builds the RoPE tables and row maps for sequences padded to `seq_len`, with real `lengths`.
+    /// The masks of the candle-ops path are built on first use: the fused CPU kernel needs none.
     pub fn new(
         cfg: &Config,
         lengths: &[usize],
@@ -53,8 +58,38 @@ impl AttentionContext {
         device: &Device,
     ) -> Result<Self> {
         let hd = cfg.head_dim();
-        let w = cfg.sliding_window;
-        let global_mask = if lengths.iter().all(|&l| l == seq_len) {
+        Ok(Self {
+            batch: lengths.len(),
+            seq_len,
+            lengths: lengths.to_vec(),
+            window: cfg.sliding_window,
+            device: device.clone(),
+            packing: Packing::new(lengths, seq_len, device)?,
+            global_rope: RopeTables::new(cfg.global_rope_theta, hd, seq_len, dtype, device)?,
+            local_rope: RopeTables::new(cfg.local_rope_theta, hd, seq_len, dtype, device)?,
+            masks: OnceCell::new(),
+        })
+    }
+
+    fn masks(&self) -> Result<&Masks> {
+        if let Some(masks) = self.masks.get() {
+            return Ok(masks);
+        }
+        let masks = Masks::new(&self.lengths, self.seq_len, self.window, &self.device)?;
+        Ok(self.masks.get_or_init(|| masks))
+    }
+}
+
+/// The additive masks of the candle-ops attention path.
+struct Masks {
+    /// `[batch, 1, 1, seq]` key-padding mask, absent when no sequence is padded.
+    global: Option<Tensor>,
+    local: LocalMask,
+}
+
+impl Masks {
+    fn new(lengths: &[usize], seq_len: usize, w: usize, device: &Device) -> Result<Self> {
+        let global = if lengths.iter().all(|&l| l == seq_len) {
             None
         } else {
             let mask = build_mask(lengths, 1, seq_len, |_, k, len| k < len);
@@ -75,16 +110,7 @@ impl AttentionContext {
                 blocks,
             }
         };
-        Ok(Self {
-            batch: lengths.len(),
-            seq_len,
-            lengths: lengths.to_vec(),
-            packing: Packing::new(lengths, seq_len, device)?,
-            global_rope: RopeTables::new(cfg.global_rope_theta, hd, seq_len, dtype, device)?,
-            local_rope: RopeTables::new(cfg.local_rope_theta, hd, seq_len, dtype, device)?,
-            global_mask,
-            local,
-        })
+        Ok(Self { global, local })
     }
 }
 
@@ -212,8 +238,9 @@ impl Attention {
             let window = (self.kind == LayerKind::Local).then_some(self.window);
             q.apply_op3_no_bwd(&k, &v, &CpuAttention { lengths: ctx.lengths.clone(), window })?
         } else {
-            let out = match (self.kind, &ctx.local) {
-                (LayerKind::Global, _) => self.global(&q, &k, &v, ctx.global_mask.as_ref())?,
+            let masks = ctx.masks()?;
+            let out = match (self.kind, &masks.local) {
+                (LayerKind::Global, _) => self.global(&q, &k, &v, masks.global.as_ref())?,
                 (LayerKind::Local, LocalMask::Full(mask)) => attend(&q, &k, &v, Some(mask))?,
                 (LayerKind::Local, LocalMask::Blocked { mask, blocks }) => {
                     self.blocked(&q, &k, &v, mask, *blocks)?
