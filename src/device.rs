@@ -129,11 +129,6 @@ impl DTypeChoice {
     }
 }
 
-/// A short name for a dtype, as the CLI prints it.
-pub fn dtype_name(dtype: DType) -> &'static str {
-    dtype.as_str()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
