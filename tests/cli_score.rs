@@ -2,27 +2,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::*;
 
 fn kompress(args: &[&str], stdin: &[u8]) -> Output {
-    kompress_env(args, &[], stdin)
-}
-
-fn kompress_env(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kompress"))
-        .args(args)
-        .env_remove("HF_HUB_OFFLINE")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    run_kompress(args, &[], stdin)
 }
 
 fn score_json(model: &str, text: &str) -> serde_json::Value {
@@ -76,7 +61,7 @@ fn bad_input_fails_cleanly() {
     assert_clean_failure(&kompress(&["score", "--model", v4, "/nonexistent/file"], b""), "/nonexistent/file");
     assert_clean_failure(&kompress(&["score", "--model", "/nonexistent/dir", "--offline"], b"x"), "offline");
     let env = [("HF_HUB_OFFLINE", "1"), ("HF_HOME", "/nonexistent")];
-    let out = kompress_env(&["score", "--model", "org/not-cached"], &env, b"x");
+    let out = run_kompress(&["score", "--model", "org/not-cached"], &env, b"x");
     assert_clean_failure(&out, "holds no merged.pt or model.safetensors of org/not-cached@main");
     // A bad flag value is a usage error from clap: one error line, then its usual hint.
     let out = kompress(&["score", "--model", v4, "--device", "tpu"], b"x");

@@ -1,21 +1,15 @@
 //! The `evict`, `compare`, `train-evict` and `evict-bench` commands, end to end.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::path::PathBuf;
+use std::process::Output;
+
+use common::run_kompress;
 use serde_json::Value;
 
 fn kompress(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kompress"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary runs");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    run_kompress(args, &[], stdin)
 }
 
 fn fixture(name: &str) -> String {

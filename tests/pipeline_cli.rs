@@ -3,25 +3,16 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::*;
 use serde_json::Value;
 
 fn kompress(args: &[&str], stdin: &[u8]) -> Output {
     let model = model_dir("v5");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kompress"))
-        .args(["compress", "--device", "cpu", "--model", model.to_str().unwrap()])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A command that fails on its arguments exits without reading its input: ignore the broken pipe.
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    child.wait_with_output().unwrap()
+    let mut full = vec!["compress", "--device", "cpu", "--model", model.to_str().unwrap()];
+    full.extend_from_slice(args);
+    run_kompress(&full, &[], stdin)
 }
 
 fn ok(out: Output) -> String {

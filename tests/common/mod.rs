@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 
 use serde::Deserialize;
 
@@ -45,4 +47,21 @@ pub fn expected(model: &str) -> std::collections::BTreeMap<String, Expected> {
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Runs the `kompress` binary with `args`, extra environment and `stdin`, and collects its output.
+/// HF_HUB_OFFLINE is cleared so that the caller's environment cannot change what is tested.
+pub fn run_kompress(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kompress"))
+        .args(args)
+        .env_remove("HF_HUB_OFFLINE")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the kompress binary runs");
+    // A command that fails on its arguments exits without reading its input: ignore the broken pipe.
+    let _ = child.stdin.take().expect("stdin is piped").write_all(stdin);
+    child.wait_with_output().expect("the kompress binary finishes")
 }
