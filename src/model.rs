@@ -125,7 +125,7 @@ impl Kompress {
 
     /// The longest sequence (in tokens, specials included) the model accepts.
     pub fn max_tokens(&self) -> usize {
-        self.config().max_position_embeddings
+        self.scorer.max_tokens()
     }
 
     /// Scores the whitespace words of `text` (line by line) as one sequence. Text without any word
@@ -177,6 +177,7 @@ impl Scorer {
         self.encoder.dtype()
     }
 
+    /// The longest sequence (in tokens, specials included) the model accepts.
     pub fn max_tokens(&self) -> usize {
         self.config().max_position_embeddings
     }
