@@ -85,11 +85,6 @@ impl Weights {
         &self.device
     }
 
-    /// The checkpoint's path, as given.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
     /// Whether the checkpoint holds a tensor of this (v1) name.
     pub fn contains(&self, name: &str) -> bool {
         matches!(self.store, Store::Random { .. }) || self.entries.contains_key(name)

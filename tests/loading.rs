@@ -24,6 +24,14 @@ fn copy_model(name: &str, tag: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Replaces `from` by `to` in a copied model's config.json; `from` must be there.
+fn edit_config(dir: &Path, from: &str, to: &str) {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "config.json has no {from}");
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
 fn load_err(dir: &Path) -> Error {
     match Kompress::from_dir(dir, &LoadOptions::default()) {
         Ok(_) => panic!("{} loaded", dir.display()),
@@ -75,13 +83,10 @@ fn corrupt_merged_pt() {
 
 #[test]
 fn wrong_shape_names_tensor_and_both_shapes() {
-    // The config says 4 heads of 8 with 40 hidden units, the weights hold 32: every tensor mismatches,
-    // and the first one checked is named.
+    // The config says 40 hidden units, the weights hold 32: every tensor mismatches, and the first
+    // one checked is named.
     let dir = copy_model("v4", "shape");
-    let cfg = std::fs::read_to_string(dir.join("config.json"))
-        .unwrap()
-        .replace("\"hidden_size\": 32", "\"hidden_size\": 40");
-    std::fs::write(dir.join("config.json"), cfg).unwrap();
+    edit_config(&dir, "\"hidden_size\": 32", "\"hidden_size\": 40");
     match load_err(&dir) {
         Error::TensorShape { name, expected, found, .. } => {
             assert_eq!(name, "encoder.embeddings.tok_embeddings.weight");
@@ -94,10 +99,7 @@ fn wrong_shape_names_tensor_and_both_shapes() {
 #[test]
 fn missing_tensor_is_named() {
     let dir = copy_model("v4", "missing");
-    let cfg = std::fs::read_to_string(dir.join("config.json"))
-        .unwrap()
-        .replace("\"num_hidden_layers\": 4", "\"num_hidden_layers\": 5");
-    std::fs::write(dir.join("config.json"), cfg).unwrap();
+    edit_config(&dir, "\"num_hidden_layers\": 4", "\"num_hidden_layers\": 5");
     let msg = one_line(&load_err(&dir));
     assert!(msg.contains("`encoder.layers.4.attn_norm.weight` is missing"), "{msg}");
 }
@@ -105,10 +107,7 @@ fn missing_tensor_is_named() {
 #[test]
 fn unknown_config_dialect() {
     let dir = copy_model("v5", "dialect");
-    let cfg = std::fs::read_to_string(dir.join("config.json"))
-        .unwrap()
-        .replace("sliding_attention", "chunked_attention");
-    std::fs::write(dir.join("config.json"), cfg).unwrap();
+    edit_config(&dir, "sliding_attention", "chunked_attention");
     let msg = one_line(&load_err(&dir));
     assert!(msg.contains("config.json") && msg.contains("chunked_attention"), "{msg}");
 }

@@ -153,6 +153,11 @@ fn sink_count(b: usize) -> usize {
     SINK_TOKENS.min((b / 10).max(1))
 }
 
+/// The first `sink` and the last `recent` of `n` positions (H2O's and Truncation's fixed part).
+fn head_and_tail(n: usize, sink: usize, recent: usize) -> BTreeSet<usize> {
+    (0..sink.min(n)).chain(n.saturating_sub(recent)..n).collect()
+}
+
 /// The `b` best candidates, `better` ordering them best first; returned in ascending order.
 fn top_positions(
     candidates: impl Iterator<Item = usize>,
@@ -319,7 +324,7 @@ impl EvictionPolicy for H2o {
         let recent = ((b as f64 * H2O_RECENT_RATIO) as usize).max(1);
         let heavy_slots = b.saturating_sub(sink + recent);
         let scores: Vec<f64> = records.records.iter().map(|r| r.h2o_score).collect();
-        let mut kept: BTreeSet<usize> = (0..sink.min(n)).chain(n.saturating_sub(recent)..n).collect();
+        let mut kept = head_and_tail(n, sink, recent);
         let candidates = (0..n).filter(|i| !kept.contains(i)).collect::<Vec<_>>();
         kept.extend(top_positions(candidates.into_iter(), heavy_slots, high_then_early(&scores)));
         if kept.len() > b {
@@ -344,7 +349,7 @@ impl EvictionPolicy for Truncation {
         let b = budget.min(n);
         let sink = sink_count(b);
         let recent = b.saturating_sub(sink);
-        let kept: BTreeSet<usize> = (0..sink.min(n)).chain(n.saturating_sub(recent)..n).collect();
+        let kept = head_and_tail(n, sink, recent);
         Ok(kept.into_iter().collect())
     }
 }
