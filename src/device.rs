@@ -58,20 +58,60 @@ impl DeviceChoice {
     /// # Ok::<(), kompress::Error>(())
     /// ```
     pub fn open(self) -> Result<Device> {
+        self.open_explained().map(|(device, _)| device)
+    }
+
+    /// [`open`](Self::open), also returning why `auto` passed over each GPU back end it tried
+    /// (empty for an explicit choice), so a front end can say what it picked and why.
+    ///
+    /// ```
+    /// let (device, passed_over) = kompress::DeviceChoice::Auto.open_explained()?;
+    /// if device.is_cpu() {
+    ///     assert_eq!(passed_over.len(), 2); // CUDA and Metal, each with its reason
+    /// }
+    /// # Ok::<(), kompress::Error>(())
+    /// ```
+    pub fn open_explained(self) -> Result<(Device, Vec<String>)> {
         match self {
-            Self::Cpu => Ok(Device::Cpu),
-            Self::Cuda(n) => open_cuda(n),
-            Self::Metal => open_metal(),
-            Self::Auto => Ok(open_cuda(0).or_else(|_| open_metal()).unwrap_or(Device::Cpu)),
+            Self::Cpu => Ok((Device::Cpu, Vec::new())),
+            Self::Cuda(n) => Ok((open_cuda(n)?, Vec::new())),
+            Self::Metal => Ok((open_metal()?, Vec::new())),
+            Self::Auto => {
+                let mut passed_over = Vec::new();
+                let gpus: [fn() -> Result<Device>; 2] = [|| open_cuda(0), open_metal];
+                for open in gpus {
+                    match open() {
+                        Ok(device) => return Ok((device, passed_over)),
+                        Err(e) => passed_over.push(e.to_string()),
+                    }
+                }
+                Ok((Device::Cpu, passed_over))
+            }
         }
     }
 }
 
+#[cfg(feature = "cuda")]
 fn open_cuda(ordinal: usize) -> Result<Device> {
-    if !cfg!(feature = "cuda") {
-        return Err(Error::Device("this build has no CUDA support: rebuild with `--features cuda`".into()));
+    use candle_core::cuda_backend::cudarc::driver::CudaContext;
+    // Checked first: the driver's own answer to a missing ordinal is an opaque CUDA_ERROR_INVALID_DEVICE.
+    let count =
+        CudaContext::device_count().map_err(|e| Error::Device(format!("no usable CUDA driver: {e}")))?;
+    let count = usize::try_from(count).unwrap_or(0);
+    if ordinal >= count {
+        let have = match count {
+            0 => "no CUDA device".to_string(),
+            1 => "1 CUDA device (cuda:0)".to_string(),
+            n => format!("{n} CUDA devices (cuda:0 to cuda:{})", n - 1),
+        };
+        return Err(Error::Device(format!("there is no CUDA device {ordinal}: this machine has {have}")));
     }
     Device::new_cuda(ordinal).map_err(|e| Error::Device(format!("cannot open CUDA device {ordinal}: {e}")))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn open_cuda(_ordinal: usize) -> Result<Device> {
+    Err(Error::Device("this build has no CUDA support: rebuild with `--features cuda`".into()))
 }
 
 fn open_metal() -> Result<Device> {

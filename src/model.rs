@@ -84,10 +84,14 @@ impl Kompress {
 
     /// Loads from explicit files.
     pub fn from_files(files: &ModelFiles, opts: &LoadOptions) -> Result<Self> {
-        let device = opts.device.open()?;
-        let dtype = opts.dtype.resolve(&device);
+        Self::from_files_on(files, &opts.device.open()?, opts.dtype)
+    }
+
+    /// Loads from explicit files onto a device already opened (see [`DeviceChoice::open_explained`]).
+    pub fn from_files_on(files: &ModelFiles, device: &Device, dtype: DTypeChoice) -> Result<Self> {
+        let dtype = dtype.resolve(device);
         let cfg = Config::from_file(&files.config)?;
-        let scorer = Scorer::new(&cfg, &Weights::open(&files.weights, &device)?, dtype)?;
+        let scorer = Scorer::new(&cfg, &Weights::open(&files.weights, device)?, dtype)?;
         let tokenizer = WordTokenizer::from_file(&files.tokenizer)?;
         Ok(Self { scorer, tokenizer })
     }

@@ -4,8 +4,10 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use candle_core::Device;
 use clap::Args;
-use kompress::{DTypeChoice, DeviceChoice, HubOptions, Kompress, LoadOptions};
+use kompress::hub::ModelFiles;
+use kompress::{DTypeChoice, DeviceChoice, HubOptions, Kompress};
 
 /// Which model to load, and where to run it.
 #[derive(Args, Debug, Clone)]
@@ -33,28 +35,44 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load(&self) -> anyhow::Result<Kompress> {
-        let opts = LoadOptions {
-            device: self.device,
-            dtype: self.dtype,
-            hub: HubOptions {
-                revision: self.revision.clone(),
-                offline: self.offline,
-                cache_dir: None,
-                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            },
+        let hub = HubOptions {
+            revision: self.revision.clone(),
+            offline: self.offline,
+            cache_dir: None,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         };
-        let model = Kompress::load(&self.model, &opts)
-            .with_context(|| format!("cannot load model {}", self.model))?;
+        let load = || {
+            let files = ModelFiles::locate(&self.model, &hub)?;
+            let device = self.open_device()?;
+            anyhow::Ok(Kompress::from_files_on(&files, &device, self.dtype)?)
+        };
+        let model = load().with_context(|| format!("cannot load model {}", self.model))?;
         if self.verbose {
             eprintln!(
-                "kompress: model {} ({} layers) on {} as {}",
+                "kompress: model {} ({} layers) as {}",
                 self.model,
                 model.config().num_layers(),
-                kompress::device::device_name(model.device()),
                 model.dtype().as_str()
             );
         }
         Ok(model)
+    }
+
+    /// Opens `--device`; with `-v`, says on stderr which device it is and, for `auto`, why each GPU
+    /// back end was passed over.
+    pub fn open_device(&self) -> anyhow::Result<Device> {
+        let (device, passed_over) = self.device.open_explained()?;
+        if self.verbose {
+            eprintln!(
+                "kompress: device {} (--device {})",
+                kompress::device::device_name(&device),
+                self.device
+            );
+            for reason in passed_over {
+                eprintln!("kompress:   passed over: {reason}");
+            }
+        }
+        Ok(device)
     }
 }
 

@@ -79,7 +79,7 @@ fn load(args: &BenchArgs) -> anyhow::Result<Scorer> {
         true => Config::from_file(dir.join("config.json"))?,
         false => Config::from_json("{}")?,
     };
-    let device = args.model.device.open()?;
+    let device = args.model.open_device()?;
     let dtype = args.model.dtype.resolve(&device);
     Scorer::new(&cfg, &Weights::random(0, &device), dtype).context("cannot build the random model")
 }
