@@ -3,6 +3,9 @@
 #
 #   scripts/build_cuda.sh [COMPUTE_CAP]        (default 90: H100/H200; 80: A100; 89: L4/RTX 40xx)
 #
+# With BUNDLE=DIR it also builds the parity test binary and writes both, stripped and gzipped (about
+# 16 MB each), to DIR: what scripts/gpu_check.sh runs on a GPU machine that has no Rust toolchain.
+#
 # With a CUDA toolkit installed (nvcc on PATH, or CUDA_ROOT set) it builds against that. Without one
 # it assembles a CUDA 13.0 toolkit from NVIDIA's PyPI wheels (pinned: newer nvvm/crt wheels emit PTX
 # that the 13.0 ptxas rejects) in $KOMPRESS_CUDA_DIR (default ~/.cache/kompress-cuda) and links
@@ -38,3 +41,13 @@ fi
 
 cargo build --release --features cuda
 echo "built ${CARGO_TARGET_DIR:-target}/release/kompress with CUDA (compute capability $CUDA_COMPUTE_CAP)"
+
+if [ -n "${BUNDLE:-}" ]; then
+  test_bin=$(cargo test --release --features cuda --no-run --test parity --message-format=json \
+    | python3 -c 'import json, sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])')
+  mkdir -p "$BUNDLE"
+  for pair in "${CARGO_TARGET_DIR:-target}/release/kompress:kompress" "$test_bin:parity-test"; do
+    strip -o "$BUNDLE/${pair#*:}" "${pair%%:*}" && gzip -f "$BUNDLE/${pair#*:}"
+  done
+  ls -l "$BUNDLE"
+fi

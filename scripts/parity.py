@@ -1,7 +1,10 @@
 """Compares `kompress score` with the PyTorch reference on one model and one text.
 
     python scripts/parity.py --model DIR_OR_HF_ID --text-file FILE [--kompress target/release/kompress]
-                             [--device cpu] [--dtype f32]
+                             [--device cpu] [--dtype f32] [--ref-device DEVICE] [--json]
+
+The reference runs in f32 (TF32 off) on --ref-device, by default the torch device matching --device
+(`cuda:N` for kompress's `cuda:N`), so that a GPU run is compared with PyTorch on the same GPU.
 
 Prints the max abs differences of token_prob / span_score / score and the word-level agreement of the
 keep decisions under the model-card rule (l1 > l0, or 0.3 < p <= 0.5 and span > 0.5) and the
@@ -66,35 +69,62 @@ def main() -> None:
     ap.add_argument("--kompress", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "kompress"))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="f32")
+    ap.add_argument("--ref-device", help="torch device of the reference (default: --device's)")
+    ap.add_argument("--json", action="store_true", help="also print one JSON summary line")
     args = ap.parse_args()
+    ref_device = args.ref_device or ("cpu" if args.device in ("cpu", "auto", "metal") else args.device)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
     model_dir = materialise(args.model)
     text = open(args.text_file, encoding="utf-8").read()
     ref_model, tokenizer = load_dir(model_dir)
+    ref_model = ref_model.to(ref_device)
     ids, word_ids = encode_words(tokenizer, words_of(text))
-    ref = ref_model.score(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long))
-    ref = {k: (None if v is None else v[0].tolist()) for k, v in ref.items() if k != "hidden"}
+    ref = run_ref(ref_model, ids, ref_device)
 
     cmd = [args.kompress, "score", args.text_file, "--json", "--model", model_dir, "--device", args.device, "--dtype", args.dtype]
     ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
 
     if ours["input_ids"] != ids or ours["word_ids"] != word_ids:
         sys.exit("token ids or word ids differ: the tokenizers disagree")
-    print(f"{len(ids)} tokens, {len(set(w for w in word_ids if w is not None))} words")
+    summary = {"model": args.model, "device": args.device, "dtype": args.dtype, "ref_device": ref_device, "tokens": len(ids)}
+    print(f"{len(ids)} tokens, {len(set(w for w in word_ids if w is not None))} words; reference in f32 on {ref_device}")
+    print(f"kompress {args.dtype} on {args.device} against it:")
+    summary["kompress"] = compare(ref, ours, word_ids)
+    if args.dtype != "f32":
+        # The reference's own rounding in this dtype: the yardstick for kompress's.
+        half = {"f16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+        print(f"PyTorch {args.dtype} on {ref_device} against it:")
+        summary["pytorch_same_dtype"] = compare(ref, run_ref(ref_model.to(half), ids, ref_device), word_ids)
+    if args.json:
+        print(json.dumps(summary))
+
+
+def run_ref(model, ids, device) -> dict:
+    out = model.score(torch.tensor([ids], device=device), torch.ones(1, len(ids), dtype=torch.long, device=device))
+    return {k: (None if v is None else v[0].float().tolist()) for k, v in out.items() if k != "hidden"}
+
+
+def compare(ref: dict, other: dict, word_ids: list) -> dict:
+    """Max abs differences and word-level keep agreement of `other` against `ref`, printed and returned."""
+    result = {}
     for key in ("token_prob", "span_score", "score"):
-        if ref[key] is None or ours[key] is None:
-            print(f"{key:>10}: absent (reference {ref[key] is not None}, kompress {ours[key] is not None})")
+        if ref[key] is None or other[key] is None:
+            print(f"{key:>12}: absent (reference {ref[key] is not None}, other {other[key] is not None})")
             continue
-        diff = max(abs(a - b) for a, b in zip(ref[key], ours[key]))
-        print(f"{key:>10}: max abs diff {diff:.3e}")
+        result[f"{key}_max_abs_diff"] = max(abs(a - b) for a, b in zip(ref[key], other[key]))
+        print(f"{key:>12}: max abs diff {result[f'{key}_max_abs_diff']:.3e}")
     rules = {
         "card rule": lambda o: card_rule(o["logits"], o["token_prob"], o["span_score"]),
         "score > 0.5": lambda o: [s > 0.5 for s in o["score"]],
     }
     for name, rule in rules.items():
-        a, b = word_decisions(word_ids, rule(ref)), word_decisions(word_ids, rule(ours))
+        a, b = word_decisions(word_ids, rule(ref)), word_decisions(word_ids, rule(other))
         same = sum(x == y for x, y in zip(a, b))
         print(f"{name:>12}: {same}/{len(a)} words agree ({100.0 * same / len(a):.2f}%)")
+        result[f"{name} agree"] = [same, len(a)]
+    return result
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 
 use crate::{Error, Result};
 
@@ -130,6 +130,37 @@ pub fn device_name(device: &Device) -> String {
     }
 }
 
+/// `a.matmul(b)`, refusing operand layouts that candle's GPU back ends refuse (Metal's MLX GEMM and
+/// CUDA's cuBLAS call): each operand's last two dims must be row-major or transposed, and its batch
+/// dims must fold into one stride. The CPU back end accepts any stride, so the check runs on every
+/// device: a CPU test in f16 then walks the exact graph and layouts that a GPU runs.
+pub(crate) fn gpu_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    for (which, x) in [("left", a), ("right", b)] {
+        if !gpu_gemm_layout(x.dims(), x.stride()) {
+            return Err(Error::Layout(format!(
+                "{which} matmul operand of shape {:?} has strides {:?}",
+                x.dims(),
+                x.stride()
+            )));
+        }
+    }
+    Ok(a.matmul(b)?)
+}
+
+/// The rule of candle 0.11's `call_mlx_gemm` (Metal) and `gemm_config` (CUDA) for one operand.
+fn gpu_gemm_layout(dims: &[usize], stride: &[usize]) -> bool {
+    let n = dims.len();
+    if n < 2 {
+        return false;
+    }
+    let (rows, cols, s_rows, s_cols) = (dims[n - 2], dims[n - 1], stride[n - 2], stride[n - 1]);
+    let row_major = (s_cols == 1 || cols == 1) && (s_rows == cols || rows == 1);
+    let transposed = (s_cols == rows || cols == 1) && (s_rows == 1 || rows == 1);
+    // Metal reads a single batch stride (that of dim n - 3): outer batch dims must be its multiples.
+    let batch_folds = (1..n.saturating_sub(2)).all(|i| dims[i] == 1 || stride[i - 1] == stride[i] * dims[i]);
+    (row_major || transposed) && batch_folds
+}
+
 /// The dtype of the encoder's weights and activations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DTypeChoice {
@@ -191,6 +222,27 @@ mod tests {
             let err = DeviceChoice::Metal.open().unwrap_err().to_string();
             assert!(err.contains("--features metal"), "{err}");
         }
+    }
+
+    #[test]
+    fn gpu_matmul_refuses_what_gpus_refuse() -> Result<()> {
+        let x = Tensor::arange(0f32, 4.0 * 6.0 * 8.0, &Device::Cpu)?.reshape((4, 6, 8))?;
+        let w = Tensor::ones((4, 8, 5), DType::F32, &Device::Cpu)?;
+        gpu_matmul(&x, &w)?;
+        gpu_matmul(&x, &x.t()?)?; // transposed-contiguous, as attention's k^T
+                                  // Rows of a narrowed middle dim stay `cols` apart: accepted.
+        gpu_matmul(&x.narrow(1, 1, 3)?, &w)?;
+        // A narrowed last dim: rows no longer `cols` apart. The CPU multiplies it anyway.
+        let (narrowed, w) = (x.narrow(2, 0, 4)?, w.narrow(1, 0, 4)?.contiguous()?);
+        assert!(narrowed.matmul(&w).is_ok());
+        let err = gpu_matmul(&narrowed, &w).unwrap_err().to_string();
+        assert!(err.contains("strides [48, 8, 1]"), "{err}");
+        // Two batch dims that do not fold into one stride.
+        let batch = Tensor::zeros((2, 3, 4, 8), DType::F32, &Device::Cpu)?.narrow(1, 0, 2)?;
+        let w = Tensor::ones((2, 2, 8, 5), DType::F32, &Device::Cpu)?;
+        assert!(gpu_matmul(&batch, &w).is_err());
+        assert!(gpu_matmul(&batch.contiguous()?, &w).is_ok());
+        Ok(())
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A tensor layout that candle's GPU back ends refuse reached an op: a bug in this crate, caught on
+    /// every device so that CPU tests find it.
+    #[error("internal: {0}, a layout the GPU back ends refuse")]
+    Layout(String),
     /// An error raised by candle while computing.
     #[error("tensor computation: {0}")]
     Candle(#[from] candle_core::Error),

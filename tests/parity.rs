@@ -1,5 +1,6 @@
 //! Parity with the PyTorch reference (transformers `ModernBertModel` + Kompress heads) on the fixture
-//! models: identical token ids and word ids, hidden states and scores within 1e-4 in f32.
+//! models: identical token ids and word ids, hidden states and scores within 1e-4 in f32 on the CPU
+//! (1e-3 on a GPU, with `KOMPRESS_TEST_DEVICE`).
 
 mod common;
 
@@ -7,10 +8,21 @@ use candle_core::DType;
 use common::*;
 use kompress::{DTypeChoice, DeviceChoice, Kompress, LoadOptions, WordEncoding};
 
-const F32_TOLERANCE: f32 = 1e-4;
+fn f32_tolerance() -> f32 {
+    match test_device() {
+        DeviceChoice::Cpu => 1e-4,
+        _ => 1e-3,
+    }
+}
+
+/// A batch against its singles: the same kernels on the CPU; on a GPU, cuBLAS may pick another
+/// algorithm (and summation order) for another shape.
+fn batch_tolerance() -> f32 {
+    f32_tolerance() / 10.0
+}
 
 fn load(name: &str, dtype: DTypeChoice) -> Kompress {
-    let opts = LoadOptions { device: DeviceChoice::Cpu, dtype, ..Default::default() };
+    let opts = LoadOptions { device: test_device(), dtype, ..Default::default() };
     Kompress::from_dir(model_dir(name), &opts).unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
 
@@ -45,7 +57,7 @@ fn f32_outputs_match_the_reference() {
                 got.span_score.as_ref().map_or(0.0, |s| max_abs_diff(s, want.span_score.as_ref().unwrap()));
             println!("{name}/{key} ({} tokens): {diffs:?} span {span:e}", want.input_ids.len());
             for (what, diff) in diffs.into_iter().chain([("span", span)]) {
-                assert!(diff <= F32_TOLERANCE, "{name}/{key}: {what} differs by {diff}");
+                assert!(diff <= f32_tolerance(), "{name}/{key}: {what} differs by {diff}");
             }
         }
     }
@@ -67,16 +79,24 @@ fn padded_batch_equals_singles() {
         for (enc, got) in encs.iter().zip(&batch) {
             let single = model.score_encodings(std::slice::from_ref(enc)).unwrap().remove(0);
             assert_eq!(got.input_ids, single.input_ids);
-            assert!(max_abs_diff(&got.score, &single.score) <= 1e-5, "{name}: batch score differs");
-            assert!(max_abs_diff(&got.token_prob, &single.token_prob) <= 1e-5, "{name}: batch prob differs");
+            assert!(
+                max_abs_diff(&got.score, &single.score) <= batch_tolerance(),
+                "{name}: batch score differs"
+            );
+            assert!(
+                max_abs_diff(&got.token_prob, &single.token_prob) <= batch_tolerance(),
+                "{name}: batch prob differs"
+            );
             if let (Some(a), Some(b)) = (&got.span_score, &single.span_score) {
-                assert!(max_abs_diff(a, b) <= 1e-5, "{name}: batch span differs");
+                assert!(max_abs_diff(a, b) <= batch_tolerance(), "{name}: batch span differs");
             }
         }
     }
 }
 
-/// Half precision on the CPU against the f32 reference: scores within 2e-2 (f16) and 0.15 (bf16).
+/// Half precision against the f32 reference: scores within 2e-2 (f16) and 0.15 (bf16). On the CPU this
+/// walks the graph a GPU runs (candle ops instead of the f32 CPU kernels, every matmul operand checked
+/// against the layouts Metal and CUDA accept: `device::gpu_matmul`), in the dtypes a GPU runs.
 /// Activations are rounded to 11 or 8 significant bits between ops (LayerNorm and softmax statistics
 /// stay in f32); the fixtures' deliberately large random weights amplify that rounding (measured
 /// maxima: f16 1.1e-2, bf16 1.2e-1).

@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use super::rope::RopeTables;
 use super::{linear, transposed};
 use crate::config::{Config, LayerKind};
+use crate::device::gpu_matmul;
 use crate::kernels::attention::CpuAttention;
 use crate::weights::Weights;
 use crate::Result;
@@ -313,7 +314,7 @@ impl Attention {
 /// scores and softmax in f32 whatever the dtype.
 fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
     let lead = &q.dims()[..q.rank() - 2];
-    let scores = fold(q)?.matmul(&fold(k)?.t()?)?;
+    let scores = gpu_matmul(&fold(q)?, &fold(k)?.t()?)?;
     let mut shape = lead.to_vec();
     shape.extend(&scores.dims()[1..]);
     let scores = scores.reshape(shape)?.to_dtype(DType::F32)?;
@@ -322,7 +323,7 @@ fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<T
         None => scores,
     };
     let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
-    let out = fold(&probs)?.matmul(&fold(v)?)?;
+    let out = gpu_matmul(&fold(&probs)?, &fold(v)?)?;
     let mut shape = lead.to_vec();
     shape.extend(&out.dims()[1..]);
     Ok(out.reshape(shape)?)

@@ -11,6 +11,7 @@ use attention::Attention;
 pub use attention::AttentionContext;
 
 use crate::config::Config;
+use crate::device::gpu_matmul;
 use crate::kernels::gelu::GeGlu;
 use crate::kernels::linear::CpuLinear;
 use crate::weights::Weights;
@@ -176,7 +177,7 @@ pub(crate) fn linear(x: &Tensor, w_t: &Tensor) -> Result<Tensor> {
     let x = x.reshape((rows, inner))?;
     let out = match (x.device(), x.dtype()) {
         (Device::Cpu, DType::F32) => x.contiguous()?.apply_op2_no_bwd(w_t, &CpuLinear)?,
-        _ => x.matmul(w_t)?,
+        _ => gpu_matmul(&x, w_t)?,
     };
     let mut shape = dims.to_vec();
     shape[dims.len() - 1] = w_t.dim(1)?;

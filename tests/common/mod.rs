@@ -8,12 +8,23 @@ use std::process::{Command, Output, Stdio};
 
 use serde::Deserialize;
 
+/// `tests/fixtures` of this checkout, or of `KOMPRESS_REPO` for a test binary run on another machine.
 pub fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    let repo = std::env::var_os("KOMPRESS_REPO").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    PathBuf::from(repo).join("tests/fixtures")
 }
 
 pub fn model_dir(name: &str) -> PathBuf {
     fixtures().join("models").join(name)
+}
+
+/// The device the model tests run on: `KOMPRESS_TEST_DEVICE` (e.g. `cuda`, from a test binary built
+/// with `--features cuda`, see scripts/gpu_check.sh), else the CPU.
+pub fn test_device() -> kompress::DeviceChoice {
+    match std::env::var("KOMPRESS_TEST_DEVICE") {
+        Ok(name) => name.parse().unwrap_or_else(|e| panic!("KOMPRESS_TEST_DEVICE: {e}")),
+        Err(_) => kompress::DeviceChoice::Cpu,
+    }
 }
 
 /// The fixture models: each is checked against its own recorded reference outputs.

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Every GPU check of kompress in one run, on a CUDA machine with PyTorch (no Rust needed there):
+# device selection, the parity tests on the GPU, parity with PyTorch on the same GPU (fixture models
+# and a full-size model on a long text) and the benchmarks beside PyTorch (sdpa, bf16).
+#
+#   scripts/gpu_check.sh BUNDLE_DIR [OUT_DIR]
+#
+# BUNDLE_DIR holds kompress(.gz) and parity-test(.gz), as `BUNDLE=DIR scripts/build_cuda.sh` writes
+# them. Results go to OUT_DIR (default /tmp/kompress-gpu): parity.jsonl, bench.jsonl, summary.md and a
+# log of each step. LD_LIBRARY_PATH must reach CUDA 13's cublas/cublasLt/cudart/curand; when it does
+# not, the copies inside PyTorch's wheels are used. PYTHON (default python3) needs torch,
+# transformers, tokenizers and safetensors. QUICK=1 runs fewer benchmark iterations. DEVICE=cpu
+# rehearses the whole script with a CPU build (DEVICE=cpu QUICK=1 LONG_TOKENS=1000 BENCH_SHAPES="1 128").
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bundle=${1:?usage: scripts/gpu_check.sh BUNDLE_DIR [OUT_DIR]}
+out=${2:-/tmp/kompress-gpu}
+py=${PYTHON:-python3}
+iters=$([ -n "${QUICK:-}" ] && echo 3 || echo 20)
+device=${DEVICE:-cuda}
+mkdir -p "$out/bin"
+: >"$out/parity.jsonl"
+: >"$out/bench.jsonl"
+failed=0
+step() { echo "== $*" | tee -a "$out/steps.log"; }
+check() { if "$@"; then echo "   ok" | tee -a "$out/steps.log"; else echo "   FAILED: $*" | tee -a "$out/steps.log"; failed=1; fi; }
+
+for name in kompress parity-test; do
+  if [ -f "$bundle/$name.gz" ]; then gunzip -c "$bundle/$name.gz" >"$out/bin/$name"; else cp "$bundle/$name" "$out/bin/$name"; fi
+  chmod +x "$out/bin/$name"
+done
+kompress=$out/bin/kompress
+if ! ldconfig -p 2>/dev/null | grep -q libcublas.so.13; then
+  lib=$("$py" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13", "lib"))' 2>/dev/null)
+  export LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
+fixture=tests/fixtures/models/v5
+if [ "$device" = cuda ]; then
+  nvidia-smi -L | tee "$out/gpu.txt"
+  step "device selection: auto picks CUDA, cuda:N past the count is a clear error"
+  check bash -c "echo 'the quick brown fox' | '$kompress' score -v -m $fixture 2>&1 >/dev/null | tee '$out/auto.log' | grep -q 'device cuda:0'"
+  gpus=$(nvidia-smi -L | wc -l)
+  check bash -c "! echo x | '$kompress' score -m $fixture --device cuda:$gpus 2>'$out/cuda-past.log' && grep -q 'there is no CUDA device $gpus' '$out/cuda-past.log'"
+fi
+
+step "parity tests on $device (f32 <= 1e-3, batch = singles within 1e-4, f16 <= 2e-2, bf16 <= 0.15)"
+check env KOMPRESS_TEST_DEVICE=$device KOMPRESS_REPO="$PWD" "$out/bin/parity-test" --nocapture --test-threads 1 \
+  >"$out/parity-test.log" 2>&1
+tail -3 "$out/parity-test.log"
+
+parity() {
+  "$py" scripts/parity.py --kompress "$kompress" --device $device --json "$@" >"$out/last-parity.log" 2>&1 &&
+    tail -1 "$out/last-parity.log" >>"$out/parity.jsonl"
+}
+step "parity with PyTorch on the same GPU: fixture models"
+"$py" -c 'import json; print(json.load(open("tests/fixtures/inputs.json"))["long"])' >"$out/fixture-long.txt"
+for model in v4 v5 nospan v2; do
+  for dtype in f32 f16 bf16; do
+    check parity --model tests/fixtures/models/$model --text-file "$out/fixture-long.txt" --dtype $dtype
+  done
+done
+
+step "parity with PyTorch on the same GPU: full-size model, long text"
+check "$py" scripts/make_full_model.py "$out/full-model" >"$out/make-full-model.log" 2>&1
+# As much of README.md as fits in LONG_TOKENS (default 8000) tokens of the model's tokenizer.
+"$py" - "$out/full-model/tokenizer.json" "${LONG_TOKENS:-8000}" >"$out/long.txt" <<'EOF'
+import sys
+from tokenizers import Tokenizer
+tok, kept, used = Tokenizer.from_file(sys.argv[1]), [], 2
+for line in open("README.md", encoding="utf-8"):
+    n = sum(len(tok.encode(w, add_special_tokens=False).ids) for w in line.split())
+    if used + n > int(sys.argv[2]):
+        break
+    kept.append(line)
+    used += n
+sys.stdout.write("".join(kept))
+EOF
+for dtype in f32 f16 bf16; do
+  check parity --model "$out/full-model" --text-file "$out/long.txt" --dtype $dtype
+done
+
+step "benchmarks: kompress vs PyTorch sdpa, bf16, random kompress-base weights"
+IFS=, read -ra shapes <<<"${BENCH_SHAPES:-1 512,32 512,1 8192}"
+for shape in "${shapes[@]}"; do
+  set -- $shape
+  check bash -c "'$kompress' bench --random-weights --device $device --dtype bf16 --batch $1 --seq-len $2 --iters $iters --warmup 3 --json >>'$out/bench.jsonl'"
+  check bash -c "'$py' scripts/bench_pytorch.py --device $device --dtype bf16 --engines sdpa --batch $1 --seq-len $2 --iters $iters --warmup 3 >>'$out/bench.jsonl' 2>>'$out/bench-pytorch.log'"
+done
+
+"$py" scripts/gpu_summary.py "$out" | tee "$out/summary.md"
+exit $failed
