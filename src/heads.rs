@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Tensor, D};
 
-use crate::modernbert::{linear, transposed};
+use crate::modernbert::Linear;
 use crate::weights::Weights;
 use crate::Result;
 
@@ -21,7 +21,7 @@ pub struct HeadOutputs {
 
 /// The token head and the optional span head.
 pub struct Heads {
-    token_w: Tensor,
+    token_w: Linear,
     token_b: Tensor,
     span: Option<SpanHead>,
 }
@@ -34,7 +34,7 @@ impl Heads {
             false => None,
         };
         Ok(Self {
-            token_w: transposed(w.get(&[2, hidden], "token_head.weight", DType::F32)?)?,
+            token_w: Linear::new(&w.get(&[2, hidden], "token_head.weight", DType::F32)?)?,
             token_b: w.get(&[2], "token_head.bias", DType::F32)?,
             span,
         })
@@ -48,7 +48,7 @@ impl Heads {
     /// `hidden`: `[batch, seq, hidden]`; `valid`: `[batch, seq, 1]` with 1 on real tokens, 0 on padding.
     pub fn forward(&self, hidden: &Tensor, valid: &Tensor) -> Result<HeadOutputs> {
         let hidden = hidden.to_dtype(DType::F32)?;
-        let logits = linear(&hidden, &self.token_w)?.broadcast_add(&self.token_b)?;
+        let logits = self.token_w.forward(&hidden)?.broadcast_add(&self.token_b)?;
         let token_prob =
             candle_nn::ops::softmax_last_dim(&logits)?.narrow(D::Minus1, 1, 1)?.squeeze(D::Minus1)?;
         let (span_score, score) = match &self.span {
@@ -67,10 +67,10 @@ impl Heads {
 /// zero-padded sequence shifted by that tap: no unfolded `k x` copy of the hidden state is made
 /// (126 MB at 8192 tokens).
 struct SpanHead {
-    /// One `[in, out]` matrix per tap.
-    w1: Vec<Tensor>,
+    /// One `[in] -> [out]` product per tap.
+    w1: Vec<Linear>,
     b1: Tensor,
-    w2: Vec<Tensor>,
+    w2: Vec<Linear>,
     b2: Tensor,
 }
 
@@ -94,18 +94,18 @@ impl SpanHead {
     }
 }
 
-/// Conv1d weight `[out, in, k]` -> `k` matrices `[in, out]`, as [`linear`] takes them.
-fn taps(weight: &Tensor) -> Result<Vec<Tensor>> {
-    (0..weight.dim(2)?).map(|j| transposed(weight.narrow(2, j, 1)?.squeeze(2)?)).collect()
+/// Conv1d weight `[out, in, k]` -> `k` linear layers `[out, in]`.
+fn taps(weight: &Tensor) -> Result<Vec<Linear>> {
+    (0..weight.dim(2)?).map(|j| Linear::new(&weight.narrow(2, j, 1)?.squeeze(2)?)).collect()
 }
 
 /// Same-padded Conv1d along dim 1 of `[batch, seq, in]`: `sum_j x[t + j - k/2] W_j^T + bias`.
-fn conv(x: &Tensor, taps: &[Tensor], bias: &Tensor) -> Result<Tensor> {
+fn conv(x: &Tensor, taps: &[Linear], bias: &Tensor) -> Result<Tensor> {
     let (t, k) = (x.dim(1)?, taps.len());
     let padded = x.pad_with_zeros(1, k / 2, k / 2)?;
-    let mut acc = linear(&padded.narrow(1, 0, t)?, &taps[0])?;
+    let mut acc = taps[0].forward(&padded.narrow(1, 0, t)?)?;
     for (j, tap) in taps.iter().enumerate().skip(1) {
-        acc = (acc + linear(&padded.narrow(1, j, t)?, tap)?)?;
+        acc = (acc + tap.forward(&padded.narrow(1, j, t)?)?)?;
     }
     Ok(acc.broadcast_add(bias)?)
 }

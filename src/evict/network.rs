@@ -129,7 +129,7 @@ impl EvictionNetwork {
 
     /// Keep logits of one context's row-major `n x 9` feature matrix.
     pub fn logits(&self, features: &[f32]) -> Result<Vec<f32>> {
-        if features.len() % FEATURE_DIM != 0 {
+        if !features.len().is_multiple_of(FEATURE_DIM) {
             return Err(Error::Invalid(format!(
                 "feature matrix has {} values, not a multiple of {FEATURE_DIM}",
                 features.len()

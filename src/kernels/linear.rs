@@ -56,6 +56,166 @@ impl CustomOp2 for CpuLinear {
     }
 }
 
+/// Output columns per panel of a packed weight: two AVX-512 registers of f32.
+pub const PANEL: usize = 32;
+
+/// Rows per parallel task of [`PackedLinear`]: their activations (at most 128 x 1152 floats, 590 KB)
+/// stay in a core's L2 while the task's weight panels stream past them.
+const ROW_BLOCK: usize = 128;
+
+/// Whether this CPU runs [`PackedLinear`] (AVX-512F, detected at run time).
+pub fn packed_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+/// A weight `[out, in]` (row-major `w`) as [`PackedLinear`] reads it: `ceil(out / PANEL)` panels, each
+/// `in x PANEL` row-major, columns past `out` zero. Packing once at load replaces the per-call packing
+/// a general GEMM does (a quarter of the time of a 128-token forward).
+pub fn pack(w: &[f32], out: usize, inner: usize) -> Vec<f32> {
+    let panels = out.div_ceil(PANEL);
+    let mut packed = vec![0f32; panels * inner * PANEL];
+    for (o, row) in w.chunks_exact(inner).enumerate() {
+        let (panel, col) = (o / PANEL, o % PANEL);
+        for (k, &v) in row.iter().enumerate() {
+            packed[(panel * inner + k) * PANEL + col] = v;
+        }
+    }
+    packed
+}
+
+/// `[rows, in] @ W^T` with `W` packed by [`pack`] (a `[panels, in, PANEL]` tensor); `cols` is `out`.
+/// Activations are read in place (broadcast one value at a time), so nothing is packed per call.
+/// Only for CPUs where [`packed_supported`] holds.
+pub struct PackedLinear {
+    pub cols: usize,
+}
+
+impl CustomOp2 for PackedLinear {
+    fn name(&self) -> &'static str {
+        "kompress-packed-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x_s: &CpuStorage,
+        x_l: &Layout,
+        w_s: &CpuStorage,
+        w_l: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, w) = (f32_input(x_s, x_l, "packed linear")?, f32_input(w_s, w_l, "packed linear")?);
+        let (&[rows, inner], &[panels, inner_w, PANEL]) = (x_l.dims(), w_l.dims()) else {
+            candle_core::bail!("packed linear: expects [rows, in] and [panels, in, {PANEL}]")
+        };
+        let cols = self.cols;
+        if inner != inner_w || panels != cols.div_ceil(PANEL) || !packed_supported() {
+            candle_core::bail!("packed linear: [{rows}, {inner}] @ {:?} for {cols} columns", w_l.dims())
+        }
+        let mut out = vec![0f32; rows * cols];
+        let ptr = SharedOut(out.as_mut_ptr());
+        let blocks = rows.div_ceil(ROW_BLOCK);
+        // Row-block-major order: rayon hands each thread a contiguous range of tasks, so a thread
+        // keeps one block of activations while the panels change.
+        (0..blocks * panels).into_par_iter().for_each(|task| {
+            let (block, panel) = (task / panels, task % panels);
+            let first_row = block * ROW_BLOCK;
+            let n_rows = ROW_BLOCK.min(rows - first_row);
+            let first_col = panel * PANEL;
+            // SAFETY: packed_supported() was checked; x holds rows x inner, w panels x inner x PANEL,
+            // out rows x cols; this task writes rows first_row.. + n_rows of columns first_col.. only.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                avx512::panel_product(
+                    x.as_ptr().add(first_row * inner),
+                    n_rows,
+                    inner,
+                    w.as_ptr().add(panel * inner * PANEL),
+                    ptr.at(first_row * cols + first_col),
+                    cols,
+                    PANEL.min(cols - first_col),
+                )
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((rows, cols))))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::PANEL;
+
+    /// Rows per micro-tile: 8 x 2 accumulators, so that 16 FMA chains hide the FMA latency.
+    const TILE: usize = 12;
+
+    /// `out[rows, ..cols] = x[rows, inner] @ panel[inner, PANEL]`, `out` rows `ldc` apart.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; the pointers must address the extents above.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn panel_product(
+        x: *const f32,
+        rows: usize,
+        inner: usize,
+        panel: *const f32,
+        out: *mut f32,
+        ldc: usize,
+        cols: usize,
+    ) {
+        let mut r = 0;
+        while r + TILE <= rows {
+            tile::<TILE>(x.add(r * inner), inner, panel, out.add(r * ldc), ldc, cols);
+            r += TILE;
+        }
+        let (x, out) = (x.add(r * inner), out.add(r * ldc));
+        match rows - r {
+            0 => {}
+            1 => tile::<1>(x, inner, panel, out, ldc, cols),
+            2 => tile::<2>(x, inner, panel, out, ldc, cols),
+            3 => tile::<3>(x, inner, panel, out, ldc, cols),
+            4 => tile::<4>(x, inner, panel, out, ldc, cols),
+            5 => tile::<5>(x, inner, panel, out, ldc, cols),
+            6 => tile::<6>(x, inner, panel, out, ldc, cols),
+            7 => tile::<7>(x, inner, panel, out, ldc, cols),
+            8 => tile::<8>(x, inner, panel, out, ldc, cols),
+            9 => tile::<9>(x, inner, panel, out, ldc, cols),
+            10 => tile::<10>(x, inner, panel, out, ldc, cols),
+            _ => tile::<11>(x, inner, panel, out, ldc, cols),
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn tile<const M: usize>(
+        x: *const f32,
+        inner: usize,
+        panel: *const f32,
+        out: *mut f32,
+        ldc: usize,
+        cols: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); 2]; M];
+        for k in 0..inner {
+            let b0 = _mm512_loadu_ps(panel.add(k * PANEL));
+            let b1 = _mm512_loadu_ps(panel.add(k * PANEL + 16));
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let a = _mm512_set1_ps(*x.add(i * inner + k));
+                acc[0] = _mm512_fmadd_ps(a, b0, acc[0]);
+                acc[1] = _mm512_fmadd_ps(a, b1, acc[1]);
+            }
+        }
+        let mask = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
+        let (m0, m1) = (mask(cols), mask(cols.saturating_sub(16)));
+        for (i, acc) in acc.iter().enumerate() {
+            _mm512_mask_storeu_ps(out.add(i * ldc), m0, acc[0]);
+            _mm512_mask_storeu_ps(out.add(i * ldc + 16), m1, acc[1]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::{Device, Tensor};
@@ -67,5 +227,28 @@ mod tests {
         let ours = x.apply_op2_no_bwd(&w, &super::CpuLinear).unwrap();
         let diff = (ours - x.matmul(&w).unwrap()).unwrap().abs().unwrap().max_all().unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
+    }
+
+    /// Ragged in every direction: rows not a multiple of the tile or the row block, columns not a
+    /// multiple of the panel (nor more than half a panel past one).
+    #[test]
+    fn packed_matches_candle_matmul() {
+        if !super::packed_supported() {
+            eprintln!("no AVX-512: PackedLinear is not used on this CPU");
+            return;
+        }
+        for (rows, inner, out) in [(1, 7, 5), (37, 50, 130), (135, 64, 17), (260, 33, 64)] {
+            let x = Tensor::randn(0f32, 1.0, (rows, inner), &Device::Cpu).unwrap();
+            let w = Tensor::randn(0f32, 1.0, (out, inner), &Device::Cpu).unwrap();
+            let flat: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();
+            let panels = out.div_ceil(super::PANEL);
+            let packed =
+                Tensor::from_vec(super::pack(&flat, out, inner), (panels, inner, super::PANEL), &Device::Cpu)
+                    .unwrap();
+            let ours = x.apply_op2_no_bwd(&packed, &super::PackedLinear { cols: out }).unwrap();
+            let want = x.matmul(&w.t().unwrap()).unwrap();
+            let diff = (ours - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(diff < 1e-4, "{rows}x{inner}x{out}: {diff}");
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::cell::OnceCell;
 use candle_core::{DType, Device, Tensor};
 
 use super::rope::RopeTables;
-use super::{linear, transposed};
+use super::Linear;
 use crate::config::{Config, LayerKind};
 use crate::device::gpu_matmul;
 use crate::kernels::attention::CpuAttention;
@@ -205,8 +205,8 @@ fn build_mask(
 
 /// Fused-QKV attention with RoPE, pre-normed by the caller.
 pub struct Attention {
-    wqkv: Tensor,
-    wo: Tensor,
+    wqkv: Linear,
+    wo: Linear,
     kind: LayerKind,
     heads: usize,
     head_dim: usize,
@@ -225,11 +225,11 @@ impl Attention {
         // scores, without a pass over them (exact for power-of-two head sizes).
         let scale = 1.0 / (cfg.head_dim() as f64).sqrt();
         let wqkv =
-            transposed(Tensor::cat(&[(wqkv.narrow(0, 0, h)? * scale)?, wqkv.narrow(0, h, 2 * h)?], 0)?)?;
-        let score_budget = if wqkv.device().is_cpu() { SCORE_BUDGET } else { GPU_SCORE_BUDGET };
+            Linear::new(&Tensor::cat(&[(wqkv.narrow(0, 0, h)? * scale)?, wqkv.narrow(0, h, 2 * h)?], 0)?)?;
+        let score_budget = if w.device().is_cpu() { SCORE_BUDGET } else { GPU_SCORE_BUDGET };
         Ok(Self {
             wqkv,
-            wo: transposed(w.get(&[h, h], &format!("{prefix}.Wo.weight"), dtype)?)?,
+            wo: Linear::new(&w.get(&[h, h], &format!("{prefix}.Wo.weight"), dtype)?)?,
             kind,
             heads: cfg.num_attention_heads,
             head_dim: cfg.head_dim(),
@@ -258,7 +258,7 @@ impl Attention {
         };
         drop((q, k, v));
         let out = out.reshape((ctx.batch * ctx.seq_len, x.dim(1)?))?;
-        linear(&ctx.packed(out)?, &self.wo)
+        self.wo.forward(&ctx.packed(out)?)
     }
 
     /// q, k, v as `[batch, heads, seq, head_dim]`, RoPE applied to q and k. Each temporary is
@@ -266,7 +266,7 @@ impl Attention {
     fn project(&self, x: &Tensor, ctx: &AttentionContext) -> Result<(Tensor, Tensor, Tensor)> {
         let shape = (ctx.batch, ctx.seq_len, 3, self.heads, self.head_dim);
         let qkv =
-            ctx.padded(linear(x, &self.wqkv)?)?.reshape(shape)?.permute((2, 0, 3, 1, 4))?.contiguous()?;
+            ctx.padded(self.wqkv.forward(x)?)?.reshape(shape)?.permute((2, 0, 3, 1, 4))?.contiguous()?;
         let rope = match self.kind {
             LayerKind::Global => &ctx.global_rope,
             LayerKind::Local => &ctx.local_rope,
