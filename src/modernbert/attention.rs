@@ -239,8 +239,9 @@ impl Attention {
         })
     }
 
-    /// `x`: `[rows, hidden]`, packed when `ctx.packing` is set, else `[batch * seq, hidden]`.
-    pub fn forward(&self, x: &Tensor, ctx: &AttentionContext) -> Result<Tensor> {
+    /// `residual + attention(x)`. `x`: `[rows, hidden]`, packed when `ctx.packing` is set, else
+    /// `[batch * seq, hidden]`; `residual` has the same shape.
+    pub fn forward(&self, x: &Tensor, residual: &Tensor, ctx: &AttentionContext) -> Result<Tensor> {
         let (q, k, v) = self.project(x, ctx)?;
         let out = if self.fused && q.device().is_cpu() && q.dtype() == DType::F32 {
             let window = (self.kind == LayerKind::Local).then_some(self.window);
@@ -258,7 +259,7 @@ impl Attention {
         };
         drop((q, k, v));
         let out = out.reshape((ctx.batch * ctx.seq_len, x.dim(1)?))?;
-        self.wo.forward(&ctx.packed(out)?)
+        self.wo.forward_add(&ctx.packed(out)?, residual)
     }
 
     /// q, k, v as `[batch, heads, seq, head_dim]`, RoPE applied to q and k. Each temporary is
@@ -361,11 +362,11 @@ mod tests {
         let x = Tensor::randn(0f32, 1.0, (lengths.iter().sum::<usize>(), 32), &Device::Cpu).unwrap();
         for kind in [LayerKind::Global, LayerKind::Local] {
             let mut attn = Attention::new(&cfg, kind, &w, "layer", DType::F32).unwrap();
-            let fused = attn.forward(&x, &ctx).unwrap();
+            let fused = attn.forward(&x, &x, &ctx).unwrap();
             attn.fused = false;
-            let whole = attn.forward(&x, &ctx).unwrap();
+            let whole = attn.forward(&x, &x, &ctx).unwrap();
             attn.score_budget = 1; // one query (global) or one block (local) at a time
-            let chunked = attn.forward(&x, &ctx).unwrap();
+            let chunked = attn.forward(&x, &x, &ctx).unwrap();
             for (what, other) in [("chunked", chunked), ("fused", fused)] {
                 let diff =
                     (&whole - other).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();

@@ -54,7 +54,8 @@ impl Mlp {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `residual + mlp(x)`.
+    pub fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let wi = self.wi.forward(x)?;
         let hidden = match (wi.device(), wi.dtype()) {
             (Device::Cpu, DType::F32) => wi.apply_op1_no_bwd(&GeGlu)?,
@@ -69,7 +70,7 @@ impl Mlp {
             }
         };
         drop(wi);
-        self.wo.forward(&hidden)
+        self.wo.forward_add(&hidden, residual)
     }
 }
 
@@ -101,8 +102,8 @@ impl EncoderLayer {
             Some(norm) => norm.forward(x)?,
             None => x.clone(),
         };
-        let x = (x + self.attn.forward(&normed, ctx)?)?;
-        Ok((&x + self.mlp.forward(&self.mlp_norm.forward(&x)?)?)?)
+        let x = self.attn.forward(&normed, x, ctx)?;
+        self.mlp.forward(&self.mlp_norm.forward(&x)?, &x)
     }
 }
 
@@ -190,18 +191,35 @@ impl Linear {
 
     /// `x`: `[..., in]` of any rank, run as one 2-D product.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims();
-        let (rows, inner) = (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
-        let x = x.reshape((rows, inner))?;
+        let (x, shape) = self.flatten(x)?;
         let out = match (x.device(), x.dtype()) {
-            _ if self.packed => {
-                x.contiguous()?.apply_op2_no_bwd(&self.weight, &PackedLinear { cols: self.out })?
-            }
+            _ if self.packed => x.contiguous()?.apply_op2_no_bwd(&self.weight, &self.packed_op())?,
             (Device::Cpu, DType::F32) => x.contiguous()?.apply_op2_no_bwd(&self.weight, &CpuLinear)?,
             _ => gpu_matmul(&x, &self.weight)?,
         };
+        Ok(out.reshape(shape)?)
+    }
+
+    /// `residual + forward(x)`; the packed kernel adds the product to the residual as it stores it.
+    pub fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        if !self.packed {
+            return Ok((residual + self.forward(x)?)?);
+        }
+        let (x, shape) = self.flatten(x)?;
+        let residual = residual.reshape((x.dim(0)?, self.out))?.contiguous()?;
+        Ok(x.contiguous()?.apply_op3_no_bwd(&self.weight, &residual, &self.packed_op())?.reshape(shape)?)
+    }
+
+    fn packed_op(&self) -> PackedLinear {
+        PackedLinear { cols: self.out }
+    }
+
+    /// `x` as `[rows, in]`, and the shape of the output.
+    fn flatten(&self, x: &Tensor) -> Result<(Tensor, Vec<usize>)> {
+        let dims = x.dims();
+        let (rows, inner) = (dims[..dims.len() - 1].iter().product::<usize>(), dims[dims.len() - 1]);
         let mut shape = dims.to_vec();
         shape[dims.len() - 1] = self.out;
-        Ok(out.reshape(shape)?)
+        Ok((x.reshape((rows, inner))?, shape))
     }
 }
