@@ -44,7 +44,8 @@ echo "built ${CARGO_TARGET_DIR:-target}/release/kompress with CUDA (compute capa
 
 if [ -n "${BUNDLE:-}" ]; then
   test_bin=$(cargo test --release --features cuda --no-run --test parity --message-format=json \
-    | python3 -c 'import json, sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])')
+    | python3 -c 'import json, sys; print(*[m["executable"] for m in map(json.loads, sys.stdin)
+                                           if m.get("executable") and m["target"]["kind"] == ["test"]])')
   mkdir -p "$BUNDLE"
   for pair in "${CARGO_TARGET_DIR:-target}/release/kompress:kompress" "$test_bin:parity-test"; do
     strip -o "$BUNDLE/${pair#*:}" "${pair%%:*}" && gzip -f "$BUNDLE/${pair#*:}"
