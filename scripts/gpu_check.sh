@@ -31,9 +31,14 @@ for name in kompress parity-test; do
 done
 kompress=$out/bin/kompress
 if ! ldconfig -p 2>/dev/null | grep -q libcublas.so.13; then
-  lib=$("$py" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13", "lib"))' 2>/dev/null)
+  # The folders of PyTorch's wheels that hold CUDA 13 libraries (nvidia/cu13/lib, or one per library).
+  lib=$("$py" -c 'import glob, os, sys
+dirs = {os.path.dirname(p) for d in sys.path for p in glob.glob(os.path.join(d, "nvidia", "**", "lib*.so.1[03]"), recursive=True)}
+print(":".join(sorted(dirs)))' 2>/dev/null)
   export LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
+echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}" >"$out/env.txt"
+ldd "$kompress" >>"$out/env.txt" 2>&1
 fixture=tests/fixtures/models/v5
 if [ "$device" = cuda ]; then
   nvidia-smi -L | tee "$out/gpu.txt"
