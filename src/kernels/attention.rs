@@ -4,10 +4,11 @@
 //!
 //! Compared with candle's ops (still used for other dtypes and devices, see `modernbert/attention.rs`) this
 //! spreads small products over the cores instead of threading each one, never materialises more
-//! than a block of scores per task, skips padded queries and keys entirely, and writes the output
-//! directly in the `[batch, seq, heads, head_dim]` layout that the output projection reads.
+//! than a block of scores per task, and works in the packed layout the linear layers use (the real
+//! tokens of every sequence one after another): no padding is copied in or out and no padded query
+//! or key is touched. [`RopeSplit`] prepares its inputs from the fused QKV projection in one pass.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape};
 use rayon::prelude::*;
 
 use super::{f32_input, gemm_into, SharedOut};
@@ -15,14 +16,16 @@ use super::{f32_input, gemm_into, SharedOut};
 /// Queries per task.
 const BLOCK: usize = 64;
 
-/// Attention over `q`, `k`, `v` of shape `[batch, heads, seq, head_dim]` (contiguous f32, queries
-/// already scaled), with key padding from `lengths` and, for local layers, a window of `|i - j| <= w`.
-pub struct CpuAttention {
-    pub lengths: Vec<usize>,
+/// Attention over `q`, `k`, `v` of shape `[rows, heads, head_dim]` (contiguous f32, queries already
+/// scaled), where sequence `i` is rows `offsets[i]..offsets[i] + lengths[i]`; for local layers, keys
+/// within `|i - j| <= w` only. The output has the same layout.
+pub struct CpuAttention<'a> {
+    pub lengths: &'a [usize],
+    pub offsets: &'a [usize],
     pub window: Option<usize>,
 }
 
-impl CustomOp3 for CpuAttention {
+impl CustomOp3 for CpuAttention<'_> {
     fn name(&self) -> &'static str {
         "kompress-cpu-attention"
     }
@@ -38,34 +41,104 @@ impl CustomOp3 for CpuAttention {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let name = "cpu attention";
         let (q, k, v) = (f32_input(q_s, q_l, name)?, f32_input(k_s, k_l, name)?, f32_input(v_s, v_l, name)?);
-        let &[b, h, t, d] = q_l.dims() else { candle_core::bail!("cpu attention: q must be 4-d") };
-        if k_l.dims() != q_l.dims() || v_l.dims() != q_l.dims() || self.lengths.len() != b {
-            candle_core::bail!("cpu attention: q, k, v and lengths disagree")
+        let &[rows, h, d] = q_l.dims() else { candle_core::bail!("cpu attention: q must be 3-d") };
+        let fits = self.lengths.iter().zip(self.offsets).all(|(&len, &start)| start + len <= rows);
+        if k_l.dims() != q_l.dims()
+            || v_l.dims() != q_l.dims()
+            || self.lengths.len() != self.offsets.len()
+            || !fits
+        {
+            candle_core::bail!("cpu attention: q, k, v, lengths and offsets disagree")
         }
-        let mut out = vec![0f32; b * t * h * d];
+        let mut out = vec![0f32; rows * h * d];
         let ptr = SharedOut(out.as_mut_ptr());
-        let blocks = t.div_ceil(BLOCK);
-        (0..b * h * blocks).into_par_iter().for_each_init(Vec::new, |scores, task| {
+        let blocks = self.lengths.iter().max().map_or(0, |&t| t.div_ceil(BLOCK));
+        (0..self.lengths.len() * h * blocks).into_par_iter().for_each_init(Vec::new, |scores, task| {
             let (seq, head, block) = (task / (h * blocks), task / blocks % h, task % blocks);
-            let base = (seq * h + head) * t * d;
-            let head_of = |x: &'_ [f32]| x[base..base + t * d].as_ptr();
-            let job = Job { len: self.lengths[seq], window: self.window, t, h, d, seq, head };
-            // SAFETY: the slices hold [b, h, t, d] f32 values; the output rows of this task are its own.
-            unsafe { job.run(block * BLOCK, head_of(q), head_of(k), head_of(v), ptr, scores) };
+            let first = (self.offsets[seq] * h + head) * d;
+            let job = Job { len: self.lengths[seq], window: self.window, stride: h * d, d };
+            // SAFETY: q, k, v hold rows x h x d values, and this sequence's rows are in range (checked
+            // above); the output rows of this task (its queries, its head) are its own.
+            unsafe {
+                let at = |x: &[f32]| x.as_ptr().add(first);
+                job.run(block * BLOCK, at(q), at(k), at(v), ptr.at(first), scores)
+            }
         });
-        Ok((CpuStorage::F32(out), Shape::from((b, t, h, d))))
+        Ok((CpuStorage::F32(out), Shape::from((rows, h, d))))
     }
 }
 
-/// One (sequence, head): `t` rows of `d` values each in q, k, v.
+/// Splits a fused QKV projection `[rows, 3 * heads * head_dim]` into `[3, rows, heads, head_dim]`
+/// (q, k, v), rotating q and k (rotate-half RoPE) at each row's position in its sequence, in one pass.
+pub struct RopeSplit<'a> {
+    pub heads: usize,
+    /// Each row's position in its own sequence.
+    pub positions: &'a [usize],
+    /// `cos` and `sin` tables, `[positions, head_dim / 2]` row-major.
+    pub cos: &'a [f32],
+    pub sin: &'a [f32],
+}
+
+impl CustomOp1 for RopeSplit<'_> {
+    fn name(&self) -> &'static str {
+        "kompress-rope-split"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let qkv = f32_input(s, l, "rope split")?;
+        let &[rows, width] = l.dims() else { candle_core::bail!("rope split: expects [rows, 3 * hidden]") };
+        let h = self.heads;
+        let d = width / (3 * h);
+        let half = d / 2;
+        let max_pos = self.positions.iter().max().map_or(0, |&p| p + 1);
+        if width != 3 * h * d
+            || !d.is_multiple_of(2)
+            || self.positions.len() != rows
+            || self.cos.len() < max_pos * half
+            || self.sin.len() < max_pos * half
+        {
+            candle_core::bail!("rope split: [{rows}, {width}] for {h} heads disagrees with the tables")
+        }
+        let plane = rows * h * d;
+        let mut out = vec![0f32; 3 * plane];
+        let (q_out, rest) = out.split_at_mut(plane);
+        let (k_out, v_out) = rest.split_at_mut(plane);
+        q_out
+            .par_chunks_mut(h * d)
+            .zip(k_out.par_chunks_mut(h * d))
+            .zip(v_out.par_chunks_mut(h * d))
+            .enumerate()
+            .for_each(|(row, ((q, k), v))| {
+                let src = &qkv[row * width..(row + 1) * width];
+                let pos = self.positions[row];
+                let (cos, sin) = (&self.cos[pos * half..][..half], &self.sin[pos * half..][..half]);
+                rotate(&src[..h * d], q, cos, sin);
+                rotate(&src[h * d..2 * h * d], k, cos, sin);
+                v.copy_from_slice(&src[2 * h * d..]);
+            });
+        Ok((CpuStorage::F32(out), Shape::from((3, rows, h, width / (3 * h)))))
+    }
+}
+
+/// Rotate-half RoPE of each `d`-wide head of `src` into `dst`: `x1 cos - x2 sin`, `x2 cos + x1 sin`.
+fn rotate(src: &[f32], dst: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = cos.len();
+    for (x, y) in src.chunks_exact(2 * half).zip(dst.chunks_exact_mut(2 * half)) {
+        let (x1, x2) = x.split_at(half);
+        let (y1, y2) = y.split_at_mut(half);
+        for i in 0..half {
+            y1[i] = x1[i] * cos[i] - x2[i] * sin[i];
+            y2[i] = x2[i] * cos[i] + x1[i] * sin[i];
+        }
+    }
+}
+
+/// One (sequence, head): `len` rows of `d` values each in q, k, v and the output, `stride` apart.
 struct Job {
     len: usize,
     window: Option<usize>,
-    t: usize,
-    h: usize,
+    stride: usize,
     d: usize,
-    seq: usize,
-    head: usize,
 }
 
 impl Job {
@@ -76,7 +149,7 @@ impl Job {
         q: *const f32,
         k: *const f32,
         v: *const f32,
-        out: SharedOut,
+        out: *mut f32,
         scores: &mut Vec<f32>,
     ) {
         let q1 = (q0 + BLOCK).min(self.len);
@@ -87,11 +160,18 @@ impl Job {
             None => (0, self.len),
             Some(w) => (q0.saturating_sub(w), (q1 + w).min(self.len)),
         };
-        let (nq, nk, d) = (q1 - q0, k1 - k0, self.d);
+        let (nq, nk, d, stride) = (q1 - q0, k1 - k0, self.d, self.stride);
         scores.resize(nq * nk, 0.0);
-        let (nk_, d_) = (nk as isize, d as isize);
+        let (nk_, s_) = (nk as isize, stride as isize);
         // scores[i][j] = q[q0 + i] . k[k0 + j]
-        gemm_into(nq, nk, d, (scores.as_mut_ptr(), nk_, 1), (q.add(q0 * d), d_, 1), (k.add(k0 * d), 1, d_));
+        gemm_into(
+            nq,
+            nk,
+            d,
+            (scores.as_mut_ptr(), nk_, 1),
+            (q.add(q0 * stride), s_, 1),
+            (k.add(k0 * stride), 1, s_),
+        );
         for (i, row) in scores.chunks_mut(nk).enumerate() {
             let (lo, hi) = match self.window {
                 None => (0, nk),
@@ -99,15 +179,14 @@ impl Job {
             };
             softmax_in(row, lo, hi);
         }
-        // out[seq, q0 + i, head, :] = sum_j scores[i][j] v[k0 + j]
-        let dst = out.at(((self.seq * self.t + q0) * self.h + self.head) * d);
+        // out[q0 + i] = sum_j scores[i][j] v[k0 + j]
         gemm_into(
             nq,
             d,
             nk,
-            (dst, (self.h * d) as isize, 1),
+            (out.add(q0 * stride), s_, 1),
             (scores.as_ptr(), nk_, 1),
-            (v.add(k0 * d), d_, 1),
+            (v.add(k0 * stride), s_, 1),
         );
     }
 }

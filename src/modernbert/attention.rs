@@ -14,7 +14,7 @@ use super::rope::RopeTables;
 use super::Linear;
 use crate::config::{Config, LayerKind};
 use crate::device::gpu_matmul;
-use crate::kernels::attention::CpuAttention;
+use crate::kernels::attention::{CpuAttention, RopeSplit};
 use crate::weights::Weights;
 use crate::Result;
 
@@ -35,6 +35,10 @@ pub struct AttentionContext {
     pub batch: usize,
     pub seq_len: usize,
     lengths: Vec<usize>,
+    /// Where each sequence starts in the packed layout (the real tokens one after another).
+    offsets: Vec<usize>,
+    /// Each packed row's position in its sequence.
+    positions: Vec<usize>,
     /// Present when the batch is ragged: the layers then run on the real tokens only.
     packing: Option<Packing>,
     pub global_rope: RopeTables,
@@ -69,6 +73,11 @@ impl AttentionContext {
             batch: lengths.len(),
             seq_len,
             lengths: lengths.to_vec(),
+            offsets: lengths
+                .iter()
+                .scan(0, |next, &len| Some(std::mem::replace(next, *next + len)))
+                .collect(),
+            positions: lengths.iter().flat_map(|&len| 0..len).collect(),
             window: cfg.sliding_window,
             device: device.clone(),
             packing: Packing::new(lengths, seq_len, device)?,
@@ -242,24 +251,45 @@ impl Attention {
     /// `residual + attention(x)`. `x`: `[rows, hidden]`, packed when `ctx.packing` is set, else
     /// `[batch * seq, hidden]`; `residual` has the same shape.
     pub fn forward(&self, x: &Tensor, residual: &Tensor, ctx: &AttentionContext) -> Result<Tensor> {
+        if self.fused && x.device().is_cpu() && x.dtype() == DType::F32 {
+            return self.fused_cpu(x, residual, ctx);
+        }
         let (q, k, v) = self.project(x, ctx)?;
-        let out = if self.fused && q.device().is_cpu() && q.dtype() == DType::F32 {
-            let window = (self.kind == LayerKind::Local).then_some(self.window);
-            q.apply_op3_no_bwd(&k, &v, &CpuAttention { lengths: ctx.lengths.clone(), window })?
-        } else {
-            let masks = ctx.masks()?;
-            let out = match (self.kind, &masks.local) {
-                (LayerKind::Global, _) => self.global(&q, &k, &v, masks.global.as_ref())?,
-                (LayerKind::Local, LocalMask::Full(mask)) => attend(&q, &k, &v, Some(mask))?,
-                (LayerKind::Local, LocalMask::Blocked { mask, blocks }) => {
-                    self.blocked(&q, &k, &v, mask, *blocks)?
-                }
-            };
-            out.transpose(1, 2)?
+        let masks = ctx.masks()?;
+        let out = match (self.kind, &masks.local) {
+            (LayerKind::Global, _) => self.global(&q, &k, &v, masks.global.as_ref())?,
+            (LayerKind::Local, LocalMask::Full(mask)) => attend(&q, &k, &v, Some(mask))?,
+            (LayerKind::Local, LocalMask::Blocked { mask, blocks }) => {
+                self.blocked(&q, &k, &v, mask, *blocks)?
+            }
         };
         drop((q, k, v));
-        let out = out.reshape((ctx.batch * ctx.seq_len, x.dim(1)?))?;
+        let out = out.transpose(1, 2)?.reshape((ctx.batch * ctx.seq_len, x.dim(1)?))?;
         self.wo.forward_add(&ctx.packed(out)?, residual)
+    }
+
+    /// f32 on the CPU: the fused kernels, in the packed layout from projection to projection.
+    fn fused_cpu(&self, x: &Tensor, residual: &Tensor, ctx: &AttentionContext) -> Result<Tensor> {
+        let rope = self.rope(ctx);
+        let split = RopeSplit {
+            heads: self.heads,
+            positions: &ctx.positions,
+            cos: &rope.cos_f32,
+            sin: &rope.sin_f32,
+        };
+        let qkv = self.wqkv.forward(x)?.apply_op1_no_bwd(&split)?;
+        let window = (self.kind == LayerKind::Local).then_some(self.window);
+        let attention = CpuAttention { lengths: &ctx.lengths, offsets: &ctx.offsets, window };
+        let out = qkv.get(0)?.apply_op3_no_bwd(&qkv.get(1)?, &qkv.get(2)?, &attention)?;
+        drop(qkv);
+        self.wo.forward_add(&out.reshape(x.dims())?, residual)
+    }
+
+    fn rope<'a>(&self, ctx: &'a AttentionContext) -> &'a RopeTables {
+        match self.kind {
+            LayerKind::Global => &ctx.global_rope,
+            LayerKind::Local => &ctx.local_rope,
+        }
     }
 
     /// q, k, v as `[batch, heads, seq, head_dim]`, RoPE applied to q and k. Each temporary is
@@ -268,10 +298,7 @@ impl Attention {
         let shape = (ctx.batch, ctx.seq_len, 3, self.heads, self.head_dim);
         let qkv =
             ctx.padded(self.wqkv.forward(x)?)?.reshape(shape)?.permute((2, 0, 3, 1, 4))?.contiguous()?;
-        let rope = match self.kind {
-            LayerKind::Global => &ctx.global_rope,
-            LayerKind::Local => &ctx.local_rope,
-        };
+        let rope = self.rope(ctx);
         // v is copied out so that the q/k part of the buffer can be freed.
         Ok((rope.apply(&qkv.get(0)?)?, rope.apply(&qkv.get(1)?)?, qkv.get(2)?.copy()?))
     }

@@ -4,11 +4,14 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::Result;
 
-/// cos/sin tables for positions `0..len`, each `[len, head_dim / 2]`.
+/// cos/sin tables for positions `0..len`, each `[len, head_dim / 2]`: as tensors for candle's `rope`,
+/// and as f32 values for the fused CPU kernels.
 #[derive(Debug, Clone)]
 pub struct RopeTables {
     pub cos: Tensor,
     pub sin: Tensor,
+    pub cos_f32: Vec<f32>,
+    pub sin_f32: Vec<f32>,
 }
 
 impl RopeTables {
@@ -27,10 +30,10 @@ impl RopeTables {
                 sin.push(angle.sin());
             }
         }
-        let table = |v: Vec<f32>| -> Result<Tensor> {
-            Ok(Tensor::from_vec(v, (len, half), device)?.to_dtype(dtype)?)
+        let table = |v: &[f32]| -> Result<Tensor> {
+            Ok(Tensor::from_slice(v, (len, half), device)?.to_dtype(dtype)?)
         };
-        Ok(Self { cos: table(cos)?, sin: table(sin)? })
+        Ok(Self { cos: table(&cos)?, sin: table(&sin)?, cos_f32: cos, sin_f32: sin })
     }
 
     /// Rotates `x` of shape `[batch, heads, seq, head_dim]` (contiguous).
