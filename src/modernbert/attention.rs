@@ -131,8 +131,8 @@ impl Masks {
 }
 
 /// Row maps between the packed layout (the real tokens of every sequence, one after another) and the
-/// padded `[batch * seq]` layout that attention needs. Linear layers, norms and the MLP run packed, so
-/// padding costs them nothing.
+/// padded `[batch * seq]` layout of the model's input and output and of candle-ops attention. Linear
+/// layers, norms, the MLP and the fused CPU attention run packed, so padding costs them nothing.
 struct Packing {
     /// For each padded row, its packed row, or the extra zero row past the end for padding.
     to_padded: Tensor,
