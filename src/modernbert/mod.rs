@@ -177,8 +177,13 @@ pub(crate) struct Linear {
 impl Linear {
     /// `weight`: `[out, in]`, as checkpoints store it.
     pub fn new(weight: &Tensor) -> Result<Self> {
-        let (out, inner) = weight.dims2()?;
         let packed = weight.device().is_cpu() && weight.dtype() == DType::F32 && packed_supported();
+        Self::laid_out(weight, packed)
+    }
+
+    /// [`new`](Self::new) with the layout chosen by the caller (tests run both on one machine).
+    fn laid_out(weight: &Tensor, packed: bool) -> Result<Self> {
+        let (out, inner) = weight.dims2()?;
         let weight = match packed {
             true => {
                 let panels = pack(&weight.flatten_all()?.to_vec1::<f32>()?, out, inner);
@@ -221,5 +226,33 @@ impl Linear {
         let mut shape = dims.to_vec();
         shape[dims.len() - 1] = self.out;
         Ok((x.reshape((rows, inner))?, shape))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both CPU layouts (packed panels where AVX-512 exists, else the `gemm` column split), and
+    /// both entry points, agree with a plain product: the layout a CPU without AVX-512 runs is
+    /// checked here too.
+    #[test]
+    fn linear_layouts_agree() -> Result<()> {
+        let x = Tensor::randn(0f32, 1.0, (2, 19, 40), &Device::Cpu)?;
+        let w = Tensor::randn(0f32, 1.0, (70, 40), &Device::Cpu)?;
+        let residual = Tensor::randn(0f32, 1.0, (2, 19, 70), &Device::Cpu)?;
+        let want = x.broadcast_matmul(&w.t()?)?;
+        let with_residual = (&want + &residual)?;
+        let layouts = if packed_supported() { vec![false, true] } else { vec![false] };
+        for packed in layouts {
+            let linear = Linear::laid_out(&w, packed)?;
+            for (got, want) in
+                [(linear.forward(&x)?, &want), (linear.forward_add(&x, &residual)?, &with_residual)]
+            {
+                let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert!(diff < 1e-4, "packed {packed}: {diff}");
+            }
+        }
+        Ok(())
     }
 }
