@@ -2,7 +2,7 @@
 //!
 //! - token head: `Linear(hidden, 2)`, `p = softmax(logits)[1]`;
 //! - span head: `Conv1d(hidden -> C, k=5, pad 2) -> GELU -> Conv1d(C -> 1, k=3, pad 1) -> sigmoid`,
-//!   run along the sequence (over [CLS]/[SEP] too);
+//!   run along the sequence (over `[CLS]`/`[SEP]` too);
 //! - final score `p * (0.5 + 0.5 * s)`, or `p` for a checkpoint without a span head.
 
 use candle_core::{DType, Tensor, D};
