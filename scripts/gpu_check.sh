@@ -11,6 +11,8 @@
 # not, the copies inside PyTorch's wheels are used. PYTHON (default python3) needs torch,
 # transformers, tokenizers and safetensors. QUICK=1 runs fewer benchmark iterations. DEVICE=cpu
 # rehearses the whole script with a CPU build (DEVICE=cpu QUICK=1 LONG_TOKENS=1000 BENCH_SHAPES="1 128").
+# STEPS (default select,tests,parity,full,bench) runs a subset, e.g. to split the run across calls to a
+# machine with a per-command time limit; results are then appended to what OUT_DIR already holds.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bundle=${1:?usage: scripts/gpu_check.sh BUNDLE_DIR [OUT_DIR]}
@@ -19,9 +21,12 @@ py=${PYTHON:-python3}
 iters=$([ -n "${QUICK:-}" ] && echo 3 || echo 20)
 device=${DEVICE:-cuda}
 mkdir -p "$out/bin"
-: >"$out/parity.jsonl"
-: >"$out/bench.jsonl"
+if [ -z "${STEPS:-}" ]; then
+  : >"$out/parity.jsonl"
+  : >"$out/bench.jsonl"
+fi
 failed=0
+want() { [[ ",${STEPS:-select,tests,parity,full,bench}," == *",$1,"* ]]; }
 step() { echo "== $*" | tee -a "$out/steps.log"; }
 check() { if "$@"; then echo "   ok" | tee -a "$out/steps.log"; else echo "   FAILED: $*" | tee -a "$out/steps.log"; failed=1; fi; }
 
@@ -40,35 +45,40 @@ fi
 echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}" >"$out/env.txt"
 ldd "$kompress" >>"$out/env.txt" 2>&1
 fixture=tests/fixtures/models/v5
-if [ "$device" = cuda ]; then
-  nvidia-smi -L | tee "$out/gpu.txt"
+[ "$device" = cuda ] && nvidia-smi -L >"$out/gpu.txt" && cat "$out/gpu.txt"
+if [ "$device" = cuda ] && want select; then
   step "device selection: auto picks CUDA, cuda:N past the count is a clear error"
   check bash -c "echo 'the quick brown fox' | '$kompress' score -v -m $fixture 2>&1 >/dev/null | tee '$out/auto.log' | grep -q 'device cuda:0'"
   gpus=$(nvidia-smi -L | wc -l)
   check bash -c "! echo x | '$kompress' score -m $fixture --device cuda:$gpus 2>'$out/cuda-past.log' && grep -q 'there is no CUDA device $gpus' '$out/cuda-past.log'"
 fi
 
-step "parity tests on $device (f32 <= 1e-3, batch = singles within 1e-4, f16 <= 2e-2, bf16 <= 0.15)"
-check env KOMPRESS_TEST_DEVICE=$device KOMPRESS_REPO="$PWD" "$out/bin/parity-test" --nocapture --test-threads 1 \
-  >"$out/parity-test.log" 2>&1
-tail -3 "$out/parity-test.log"
+if want tests; then
+  step "parity tests on $device (f32 <= 1e-3, batch = singles within 1e-4, f16 <= 2e-2, bf16 <= 0.15)"
+  check env KOMPRESS_TEST_DEVICE=$device KOMPRESS_REPO="$PWD" "$out/bin/parity-test" --nocapture --test-threads 1 \
+    >"$out/parity-test.log" 2>&1
+  tail -3 "$out/parity-test.log"
+fi
 
 parity() {
   "$py" scripts/parity.py --kompress "$kompress" --device $device --json "$@" >"$out/last-parity.log" 2>&1 &&
     tail -1 "$out/last-parity.log" >>"$out/parity.jsonl"
 }
-step "parity with PyTorch on the same GPU: fixture models"
-"$py" -c 'import json; print(json.load(open("tests/fixtures/inputs.json"))["long"])' >"$out/fixture-long.txt"
-for model in v4 v5 nospan v2; do
-  for dtype in f32 f16 bf16; do
-    check parity --model tests/fixtures/models/$model --text-file "$out/fixture-long.txt" --dtype $dtype
+if want parity; then
+  step "parity with PyTorch on the same GPU: fixture models"
+  "$py" -c 'import json; print(json.load(open("tests/fixtures/inputs.json"))["long"])' >"$out/fixture-long.txt"
+  for model in v4 v5 nospan v2; do
+    for dtype in f32 f16 bf16; do
+      check parity --model tests/fixtures/models/$model --text-file "$out/fixture-long.txt" --dtype $dtype
+    done
   done
-done
+fi
 
-step "parity with PyTorch on the same GPU: full-size model, long text"
-check "$py" scripts/make_full_model.py "$out/full-model" >"$out/make-full-model.log" 2>&1
-# As much of README.md as fits in LONG_TOKENS (default 8000) tokens of the model's tokenizer.
-"$py" - "$out/full-model/tokenizer.json" "${LONG_TOKENS:-8000}" >"$out/long.txt" <<'EOF'
+if want full; then
+  step "parity with PyTorch on the same GPU: full-size model, long text"
+  check "$py" scripts/make_full_model.py "$out/full-model" >"$out/make-full-model.log" 2>&1
+  # As much of README.md as fits in LONG_TOKENS (default 8000) tokens of the model's tokenizer.
+  "$py" - "$out/full-model/tokenizer.json" "${LONG_TOKENS:-8000}" >"$out/long.txt" <<'EOF'
 import sys
 from tokenizers import Tokenizer
 tok, kept, used = Tokenizer.from_file(sys.argv[1]), [], 2
@@ -80,17 +90,20 @@ for line in open("README.md", encoding="utf-8"):
     used += n
 sys.stdout.write("".join(kept))
 EOF
-for dtype in f32 f16 bf16; do
-  check parity --model "$out/full-model" --text-file "$out/long.txt" --dtype $dtype
-done
+  for dtype in f32 f16 bf16; do
+    check parity --model "$out/full-model" --text-file "$out/long.txt" --dtype $dtype
+  done
+fi
 
-step "benchmarks: kompress vs PyTorch sdpa, bf16, random kompress-base weights"
-IFS=, read -ra shapes <<<"${BENCH_SHAPES:-1 512,32 512,1 8192}"
-for shape in "${shapes[@]}"; do
-  set -- $shape
-  check bash -c "'$kompress' bench --random-weights --device $device --dtype bf16 --batch $1 --seq-len $2 --iters $iters --warmup 3 --json >>'$out/bench.jsonl'"
-  check bash -c "'$py' scripts/bench_pytorch.py --device $device --dtype bf16 --engines sdpa --batch $1 --seq-len $2 --iters $iters --warmup 3 >>'$out/bench.jsonl' 2>>'$out/bench-pytorch.log'"
-done
+if want bench; then
+  step "benchmarks: kompress vs PyTorch sdpa, bf16, random kompress-base weights"
+  IFS=, read -ra shapes <<<"${BENCH_SHAPES:-1 512,32 512,1 8192}"
+  for shape in "${shapes[@]}"; do
+    set -- $shape
+    check bash -c "'$kompress' bench --random-weights --device $device --dtype bf16 --batch $1 --seq-len $2 --iters $iters --warmup 3 --json >>'$out/bench.jsonl'"
+    check bash -c "'$py' scripts/bench_pytorch.py --device $device --dtype bf16 --engines sdpa --batch $1 --seq-len $2 --iters $iters --warmup 3 >>'$out/bench.jsonl' 2>>'$out/bench-pytorch.log'"
+  done
+fi
 
 "$py" scripts/gpu_summary.py "$out" | tee "$out/summary.md"
 exit $failed
