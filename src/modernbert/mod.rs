@@ -235,22 +235,25 @@ mod tests {
 
     /// Both CPU layouts (packed panels where AVX-512 exists, else the `gemm` column split), and
     /// both entry points, agree with a plain product: the layout a CPU without AVX-512 runs is
-    /// checked here too.
+    /// checked here too. Shapes are ragged in every direction: rows not a multiple of the packed
+    /// kernel's tile or row block, columns not a multiple of its panel or of the column split's task.
     #[test]
     fn linear_layouts_agree() -> Result<()> {
-        let x = Tensor::randn(0f32, 1.0, (2, 19, 40), &Device::Cpu)?;
-        let w = Tensor::randn(0f32, 1.0, (70, 40), &Device::Cpu)?;
-        let residual = Tensor::randn(0f32, 1.0, (2, 19, 70), &Device::Cpu)?;
-        let want = x.broadcast_matmul(&w.t()?)?;
-        let with_residual = (&want + &residual)?;
-        let layouts = if packed_supported() { vec![false, true] } else { vec![false] };
-        for packed in layouts {
-            let linear = Linear::laid_out(&w, packed)?;
-            for (got, want) in
-                [(linear.forward(&x)?, &want), (linear.forward_add(&x, &residual)?, &with_residual)]
-            {
-                let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
-                assert!(diff < 1e-4, "packed {packed}: {diff}");
+        for (rows, inner, out) in [(1, 7, 5), (37, 50, 130), (135, 64, 17), (260, 33, 64), (38, 40, 70)] {
+            let x = Tensor::randn(0f32, 1.0, (2, rows, inner), &Device::Cpu)?;
+            let w = Tensor::randn(0f32, 1.0, (out, inner), &Device::Cpu)?;
+            let residual = Tensor::randn(0f32, 1.0, (2, rows, out), &Device::Cpu)?;
+            let want = x.broadcast_matmul(&w.t()?)?;
+            let with_residual = (&want + &residual)?;
+            let layouts = if packed_supported() { vec![false, true] } else { vec![false] };
+            for packed in layouts {
+                let linear = Linear::laid_out(&w, packed)?;
+                for (got, want) in
+                    [(linear.forward(&x)?, &want), (linear.forward_add(&x, &residual)?, &with_residual)]
+                {
+                    let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                    assert!(diff < 1e-4, "{rows}x{inner}x{out}, packed {packed}: {diff}");
+                }
             }
         }
         Ok(())
