@@ -57,5 +57,5 @@ impl WordTokenizer {
 /// assert_eq!(kompress::tokenize::words("a b\n\n  c\td "), vec!["a", "b", "c", "d"]);
 /// ```
 pub fn words(text: &str) -> Vec<&str> {
-    text.split('\n').flat_map(str::split_whitespace).collect()
+    crate::pipeline::words::words(text).map(|w| w.text).collect()
 }

@@ -68,13 +68,6 @@ mod tests {
     }
 
     #[test]
-    fn same_words_as_the_engine() {
-        let text = "  a\tb \n\n\r\nc  d\u{a0}e\r\nf";
-        let ours: Vec<&str> = words(text).map(|w| w.text).collect();
-        assert_eq!(ours, crate::tokenize::words(text));
-    }
-
-    #[test]
     fn never_glues_lines_and_keeps_crlf() {
         let text = "one two\r\nthree\n\nfour five\r\n";
         assert_eq!(join(text, |_| true), "one two\r\nthree\nfour five");

@@ -128,7 +128,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<()> {
             eprintln!("{}", summary(&name, result, seconds));
         }
         if args.json {
-            writeln!(out, "{}", json_line(&report(&args, &model, result), &[("input", json!(name))]))?;
+            writeln!(out, "{}", json_line(&args, &opts, &model, result, &[("input", json!(name))]))?;
             continue;
         }
         if inputs.len() > 1 {
@@ -172,7 +172,7 @@ fn run_jsonl(args: &CompressArgs, opts: &CompressOptions) -> anyhow::Result<()> 
             let results = kompress::compress_batch(&model, &refs, opts)?;
             for ((n, _), result) in batch.iter().zip(&results) {
                 let extra = [("input", json!(name)), ("line", json!(n))];
-                writeln!(out, "{}", json_line(&report(args, &model, result), &extra))?;
+                writeln!(out, "{}", json_line(args, opts, &model, result, &extra))?;
             }
         }
     }
@@ -222,18 +222,19 @@ fn input_name(path: Option<&PathBuf>) -> String {
     path.filter(|p| p.as_os_str() != "-").map_or("-".to_string(), |p| p.display().to_string())
 }
 
-/// The result with the run's settings, as printed by --json and --jsonl.
-fn report(args: &CompressArgs, model: &Kompress, result: &CompressResult) -> Value {
+/// One line of --json or --jsonl: the result with the run's settings and `extra` fields.
+fn json_line(
+    args: &CompressArgs,
+    opts: &CompressOptions,
+    model: &Kompress,
+    result: &CompressResult,
+    extra: &[(&str, Value)],
+) -> String {
     let mut v = serde_json::to_value(result).expect("results serialize");
-    v["mode"] = json!(args.options().map(|o| o.mode.to_string()).unwrap_or_default());
+    v["mode"] = json!(opts.mode.to_string());
     v["model"] = json!(args.model.model);
     v["device"] = json!(kompress::device::device_name(model.device()));
     v["dtype"] = json!(model.dtype().as_str());
-    v
-}
-
-fn json_line(v: &Value, extra: &[(&str, Value)]) -> String {
-    let mut v = v.clone();
     for (k, x) in extra {
         v[*k] = x.clone();
     }
