@@ -55,9 +55,8 @@ impl Weights {
         if !path.is_file() {
             return Err(fail("no such file".into()));
         }
-        let is_pickle = matches!(path.extension().and_then(|e| e.to_str()), Some("pt" | "pth" | "bin"));
         let (store, entries) =
-            if is_pickle { open_merged(path) } else { open_safetensors(path) }.map_err(fail)?;
+            if is_pickle(path) { open_merged(path) } else { open_safetensors(path) }.map_err(fail)?;
         Ok(Self { store, entries, path: shown, device: device.clone() })
     }
 
@@ -100,19 +99,9 @@ impl Weights {
         if let Store::Random { seed } = self.store {
             return Ok(random_tensor(seed, shape, name)?.to_dtype(dtype)?.to_device(&self.device)?);
         }
-        let entry = self.entries.get(name).ok_or_else(|| Error::MissingTensor {
-            path: self.path.clone(),
-            name: name.into(),
-            expected: shape.to_vec(),
-        })?;
-        if entry.shape != shape {
-            return Err(Error::TensorShape {
-                path: self.path.clone(),
-                name: name.into(),
-                expected: shape.to_vec(),
-                found: entry.shape.clone(),
-            });
-        }
+        let entry = self.entries.get(name);
+        check_tensor(&self.path, name, shape, entry.map(|e| e.shape.as_slice()))?;
+        let entry = entry.expect("checked above");
         let read = match &self.store {
             Store::Safetensors(st) => st.load(&entry.name, &Device::Cpu),
             Store::Random { .. } => unreachable!("random weights return early"),
@@ -125,6 +114,28 @@ impl Weights {
             reason: format!("tensor `{name}`: {e}"),
         })?;
         Ok(tensor.to_dtype(dtype)?.contiguous()?.to_device(&self.device)?)
+    }
+}
+
+/// Whether a checkpoint is a PyTorch pickle (`.pt`, `.pth`, `.bin`) rather than safetensors.
+pub(crate) fn is_pickle(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("pt" | "pth" | "bin"))
+}
+
+/// Checkpoint `path` holds tensor `name` (of shape `found`, `None` when absent) with shape `expected`.
+pub(crate) fn check_tensor(
+    path: &str,
+    name: &str,
+    expected: &[usize],
+    found: Option<&[usize]>,
+) -> Result<()> {
+    let (path, name, expected) = (path.to_string(), name.to_string(), expected.to_vec());
+    match found {
+        None => Err(Error::MissingTensor { path, name, expected }),
+        Some(found) if found != expected => {
+            Err(Error::TensorShape { path, name, expected, found: found.to_vec() })
+        }
+        Some(_) => Ok(()),
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::metrics::Metrics;
-use super::oracle::oracle_labels;
+use super::oracle::mark_important;
 use super::policies::{EvictionPolicy, PolicyKind};
 use super::pytext;
 use super::records::{question_entities, Records};
@@ -142,7 +142,9 @@ pub fn compress_detailed(
     let lines = pytext::splitlines(text);
     let mut records = Records::for_inference(&lines, question);
     if policy.needs_oracle_labels() {
-        for (rec, label) in records.records.iter_mut().zip(oracle_labels(&lines, question)) {
+        // The records' own tokens: no second tokenization.
+        let labels = mark_important(&records.tokens, &lines, &question_entities(question));
+        for (rec, label) in records.records.iter_mut().zip(labels) {
             rec.oracle_important = label;
         }
     }

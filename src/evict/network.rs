@@ -9,6 +9,7 @@ use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 use super::records::FEATURE_DIM;
 use crate::kernels::gelu::GeluErf;
+use crate::weights::{check_tensor, is_pickle};
 use crate::{Error, Result};
 
 /// Hidden width of the network.
@@ -87,8 +88,7 @@ impl EvictionNetwork {
     /// safetensors (any other extension).
     pub fn load(path: &Path) -> Result<Self> {
         let name = path.display().to_string();
-        let is_pickle = matches!(path.extension().and_then(|e| e.to_str()), Some("pt" | "pth" | "bin"));
-        if is_pickle {
+        if is_pickle(path) {
             let tensors = candle_core::pickle::read_all(path)
                 .map_err(|e| Error::Checkpoint { path: name.clone(), reason: e.to_string() })?;
             Self::from_tensors(tensors.into_iter().collect(), &name)
@@ -107,24 +107,10 @@ impl EvictionNetwork {
 
     /// Checks every expected tensor's presence and shape, then builds the network in f32.
     fn from_tensors(tensors: HashMap<String, Tensor>, name: &str) -> Result<Self> {
-        let mut checked = HashMap::new();
         for (key, shape) in TENSOR_SHAPES {
-            let t = tensors.get(key).ok_or_else(|| Error::MissingTensor {
-                path: name.to_string(),
-                name: key.to_string(),
-                expected: shape.to_vec(),
-            })?;
-            if t.dims() != shape {
-                return Err(Error::TensorShape {
-                    path: name.to_string(),
-                    name: key.to_string(),
-                    expected: shape.to_vec(),
-                    found: t.dims().to_vec(),
-                });
-            }
-            checked.insert(key.to_string(), t.to_dtype(DType::F32)?);
+            check_tensor(name, key, shape, tensors.get(key).map(Tensor::dims))?;
         }
-        Self::new(VarBuilder::from_tensors(checked, DType::F32, &Device::Cpu))
+        Self::new(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))
     }
 
     /// Keep logits of one context's row-major `n x 9` feature matrix.

@@ -153,7 +153,8 @@ fn sink_count(b: usize) -> usize {
     SINK_TOKENS.min((b / 10).max(1))
 }
 
-/// The first `sink` and the last `recent` of `n` positions (H2O's and Truncation's fixed part).
+/// The first `sink` and the last `recent` of `n` positions (the fixed part of H2O, Truncation and
+/// the sliding window).
 fn head_and_tail(n: usize, sink: usize, recent: usize) -> BTreeSet<usize> {
     (0..sink.min(n)).chain(n.saturating_sub(recent)..n).collect()
 }
@@ -223,9 +224,7 @@ impl EvictionPolicy for SlidingWindow {
         let n = records.len();
         let b = budget.min(n);
         let sink = (n / 20).max(1);
-        let recent = b.saturating_sub(sink);
-        let kept: BTreeSet<usize> = (0..sink).chain(n - recent..n).collect();
-        Ok(kept.into_iter().take(b).collect())
+        Ok(head_and_tail(n, sink, b.saturating_sub(sink)).into_iter().take(b).collect())
     }
 }
 
@@ -365,7 +364,8 @@ impl EvictionPolicy for SnapKv {
     fn select(&self, records: &Records, budget: usize) -> Result<Vec<usize>> {
         let n = records.len();
         let b = budget.min(n);
-        let sink = sink_count(b).min(n);
+        // At most b: a zero budget keeps nothing (b <= n, so this is also at most n).
+        let sink = sink_count(b).min(b);
         let scores: Vec<f64> = records.records.iter().map(|r| r.snapkv_score).collect();
         let mut kept = top_positions(sink..n, b - sink, high_then_early(&scores));
         kept.splice(0..0, 0..sink);
