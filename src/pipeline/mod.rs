@@ -266,13 +266,14 @@ struct TextState<'a> {
 impl<'a> TextState<'a> {
     fn new(text: &'a str, opts: &CompressOptions) -> Self {
         let original_words = words(text).count();
-        let planner = (original_words >= opts.min_words).then(|| {
+        let scored = original_words >= opts.min_words;
+        let planner = scored.then(|| {
             let source: Box<dyn Iterator<Item = Word<'a>> + 'a> = Box::new(words(text));
             Planner::new(source, opts.chunk_words, opts.chunk_tokens)
         });
         Self {
             text,
-            tables: if opts.protect_tables && planner.is_some() {
+            tables: if opts.protect_tables && scored {
                 TableLines::find(text)
             } else {
                 TableLines::default()
@@ -281,7 +282,7 @@ impl<'a> TextState<'a> {
             protect_words: opts.protect_words,
             out: LineJoiner::default(),
             original_words,
-            words_done: if original_words >= opts.min_words { 0 } else { original_words },
+            words_done: if scored { 0 } else { original_words },
             chunks: 0,
             unscored: 0,
             decisions: opts.explain.then(Vec::new),

@@ -25,7 +25,7 @@ impl TableLines {
     /// ```
     pub fn find(text: &str) -> Self {
         let mut runs = Vec::new();
-        let mut start = 0;
+        let (mut start, mut lines) = (0, 0);
         let mut prev = None;
         for (line, cols) in text.split('\n').map(columns).enumerate() {
             if prev != Some(cols) {
@@ -33,8 +33,9 @@ impl TableLines {
                 start = line;
                 prev = Some(cols);
             }
+            lines = line + 1;
         }
-        push_run(&mut runs, prev, start..text.split('\n').count());
+        push_run(&mut runs, prev, start..lines);
         Self { runs }
     }
 
