@@ -78,12 +78,13 @@ impl ModelArgs {
 
 /// Reads a whole input: a file, or standard input for `-` or no path. Text must be UTF-8.
 pub fn read_text(path: Option<&PathBuf>) -> anyhow::Result<String> {
-    read_input(path, false)
+    read_input(path, None)
 }
 
-/// [`read_text`]; with `lossy`, invalid UTF-8 sequences become U+FFFD instead of an error.
-pub fn read_input(path: Option<&PathBuf>, lossy: bool) -> anyhow::Result<String> {
-    let (bytes, name) = match path.filter(|p| p.as_os_str() != "-") {
+/// [`read_text`] for a command with `--lossy`: `Some(true)` turns invalid UTF-8 into U+FFFD,
+/// `Some(false)` makes it an error that points at `--lossy`.
+pub fn read_input(path: Option<&PathBuf>, lossy: Option<bool>) -> anyhow::Result<String> {
+    let (bytes, name) = match file_arg(path) {
         Some(p) => (
             std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
             p.display().to_string(),
@@ -94,12 +95,21 @@ pub fn read_input(path: Option<&PathBuf>, lossy: bool) -> anyhow::Result<String>
             (buf, "standard input".to_string())
         }
     };
-    match String::from_utf8(bytes) {
-        Ok(text) => Ok(text),
-        Err(e) if lossy => Ok(String::from_utf8_lossy(e.as_bytes()).into_owned()),
-        Err(e) => Err(anyhow::anyhow!(
-            "{name} is not valid UTF-8 (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        )),
-    }
+    decode(bytes, &name, lossy)
+}
+
+/// The file a path argument names: `None` for `-` or no path, which mean standard input.
+pub fn file_arg(path: Option<&PathBuf>) -> Option<&PathBuf> {
+    path.filter(|p| p.as_os_str() != "-")
+}
+
+/// `bytes` as text; `lossy` as in [`read_input`]. An error names `what` and the first invalid byte.
+pub fn decode(bytes: Vec<u8>, what: &str, lossy: Option<bool>) -> anyhow::Result<String> {
+    let e = match String::from_utf8(bytes) {
+        Ok(text) => return Ok(text),
+        Err(e) if lossy == Some(true) => return Ok(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        Err(e) => e,
+    };
+    let hint = if lossy.is_some() { " (--lossy replaces invalid bytes)" } else { "" };
+    anyhow::bail!("{what} is not valid UTF-8 (invalid byte at offset {}){hint}", e.utf8_error().valid_up_to())
 }

@@ -11,7 +11,7 @@ use kompress::pipeline::{compress_batch_with_progress, Mode, Progress, Reason, W
 use kompress::{CompressOptions, CompressResult, Kompress};
 use serde_json::{json, Value};
 
-use crate::args::{read_input, ModelArgs};
+use crate::args::{decode, file_arg, read_input, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct CompressArgs {
@@ -103,17 +103,15 @@ impl CompressArgs {
 
 pub fn run(args: CompressArgs) -> anyhow::Result<()> {
     let opts = args.options()?;
-    if args.jsonl {
-        return run_jsonl(&args, &opts);
-    }
     let inputs: Vec<Option<&PathBuf>> = match args.inputs.is_empty() {
         true => vec![None],
         false => args.inputs.iter().map(Some).collect(),
     };
-    let texts = inputs
-        .iter()
-        .map(|p| read_input(*p, args.lossy).map_err(lossy_hint))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.jsonl {
+        return run_jsonl(&args, &opts, &inputs);
+    }
+    let texts =
+        inputs.iter().map(|p| read_input(*p, Some(args.lossy))).collect::<anyhow::Result<Vec<_>>>()?;
     let model = args.model.load()?;
     let started = Instant::now();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -148,14 +146,10 @@ pub fn run(args: CompressArgs) -> anyhow::Result<()> {
 
 /// Streams a corpus: every line is one text; results are printed as their batch completes, so memory
 /// holds one batch of texts.
-fn run_jsonl(args: &CompressArgs, opts: &CompressOptions) -> anyhow::Result<()> {
+fn run_jsonl(args: &CompressArgs, opts: &CompressOptions, inputs: &[Option<&PathBuf>]) -> anyhow::Result<()> {
     let model = args.model.load()?;
     let mut out = std::io::stdout().lock();
-    let inputs: Vec<Option<&PathBuf>> = match args.inputs.is_empty() {
-        true => vec![None],
-        false => args.inputs.iter().map(Some).collect(),
-    };
-    for path in inputs {
+    for &path in inputs {
         let name = input_name(path);
         let mut lines = open(path)?.split(b'\n').enumerate().peekable();
         while lines.peek().is_some() {
@@ -180,7 +174,7 @@ fn run_jsonl(args: &CompressArgs, opts: &CompressOptions) -> anyhow::Result<()> 
 }
 
 fn open(path: Option<&PathBuf>) -> anyhow::Result<Box<dyn BufRead>> {
-    Ok(match path.filter(|p| p.as_os_str() != "-") {
+    Ok(match file_arg(path) {
         Some(p) => Box::new(std::io::BufReader::new(
             std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?,
         )),
@@ -191,35 +185,19 @@ fn open(path: Option<&PathBuf>) -> anyhow::Result<Box<dyn BufRead>> {
 /// One corpus line as text: a JSON string, a JSON object's "text", or the raw line.
 fn corpus_text(line: &[u8], lossy: bool) -> anyhow::Result<String> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let raw = match std::str::from_utf8(line) {
-        Ok(s) => s.to_string(),
-        Err(_) if lossy => String::from_utf8_lossy(line).into_owned(),
-        Err(e) => {
-            return Err(lossy_hint(anyhow::anyhow!(
-                "not valid UTF-8 (invalid byte at offset {})",
-                e.valid_up_to()
-            )))
-        }
-    };
+    let raw = decode(line.to_vec(), "the line", Some(lossy))?;
     Ok(match serde_json::from_str::<Value>(&raw) {
         Ok(Value::String(text)) => text,
-        Ok(Value::Object(mut o)) if o.get("text").is_some_and(Value::is_string) => match o.remove("text") {
+        Ok(Value::Object(mut o)) => match o.remove("text") {
             Some(Value::String(text)) => text,
-            _ => unreachable!("checked above"),
+            _ => raw,
         },
         _ => raw,
     })
 }
 
-fn lossy_hint(e: anyhow::Error) -> anyhow::Error {
-    match e.to_string().contains("not valid UTF-8") {
-        true => anyhow::anyhow!("{e:#} (--lossy replaces invalid bytes)"),
-        false => e,
-    }
-}
-
 fn input_name(path: Option<&PathBuf>) -> String {
-    path.filter(|p| p.as_os_str() != "-").map_or("-".to_string(), |p| p.display().to_string())
+    file_arg(path).map_or("-".to_string(), |p| p.display().to_string())
 }
 
 /// One line of --json or --jsonl: the result with the run's settings and `extra` fields.
