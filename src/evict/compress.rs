@@ -1,6 +1,5 @@
 //! Context compression: budget, policy selection and line reconstruction (reference: `compress.py`).
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::Serialize;
@@ -109,7 +108,7 @@ pub fn compress_context(
     budget_ratio: f64,
     policy: &dyn EvictionPolicy,
 ) -> Result<CompressResult> {
-    Ok(compress_detailed(text, question, budget_ratio, policy)?.0)
+    Ok(select_lines(text, question, budget_ratio, policy)?.result)
 }
 
 /// [`compress_context`] plus, for every line, whether it was kept and why.
@@ -119,6 +118,42 @@ pub fn compress_detailed(
     budget_ratio: f64,
     policy: &dyn EvictionPolicy,
 ) -> Result<(CompressResult, Vec<LineAnnotation>)> {
+    let Selection { result, lines, by_policy } = select_lines(text, question, budget_ratio, policy)?;
+    let entities = question_entities(question);
+    let n_lines = lines.len();
+    let annotations = (0..n_lines)
+        .map(|l| {
+            let reason = if l < SINK_LINES {
+                Reason::Sink
+            } else if l + RECENT_LINES >= n_lines {
+                Reason::Recent
+            } else if !by_policy[l] {
+                Reason::Evicted
+            } else if entities.iter().any(|e| lines[l].contains(e)) {
+                Reason::EntityMatch
+            } else {
+                Reason::PolicyScore
+            };
+            LineAnnotation { line: l, kept: reason != Reason::Evicted, reason }
+        })
+        .collect();
+    Ok((result, annotations))
+}
+
+/// A compression with what [`compress_detailed`] needs to explain it.
+struct Selection<'a> {
+    result: CompressResult,
+    lines: Vec<&'a str>,
+    /// Per line: whether the policy kept one of its tokens.
+    by_policy: Vec<bool>,
+}
+
+fn select_lines<'a>(
+    text: &'a str,
+    question: &str,
+    budget_ratio: f64,
+    policy: &dyn EvictionPolicy,
+) -> Result<Selection<'a>> {
     if !(budget_ratio > 0.0 && budget_ratio <= 1.0) {
         return Err(Error::Invalid(format!("budget ratio must be in (0, 1], got {budget_ratio}")));
     }
@@ -137,7 +172,7 @@ pub fn compress_detailed(
             original_chars,
             output_chars: original_chars,
         };
-        return Ok((result, Vec::new()));
+        return Ok(Selection { result, lines: Vec::new(), by_policy: Vec::new() });
     }
     let lines = pytext::splitlines(text);
     let mut records = Records::for_inference(&lines, question);
@@ -152,32 +187,17 @@ pub fn compress_detailed(
     let budget = ((n as f64 * budget_ratio) as usize).min(n).max(1);
     let kept_positions = policy.select(&records, budget)?;
 
-    let policy_lines: BTreeSet<usize> = kept_positions.iter().map(|&p| records.records[p].line).collect();
     let n_lines = lines.len();
-    let forced = |l: usize| l < SINK_LINES || l + RECENT_LINES >= n_lines;
-    let kept_lines: Vec<usize> = (0..n_lines).filter(|l| forced(*l) || policy_lines.contains(l)).collect();
+    let mut by_policy = vec![false; n_lines];
+    for &p in &kept_positions {
+        by_policy[records.records[p].line] = true;
+    }
+    let kept: Vec<bool> =
+        (0..n_lines).map(|l| l < SINK_LINES || l + RECENT_LINES >= n_lines || by_policy[l]).collect();
+    let kept_lines: Vec<usize> = (0..n_lines).filter(|&l| kept[l]).collect();
     let compressed_text = kept_lines.iter().map(|&l| lines[l]).collect::<Vec<_>>().join("\n");
-    let output_tokens =
-        records.records.iter().filter(|r| forced(r.line) || policy_lines.contains(&r.line)).count();
+    let output_tokens = records.records.iter().filter(|r| kept[r.line]).count();
     let output_chars = compressed_text.chars().count();
-
-    let entities = question_entities(question);
-    let annotations = (0..n_lines)
-        .map(|l| {
-            let reason = if l < SINK_LINES {
-                Reason::Sink
-            } else if l + RECENT_LINES >= n_lines {
-                Reason::Recent
-            } else if !policy_lines.contains(&l) {
-                Reason::Evicted
-            } else if entities.iter().any(|e| lines[l].contains(e)) {
-                Reason::EntityMatch
-            } else {
-                Reason::PolicyScore
-            };
-            LineAnnotation { line: l, kept: reason != Reason::Evicted, reason }
-        })
-        .collect();
 
     let result = CompressResult {
         policy: policy.name().to_string(),
@@ -192,7 +212,7 @@ pub fn compress_detailed(
         original_chars,
         output_chars,
     };
-    Ok((result, annotations))
+    Ok(Selection { result, lines, by_policy })
 }
 
 fn savings_pct(kept: usize, total: usize) -> f64 {
