@@ -242,7 +242,9 @@ mod avx512 {
         let mut acc = [[_mm512_setzero_ps(); 2]; M];
         for (i, acc) in acc.iter_mut().enumerate() {
             acc[0] = _mm512_maskz_loadu_ps(m0, out.add(i * ldc));
-            acc[1] = _mm512_maskz_loadu_ps(m1, out.add(i * ldc + 16));
+            // Masked off entirely when the panel has at most 16 columns: then the address may lie
+            // past the buffer, which `add` must not produce; it is never dereferenced.
+            acc[1] = _mm512_maskz_loadu_ps(m1, out.wrapping_add(i * ldc + 16));
         }
         for k in 0..inner {
             let b0 = _mm512_loadu_ps(panel.add(k * PANEL));
@@ -255,7 +257,7 @@ mod avx512 {
         }
         for (i, acc) in acc.iter().enumerate() {
             _mm512_mask_storeu_ps(out.add(i * ldc), m0, acc[0]);
-            _mm512_mask_storeu_ps(out.add(i * ldc + 16), m1, acc[1]);
+            _mm512_mask_storeu_ps(out.wrapping_add(i * ldc + 16), m1, acc[1]);
         }
     }
 }
