@@ -3,7 +3,7 @@
 
 use kompress::evict::{
     compress_context, compress_detailed, compress_for_turn, run_benchmark, EvictionNetwork, PolicyKind,
-    Reason, BLOCK_SEPARATOR,
+    Reason, Records, BLOCK_SEPARATOR,
 };
 use proptest::prelude::*;
 
@@ -91,6 +91,25 @@ fn built_in_weights_reach_full_oracle_recall_on_the_benchmark() {
     let rows = run_benchmark(8, 0.35, &[PolicyKind::Learned, PolicyKind::Fifo], &embedded()).unwrap();
     assert!(rows[0].oracle_recall >= 0.999, "{rows:?}");
     assert!((rows[1].oracle_recall - 0.248).abs() < 1e-3, "{rows:?}");
+}
+
+/// `select`'s contract at every budget, the degenerate ones included (0, and more than the tokens),
+/// which `compress_context` never asks for but a library caller may.
+#[test]
+fn every_policy_selects_at_most_the_budget_directly() {
+    let net = embedded();
+    let lines = ["def load(path):", "    return open(path).read()", "x = load('a')", "print(x)"];
+    let question = "what does load return";
+    let records = Records::for_inference(&lines, question);
+    let n = records.len();
+    for kind in PolicyKind::ALL {
+        let policy = kind.build(question, &net, 1);
+        for budget in 0..=n + 2 {
+            let kept = policy.select(&records, budget).unwrap();
+            assert!(kept.len() <= budget.min(n), "{kind} at budget {budget}: {} kept", kept.len());
+            assert!(kept.windows(2).all(|w| w[0] < w[1]) && kept.iter().all(|&p| p < n), "{kind}: {kept:?}");
+        }
+    }
 }
 
 proptest! {

@@ -148,9 +148,10 @@ impl FromStr for PolicyKind {
     }
 }
 
-/// Attention sinks: `min(4, max(1, b / 10))`.
+/// Attention sinks: `min(4, max(1, b / 10))` as the reference computes them, and never more than the
+/// budget (the reference's callers never ask for a budget of 0; a library caller may).
 fn sink_count(b: usize) -> usize {
-    SINK_TOKENS.min((b / 10).max(1))
+    SINK_TOKENS.min((b / 10).max(1)).min(b)
 }
 
 /// The first `sink` and the last `recent` of `n` positions (the fixed part of H2O, Truncation and
@@ -364,8 +365,8 @@ impl EvictionPolicy for SnapKv {
     fn select(&self, records: &Records, budget: usize) -> Result<Vec<usize>> {
         let n = records.len();
         let b = budget.min(n);
-        // At most b: a zero budget keeps nothing (b <= n, so this is also at most n).
-        let sink = sink_count(b).min(b);
+        // b <= n, so the sinks are also at most n.
+        let sink = sink_count(b);
         let scores: Vec<f64> = records.records.iter().map(|r| r.snapkv_score).collect();
         let mut kept = top_positions(sink..n, b - sink, high_then_early(&scores));
         kept.splice(0..0, 0..sink);
