@@ -32,7 +32,8 @@ impl ModelFiles {
         let dir = dir.as_ref();
         let missing = |reason: String| Error::ModelDir { dir: dir.to_path_buf(), reason };
         if !dir.is_dir() {
-            return Err(missing("not a directory".into()));
+            let reason = if dir.exists() { "not a directory" } else { "does not exist" };
+            return Err(missing(reason.into()));
         }
         let file = |name: &str| -> Result<PathBuf> {
             let path = dir.join(name);
@@ -197,12 +198,25 @@ impl ModelFiles {
         )))
     }
 
-    /// A local directory if `model` names one, else a Hugging Face repo id.
+    /// A local directory if `model` names one, else a Hugging Face repo id. A missing path that cannot
+    /// be a repo id (`/abs`, `./rel`, `a/b/c`, ...) is a missing directory, not a hub lookup.
     pub fn locate(model: &str, opts: &HubOptions) -> Result<Self> {
         let path = Path::new(model);
-        if path.exists() {
+        if path.exists() || !could_be_repo_id(model) {
             return Self::from_dir(path);
         }
         Self::from_hub(model, opts)
     }
+}
+
+/// Whether `s` has the form of a Hugging Face repo id: `name` or `owner/name`, each part of ASCII
+/// letters, digits, `-`, `_` and `.`, not starting with `.` or `-`, at most 96 characters.
+fn could_be_repo_id(s: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with(['.', '-'])
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    let parts: Vec<&str> = s.split('/').collect();
+    s.len() <= 96 && parts.len() <= 2 && parts.iter().all(|p| part(p))
 }

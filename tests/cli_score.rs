@@ -51,6 +51,7 @@ fn assert_clean_failure(out: &Output, needle: &str) {
     assert!(err.starts_with("error: ") && err.contains(needle), "stderr: {err}");
     assert_eq!(err.trim_end().lines().count(), 1, "stderr: {err}");
     assert!(!err.contains("panicked"));
+    assert!(err.matches("(os error").count() <= 1, "a cause quoted twice: {err}");
 }
 
 #[test]
@@ -59,7 +60,12 @@ fn bad_input_fails_cleanly() {
     let v4 = v4.to_str().unwrap();
     assert_clean_failure(&kompress(&["score", "--model", v4], b"caf\xe9 au lait"), "not valid UTF-8");
     assert_clean_failure(&kompress(&["score", "--model", v4, "/nonexistent/file"], b""), "/nonexistent/file");
-    assert_clean_failure(&kompress(&["score", "--model", "/nonexistent/dir", "--offline"], b"x"), "offline");
+    assert_clean_failure(
+        &kompress(&["score", "--model", "/nonexistent/dir"], b"x"),
+        "/nonexistent/dir: does not exist",
+    );
+    let (env, repo) = ([("HF_HOME", "/nonexistent")], "org/not-cached");
+    assert_clean_failure(&run_kompress(&["score", "--model", repo, "--offline"], &env, b"x"), "offline");
     let env = [("HF_HUB_OFFLINE", "1"), ("HF_HOME", "/nonexistent")];
     let out = run_kompress(&["score", "--model", "org/not-cached"], &env, b"x");
     assert_clean_failure(&out, "holds no merged.pt or model.safetensors of org/not-cached@main");

@@ -22,6 +22,7 @@ fn assert_one_line_error(out: &Output, needle: &str) {
     assert!(!out.status.success(), "should fail: {err}");
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     assert!(err.contains(needle), "{err}");
+    assert!(err.matches("(os error").count() <= 1, "a cause quoted twice: {err}");
 }
 
 const CONTEXT: &str = "import os\n\nclass Store:\n    def fetch(self, key):\n        return None\n";
@@ -78,8 +79,10 @@ fn bad_input_gives_one_line_errors() {
     assert_one_line_error(&kompress(&["evict", "-", "-q", "x", "--budget", "0"], b"a b"), "budget ratio");
     assert_one_line_error(&kompress(&["evict", "-", "-q", "x"], b"ok \xff\xfe"), "not valid UTF-8");
     assert_one_line_error(&kompress(&["evict", "/nonexistent/file", "-q", "x"], b""), "cannot read");
-    let missing = kompress(&["evict", "-", "-q", "x", "--checkpoint", "/nonexistent.pt"], b"a b");
-    assert_one_line_error(&missing, "nonexistent.pt");
+    for checkpoint in ["/nonexistent.pt", "/nonexistent.safetensors"] {
+        let missing = kompress(&["evict", "-", "-q", "x", "--checkpoint", checkpoint], b"a b");
+        assert_one_line_error(&missing, checkpoint);
+    }
     let corrupt = kompress(&["evict", "-", "-q", "x", "--checkpoint", &fixture("network.json")], b"a b");
     assert_one_line_error(&corrupt, "cannot read checkpoint");
     let policy = kompress(&["evict", "-", "-q", "x", "--policy", "lifo"], b"a b");

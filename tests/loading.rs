@@ -55,10 +55,26 @@ fn directory_without_weights() {
 
 #[test]
 fn missing_directory_and_files() {
-    assert!(one_line(&load_err(Path::new("/nonexistent/model"))).contains("not a directory"));
+    assert!(one_line(&load_err(Path::new("/nonexistent/model"))).contains("does not exist"));
+    let file = model_dir("v4").join("config.json");
+    assert!(one_line(&load_err(&file)).contains("not a directory"));
     let dir = copy_model("v4", "notok");
     std::fs::remove_file(dir.join("tokenizer.json")).unwrap();
     assert!(one_line(&load_err(&dir)).contains("no tokenizer.json"));
+}
+
+#[test]
+fn a_missing_path_that_cannot_be_a_repo_id_is_a_missing_directory() {
+    // Offline, so that a path mistaken for a repo id fails in the cache rather than on the network.
+    let hub = HubOptions { offline: true, cache_dir: Some(temp_dir("emptycache")), ..Default::default() };
+    for model in ["/nonexistent/model", "./no-such-model", "../no-such-model", "models/kompress/base"] {
+        let err = ModelFiles::locate(model, &hub).unwrap_err();
+        assert!(matches!(err, Error::ModelDir { .. }), "{model}: {err}");
+        assert!(one_line(&err).contains("does not exist"), "{model}: {err}");
+    }
+    for repo in ["chopratejas/kompress-base", "bert-base-uncased", "org/model.v2_x"] {
+        assert!(matches!(ModelFiles::locate(repo, &hub), Err(Error::Hub(_))), "{repo}");
+    }
 }
 
 #[test]

@@ -39,9 +39,25 @@ fn main() {
         Command::Evict(cmd) => cmd.run(),
     };
     if let Err(err) = result {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", one_line(&err));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line, leaving out a cause that the message before it already
+/// quotes (the library's messages name their cause, which is also their `source`).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain().map(ToString::to_string) {
+        if line.contains(&cause) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&cause);
+    }
+    line
 }
 
 /// candle runs element-wise ops (the residual adds) on its own worker pool, whose workers spin for
