@@ -2,9 +2,7 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
 
 use serde::Deserialize;
 
@@ -62,7 +60,11 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 /// Runs the `kompress` binary with `args`, extra environment and `stdin`, and collects its output.
 /// HF_HUB_OFFLINE is cleared so that the caller's environment cannot change what is tested.
-pub fn run_kompress(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
+/// Only the tests that require the `cli` feature (Cargo.toml) call it: the binary exists only then.
+#[cfg(feature = "cli")]
+pub fn run_kompress(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_kompress"))
         .args(args)
         .env_remove("HF_HUB_OFFLINE")
