@@ -1,10 +1,12 @@
 """Compares `kompress score` with the PyTorch reference on one model and one text.
 
     python scripts/parity.py --model DIR_OR_HF_ID --text-file FILE [--kompress target/release/kompress]
-                             [--device cpu] [--dtype f32] [--ref-device DEVICE] [--json]
+                             [--device cpu] [--dtype f32[,f16,bf16]] [--ref-device DEVICE] [--json]
 
 The reference runs in f32 (TF32 off) on --ref-device, by default the torch device matching --device
 (`cuda:N` for kompress's `cuda:N`), so that a GPU run is compared with PyTorch on the same GPU.
+Several dtypes, comma-separated, are compared in one run against one reference (one model load: on a
+GPU machine the Python start-ups dominate a parity run).
 
 Prints the max abs differences of token_prob / span_score / score and the word-level agreement of the
 keep decisions under the model-card rule (l1 > l0, or 0.3 < p <= 0.5 and span > 0.5) and the
@@ -14,6 +16,7 @@ Requirements: torch, transformers, tokenizers, safetensors (and huggingface_hub 
 """
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -68,9 +71,9 @@ def main() -> None:
     ap.add_argument("--text-file", required=True)
     ap.add_argument("--kompress", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "kompress"))
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="f32")
+    ap.add_argument("--dtype", default="f32", help="kompress's dtype, or several comma-separated: f32,f16,bf16")
     ap.add_argument("--ref-device", help="torch device of the reference (default: --device's)")
-    ap.add_argument("--json", action="store_true", help="also print one JSON summary line")
+    ap.add_argument("--json", action="store_true", help="also print one JSON summary line per dtype")
     args = ap.parse_args()
     ref_device = args.ref_device or ("cpu" if args.device in ("cpu", "auto", "metal") else args.device)
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -82,23 +85,24 @@ def main() -> None:
     ref_model = ref_model.to(ref_device)
     ids, word_ids = encode_words(tokenizer, words_of(text))
     ref = run_ref(ref_model, ids, ref_device)
-
-    cmd = [args.kompress, "score", args.text_file, "--json", "--model", model_dir, "--device", args.device, "--dtype", args.dtype]
-    ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-
-    if ours["input_ids"] != ids or ours["word_ids"] != word_ids:
-        sys.exit("token ids or word ids differ: the tokenizers disagree")
-    summary = {"model": args.model, "device": args.device, "dtype": args.dtype, "ref_device": ref_device, "tokens": len(ids)}
     print(f"{len(ids)} tokens, {len(set(w for w in word_ids if w is not None))} words; reference in f32 on {ref_device}")
-    print(f"kompress {args.dtype} on {args.device} against it:")
-    summary["kompress"] = compare(ref, ours, word_ids)
-    if args.dtype != "f32":
-        # The reference's own rounding in this dtype: the yardstick for kompress's.
-        half = {"f16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
-        print(f"PyTorch {args.dtype} on {ref_device} against it:")
-        summary["pytorch_same_dtype"] = compare(ref, run_ref(ref_model.to(half), ids, ref_device), word_ids)
-    if args.json:
-        print(json.dumps(summary))
+
+    for dtype in args.dtype.split(","):
+        cmd = [args.kompress, "score", args.text_file, "--json", "--model", model_dir, "--device", args.device, "--dtype", dtype]
+        ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        if ours["input_ids"] != ids or ours["word_ids"] != word_ids:
+            sys.exit("token ids or word ids differ: the tokenizers disagree")
+        summary = {"model": args.model, "device": args.device, "dtype": dtype, "ref_device": ref_device, "tokens": len(ids)}
+        print(f"kompress {dtype} on {args.device} against it:")
+        summary["kompress"] = compare(ref, ours, word_ids)
+        if dtype != "f32":
+            # The reference's own rounding in this dtype: the yardstick for kompress's. A copy, so that
+            # the f32 model stays for the next dtype.
+            half = {"f16": torch.float16, "bf16": torch.bfloat16}[dtype]
+            print(f"PyTorch {dtype} on {ref_device} against it:")
+            summary["pytorch_same_dtype"] = compare(ref, run_ref(copy.deepcopy(ref_model).to(half), ids, ref_device), word_ids)
+        if args.json:
+            print(json.dumps(summary))
 
 
 def run_ref(model, ids, device) -> dict:
