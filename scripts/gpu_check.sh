@@ -6,8 +6,10 @@
 #   scripts/gpu_check.sh BUNDLE_DIR [OUT_DIR]
 #
 # BUNDLE_DIR holds kompress(.gz) and parity-test(.gz), as `BUNDLE=DIR scripts/build_cuda.sh` writes
-# them. Results go to OUT_DIR (default /tmp/kompress-gpu): parity.jsonl, bench.jsonl, summary.md and a
-# log of each step. LD_LIBRARY_PATH must reach CUDA 13's cublas/cublasLt/cudart/curand; when it does
+# them. Results go to OUT_DIR (default /tmp/kompress-gpu), seven small files and nothing else, so that
+# a remote runner that returns few files takes them all: summary.md, parity.jsonl, bench.jsonl,
+# steps.log, gpu.txt, env.txt and logs.tar.gz (every step's own log). The binaries, the full-size
+# model and the texts go to a scratch folder (SCRATCH, default a new temporary one). LD_LIBRARY_PATH must reach CUDA 13's cublas/cublasLt/cudart/curand; when it does
 # not, the copies inside PyTorch's wheels are used. PYTHON (default python3) needs torch,
 # transformers, tokenizers and safetensors. QUICK=1 runs fewer benchmark iterations. DEVICE=cpu
 # rehearses the whole script with a CPU build (DEVICE=cpu QUICK=1 LONG_TOKENS=1000 BENCH_SHAPES="1 128").
@@ -20,10 +22,14 @@ out=${2:-/tmp/kompress-gpu}
 py=${PYTHON:-python3}
 iters=$([ -n "${QUICK:-}" ] && echo 3 || echo 20)
 device=${DEVICE:-cuda}
-mkdir -p "$out/bin"
+scratch=${SCRATCH:-$(mktemp -d)}
+[ -n "${SCRATCH:-}" ] || trap 'rm -rf "$scratch"' EXIT
+logs=$scratch/logs
+mkdir -p "$out" "$scratch/bin" "$logs"
 if [ -z "${STEPS:-}" ]; then
   : >"$out/parity.jsonl"
   : >"$out/bench.jsonl"
+  : >"$out/steps.log"
 fi
 failed=0
 want() { [[ ",${STEPS:-select,tests,parity,full,bench}," == *",$1,"* ]]; }
@@ -31,10 +37,10 @@ step() { echo "== $*" | tee -a "$out/steps.log"; }
 check() { if "$@"; then echo "   ok" | tee -a "$out/steps.log"; else echo "   FAILED: $*" | tee -a "$out/steps.log"; failed=1; fi; }
 
 for name in kompress parity-test; do
-  if [ -f "$bundle/$name.gz" ]; then gunzip -c "$bundle/$name.gz" >"$out/bin/$name"; else cp "$bundle/$name" "$out/bin/$name"; fi
-  chmod +x "$out/bin/$name"
+  if [ -f "$bundle/$name.gz" ]; then gunzip -c "$bundle/$name.gz" >"$scratch/bin/$name"; else cp "$bundle/$name" "$scratch/bin/$name"; fi
+  chmod +x "$scratch/bin/$name"
 done
-kompress=$out/bin/kompress
+kompress=$scratch/bin/kompress
 if ! ldconfig -p 2>/dev/null | grep -q libcublas.so.13; then
   # The folders of PyTorch's wheels that hold CUDA 13 libraries (nvidia/cu13/lib, or one per library).
   lib=$("$py" -c 'import glob, os, sys
@@ -48,36 +54,38 @@ fixture=tests/fixtures/models/v5
 [ "$device" = cuda ] && nvidia-smi -L >"$out/gpu.txt" && cat "$out/gpu.txt"
 if [ "$device" = cuda ] && want select; then
   step "device selection: auto picks CUDA, cuda:N past the count is a clear error"
-  check bash -c "echo 'the quick brown fox' | '$kompress' score -v -m $fixture 2>&1 >/dev/null | tee '$out/auto.log' | grep -q 'device cuda:0'"
+  check bash -c "echo 'the quick brown fox' | '$kompress' score -v -m $fixture 2>&1 >/dev/null | tee '$logs/auto.log' | grep -q 'device cuda:0'"
   gpus=$(nvidia-smi -L | wc -l)
-  check bash -c "! echo x | '$kompress' score -m $fixture --device cuda:$gpus 2>'$out/cuda-past.log' && grep -q 'there is no CUDA device $gpus' '$out/cuda-past.log'"
+  check bash -c "! echo x | '$kompress' score -m $fixture --device cuda:$gpus 2>'$logs/cuda-past.log' && grep -q 'there is no CUDA device $gpus' '$logs/cuda-past.log'"
 fi
 
 if want tests; then
   step "parity tests on $device (f32 <= 1e-3, batch = singles within 1e-4, f16 <= 2e-2, bf16 <= 0.15)"
-  check env KOMPRESS_TEST_DEVICE=$device KOMPRESS_REPO="$PWD" "$out/bin/parity-test" --nocapture --test-threads 1 \
-    >"$out/parity-test.log" 2>&1
-  tail -3 "$out/parity-test.log"
+  check env KOMPRESS_TEST_DEVICE=$device KOMPRESS_REPO="$PWD" "$scratch/bin/parity-test" --nocapture --test-threads 1 \
+    >"$logs/parity-test.log" 2>&1
+  tail -3 "$logs/parity-test.log"
 fi
 
-# One reference load per model for all three dtypes; the JSON summary lines go to parity.jsonl.
+# parity NAME ARGS: one reference load for all three dtypes; the JSON summary lines go to parity.jsonl.
 parity() {
+  local log=$logs/parity-$1.log
+  shift
   "$py" scripts/parity.py --kompress "$kompress" --device $device --json --dtype f32,f16,bf16 "$@" \
-    >"$out/last-parity.log" 2>&1 && grep '^{' "$out/last-parity.log" >>"$out/parity.jsonl"
+    >"$log" 2>&1 && grep '^{' "$log" >>"$out/parity.jsonl"
 }
 if want parity; then
   step "parity with PyTorch on the same GPU: fixture models"
-  "$py" -c 'import json; print(json.load(open("tests/fixtures/inputs.json"))["long"])' >"$out/fixture-long.txt"
+  "$py" -c 'import json; print(json.load(open("tests/fixtures/inputs.json"))["long"])' >"$scratch/fixture-long.txt"
   for model in v4 v5 nospan v2; do
-    check parity --model tests/fixtures/models/$model --text-file "$out/fixture-long.txt"
+    check parity $model --model tests/fixtures/models/$model --text-file "$scratch/fixture-long.txt"
   done
 fi
 
 if want full; then
   step "parity with PyTorch on the same GPU: full-size model, long text"
-  check "$py" scripts/make_full_model.py "$out/full-model" >"$out/make-full-model.log" 2>&1
+  check "$py" scripts/make_full_model.py "$scratch/full-model" >"$logs/make-full-model.log" 2>&1
   # As much of README.md as fits in LONG_TOKENS (default 8000) tokens of the model's tokenizer.
-  "$py" - "$out/full-model/tokenizer.json" "${LONG_TOKENS:-8000}" >"$out/long.txt" <<'EOF'
+  "$py" - "$scratch/full-model/tokenizer.json" "${LONG_TOKENS:-8000}" >"$scratch/long.txt" <<'EOF'
 import sys
 from tokenizers import Tokenizer
 tok, kept, used = Tokenizer.from_file(sys.argv[1]), [], 2
@@ -89,7 +97,7 @@ for line in open("README.md", encoding="utf-8"):
     used += n
 sys.stdout.write("".join(kept))
 EOF
-  check parity --model "$out/full-model" --text-file "$out/long.txt"
+  check parity full --model "$scratch/full-model" --text-file "$scratch/long.txt"
 fi
 
 if want bench; then
@@ -98,9 +106,10 @@ if want bench; then
   for shape in "${shapes[@]}"; do
     set -- $shape
     check bash -c "'$kompress' bench --random-weights --device $device --dtype bf16 --batch $1 --seq-len $2 --iters $iters --warmup 3 --json >>'$out/bench.jsonl'"
-    check bash -c "'$py' scripts/bench_pytorch.py --device $device --dtype bf16 --engines sdpa --batch $1 --seq-len $2 --iters $iters --warmup 3 >>'$out/bench.jsonl' 2>>'$out/bench-pytorch.log'"
+    check bash -c "'$py' scripts/bench_pytorch.py --device $device --dtype bf16 --engines sdpa --batch $1 --seq-len $2 --iters $iters --warmup 3 >>'$out/bench.jsonl' 2>>'$logs/bench-pytorch.log'"
   done
 fi
 
 "$py" scripts/gpu_summary.py "$out" | tee "$out/summary.md"
+tar czf "$out/logs.tar.gz" -C "$scratch" logs
 exit $failed
