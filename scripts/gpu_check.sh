@@ -33,7 +33,8 @@ if [ -z "${STEPS:-}" ]; then
 fi
 failed=0
 want() { [[ ",${STEPS:-select,tests,parity,full,bench}," == *",$1,"* ]]; }
-step() { echo "== $*" | tee -a "$out/steps.log"; }
+# Each step line starts with the seconds since the start: how a device lease's time was spent.
+step() { echo "== [${SECONDS}s] $*" | tee -a "$out/steps.log"; }
 check() { if "$@"; then echo "   ok" | tee -a "$out/steps.log"; else echo "   FAILED: $*" | tee -a "$out/steps.log"; failed=1; fi; }
 
 for name in kompress parity-test; do
@@ -110,6 +111,7 @@ if want bench; then
   done
 fi
 
+step "summary"
 "$py" scripts/gpu_summary.py "$out" | tee "$out/summary.md"
 tar czf "$out/logs.tar.gz" -C "$scratch" logs
 exit $failed
