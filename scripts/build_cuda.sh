@@ -40,14 +40,24 @@ if [ -z "${CUDA_ROOT:-}" ] && ! command -v nvcc >/dev/null 2>&1; then
 fi
 
 cargo build --release --features cuda
-echo "built ${CARGO_TARGET_DIR:-target}/release/kompress with CUDA (compute capability $CUDA_COMPUTE_CAP)"
+target=${CARGO_TARGET_DIR:-target}
+echo "built $target/release/kompress with CUDA (compute capability $CUDA_COMPUTE_CAP)"
+
+# The driver compiles the embedded PTX when the binary starts; assembling it here with the toolkit's
+# ptxas catches PTX that the driver would refuse (newer nvvm wheels than the 13.0 line produce such).
+modules=0
+for ptx in "$target"/release/build/candle-kernels-*/out/*.ptx; do
+  "${CUDA_ROOT:+$CUDA_ROOT/bin/}ptxas" -arch="$(awk '$1 == ".target" {print $2; exit}' "$ptx")" -o /dev/null "$ptx"
+  modules=$((modules + 1))
+done
+echo "the embedded PTX assembles with ptxas: $modules modules"
 
 if [ -n "${BUNDLE:-}" ]; then
   test_bin=$(cargo test --release --features cuda --no-run --test parity --message-format=json \
     | python3 -c 'import json, sys; print(*[m["executable"] for m in map(json.loads, sys.stdin)
                                            if m.get("executable") and m["target"]["kind"] == ["test"]])')
   mkdir -p "$BUNDLE"
-  for pair in "${CARGO_TARGET_DIR:-target}/release/kompress:kompress" "$test_bin:parity-test"; do
+  for pair in "$target/release/kompress:kompress" "$test_bin:parity-test"; do
     strip -o "$BUNDLE/${pair#*:}" "${pair%%:*}" && gzip -f "$BUNDLE/${pair#*:}"
   done
   ls -l "$BUNDLE"
