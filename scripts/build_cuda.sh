@@ -31,9 +31,8 @@ if [ -z "${CUDA_ROOT:-}" ] && ! command -v nvcc >/dev/null 2>&1; then
     for d in bin include nvvm; do ln -s "$cu/$d" "$root/$d"; done
     for l in cublas cublasLt cudart nvrtc; do ln -s "$cu/lib/lib$l.so.13" "$root/lib64/lib$l.so"; ln -sf "$cu/lib/lib$l.so.13" "$root/lib64/"; done
     ln -s "$cu/lib/libcurand.so.10" "$root/lib64/libcurand.so"; ln -sf "$cu/lib/libcurand.so.10" "$root/lib64/"
-    # Link-time stand-in for the driver: every cu* entry point of cuda.h as an empty function.
-    gcc -E -P "$root/include/cuda.h" | grep -oE '\bcu[A-Za-z0-9_]+[[:space:]]*\(' | tr -d '( \t' | sort -u \
-      | awk '{print "void " $1 "(void) {}"}' >"$dir/libcuda_stub.c"
+    # Link-time stand-in for the driver.
+    scripts/libcuda_stub.sh "$root/include" >"$dir/libcuda_stub.c"
     gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$root/lib64/libcuda.so" "$dir/libcuda_stub.c"
   fi
   export CUDA_ROOT=$root CUDA_PATH=$root PATH=$root/bin:$PATH LIBRARY_PATH=$root/lib64${LIBRARY_PATH:+:$LIBRARY_PATH}

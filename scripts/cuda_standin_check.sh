@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks a CUDA build's device selection on a machine without a GPU, against stand-in driver
-# libraries (`libcuda.so.1` built from cuda.h's entry points, all answering CUDA_SUCCESS except the
-# ones below):
+# libraries (`libcuda.so.1` from scripts/libcuda_stub.sh, all answering CUDA_SUCCESS except the ones
+# below):
 #   - a driver that finds no device: `--device auto` falls back to the CPU and -v gives the driver's
 #     reason; `--device cuda` is a one-line error naming it;
 #   - a driver with one device: `--device cuda:1` fails with "there is no CUDA device 1".
@@ -11,8 +11,8 @@
 # Run it after scripts/build_cuda.sh, which leaves the CUDA 13 libraries and cuda.h in
 # $KOMPRESS_CUDA_DIR (default ~/.cache/kompress-cuda). Needs gcc.
 set -euo pipefail
+kompress=$(realpath "${1:-$(dirname "$0")/../target/release/kompress}")
 cd "$(dirname "$0")/.."
-kompress=${1:-target/release/kompress}
 root=${KOMPRESS_CUDA_DIR:-$HOME/.cache/kompress-cuda}/root
 model=tests/fixtures/models/v5
 work=$(mktemp -d)
@@ -23,8 +23,7 @@ trap 'rm -rf "$work"' EXIT
 # reads them).
 standin() {
   mkdir -p "$work/$1"
-  gcc -E -P "$root/include/cuda.h" | grep -oE '\bcu[A-Za-z0-9_]+[[:space:]]*\(' | tr -d '( \t' | sort -u \
-    | grep -vxE 'cuInit|cuDeviceGetCount|cuGetErrorName|cuGetErrorString' | awk '{print "int " $1 "(void) { return 0; }"}' >"$work/$1/stub.c"
+  scripts/libcuda_stub.sh "$root/include" cuInit cuDeviceGetCount cuGetErrorName cuGetErrorString >"$work/$1/stub.c"
   cat >>"$work/$1/stub.c" <<EOF
 $2
 int cuGetErrorName(int e, const char **s) { *s = "CUDA_ERROR_NO_DEVICE"; return 0; }
