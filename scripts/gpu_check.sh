@@ -9,16 +9,18 @@
 # them. Results go to OUT_DIR (default /tmp/kompress-gpu), seven small files and nothing else, so that
 # a remote runner that returns few files takes them all: summary.md, parity.jsonl, bench.jsonl,
 # steps.log, gpu.txt, env.txt and logs.tar.gz (every step's own log). The binaries, the full-size
-# model and the texts go to a scratch folder (SCRATCH, default a new temporary one). LD_LIBRARY_PATH must reach CUDA 13's cublas/cublasLt/cudart/curand; when it does
-# not, the copies inside PyTorch's wheels are used. PYTHON (default python3) needs torch,
+# model and the texts go to a scratch folder (SCRATCH, default a new temporary one).
+# LD_LIBRARY_PATH must reach CUDA 13's cublas/cublasLt/cudart/curand; when it does not, the copies
+# inside PyTorch's wheels are used. PYTHON (default python3) needs torch,
 # transformers, tokenizers and safetensors. QUICK=1 runs fewer benchmark iterations. DEVICE=cpu
 # rehearses the whole script with a CPU build (DEVICE=cpu QUICK=1 LONG_TOKENS=1000 BENCH_SHAPES="1 128").
 # STEPS (default select,tests,parity,full,bench) runs a subset, e.g. to split the run across calls to a
 # machine with a per-command time limit; results are then appended to what OUT_DIR already holds.
 set -uo pipefail
+# Paths as given, relative to where the script was started; it then runs from the repo root.
+bundle=$(realpath "${1:?usage: scripts/gpu_check.sh BUNDLE_DIR [OUT_DIR]}")
+out=$(realpath -m "${2:-/tmp/kompress-gpu}")
 cd "$(dirname "$0")/.."
-bundle=${1:?usage: scripts/gpu_check.sh BUNDLE_DIR [OUT_DIR]}
-out=${2:-/tmp/kompress-gpu}
 py=${PYTHON:-python3}
 iters=$([ -n "${QUICK:-}" ] && echo 3 || echo 20)
 device=${DEVICE:-cuda}
