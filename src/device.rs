@@ -97,8 +97,9 @@ fn open_cuda(ordinal: usize) -> Result<Device> {
     // Checked first: the driver's own answer to a missing ordinal is an opaque CUDA_ERROR_INVALID_DEVICE.
     let count = CudaContext::device_count().map_err(|e| {
         // cudarc's Display is its Debug tuple; say what the driver says, then the code's name.
-        let text = e.error_string().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        Error::Device(format!("no usable CUDA driver: {text} ({:?})", e.0))
+        let code = format!("{:?}", e.0);
+        let said = e.error_string().map_or(code.clone(), |s| format!("{} ({code})", s.to_string_lossy()));
+        Error::Device(format!("no usable CUDA driver: {said}"))
     })?;
     let count = usize::try_from(count).unwrap_or(0);
     if ordinal >= count {
