@@ -461,16 +461,21 @@ fn a_deadline_answers_504_and_drops_the_work() {
     assert!(late.body.contains("server's deadline"), "{}", late.body);
 }
 
-#[test]
-fn a_client_that_disconnects_cancels_its_work() {
-    let server = start(ServerConfig::default());
+/// Sends a slow request and returns its open connection once its work is queued.
+fn send_slow(server: &Running) -> TcpStream {
     let body = json!({ "content": slow_text() }).to_string();
     let mut s = connect(server.addr);
     let head = format!("POST /compress HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len());
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body.as_bytes()).unwrap();
     server.wait_for("kompress_queue_chunks", |n| n > 0.0, Duration::from_secs(10));
-    drop(s);
+    s
+}
+
+#[test]
+fn a_client_that_disconnects_cancels_its_work() {
+    let server = start(ServerConfig::default());
+    drop(send_slow(&server));
     // Well before the ~1 s the work would take, it is gone.
     server.wait_for("kompress_queue_chunks", |n| n == 0.0, Duration::from_millis(500));
     let scored = server.metric("kompress_batch_chunks_sum");
@@ -496,12 +501,7 @@ fn shutdown_finishes_requests_in_flight() {
 #[test]
 fn the_grace_period_bounds_shutdown() {
     let mut server = start(ServerConfig { grace: Duration::from_millis(100), ..Default::default() });
-    let body = json!({ "content": slow_text() }).to_string();
-    let mut s = connect(server.addr);
-    let head = format!("POST /compress HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len());
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
-    server.wait_for("kompress_queue_chunks", |n| n > 0.0, Duration::from_secs(10));
+    let mut s = send_slow(&server);
     let started = Instant::now();
     server.shutdown().unwrap();
     assert!(started.elapsed() < Duration::from_millis(600), "shutdown took {:?}", started.elapsed());
