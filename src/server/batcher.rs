@@ -7,7 +7,7 @@
 //! a channel receive when idle (no polling), and ends when the last sender is gone.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -141,10 +141,7 @@ fn gather(pending: &mut VecDeque<Job>, jobs: &Receiver<Job>, limits: BatchLimits
         let left = until.saturating_duration_since(Instant::now());
         let next = match left.is_zero() {
             true => jobs.try_recv().ok(),
-            false => match jobs.recv_timeout(left) {
-                Ok(job) => Some(job),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-            },
+            false => jobs.recv_timeout(left).ok(),
         };
         match next {
             Some(job) => pending.push_back(job),

@@ -85,6 +85,8 @@ impl CompressFields {
             (false, Some(off)) => !off,
             (false, None) => default,
         };
+        // Options without a JSON field here yet take the server's defaults.
+        #[allow(clippy::needless_update)]
         Ok(CompressOptions {
             mode,
             chunk_words: self.chunk_words.unwrap_or(defaults.chunk_words),
