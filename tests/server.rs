@@ -518,8 +518,13 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
+/// Threads of a process, from /proc.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count()
+}
+
 #[test]
-fn the_binary_serves_idles_at_zero_cpu_and_exits_0_on_sigterm() {
+fn the_binary_serves_idles_at_zero_cpu_leaks_no_thread_and_exits_0_on_sigterm() {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kompress"))
         .args(["serve", "--port", "0", "--device", "cpu", "-m"])
@@ -545,12 +550,28 @@ fn the_binary_serves_idles_at_zero_cpu_and_exits_0_on_sigterm() {
     let auth = [("Authorization", "Bearer t0k")];
     assert_eq!(request(addr, "POST", "/compress", &auth, body.as_bytes()).status, 200);
     assert_eq!(request(addr, "POST", "/compress", &[], body.as_bytes()).status, 401);
-    // Idle: no thread spins.
+    // Idle: no thread spins, and the request's threads have ended.
     std::thread::sleep(Duration::from_millis(300));
     let before = cpu_ticks(child.id());
     std::thread::sleep(Duration::from_secs(2));
     let spent = cpu_ticks(child.id()) - before;
     assert!(spent <= 1, "{spent} ticks of CPU in 2 s of idle");
+    let idle_threads = threads(child.id());
+    // A burst of concurrent requests leaves no thread behind once idle again.
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| assert_eq!(request(addr, "POST", "/compress", &auth, body.as_bytes()).status, 200));
+        }
+    });
+    let started = Instant::now();
+    while threads(child.id()) > idle_threads {
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{} threads, {idle_threads} before",
+            threads(child.id())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // SIGTERM with a request in flight: it is answered, then the process exits 0.
     let busy = std::thread::spawn(move || {
         let body = json!({ "content": slow_text() }).to_string();

@@ -26,7 +26,8 @@ pub struct ServeArgs {
     /// `X-API-Key: <token>`.
     #[arg(long, env = "KOMPRESS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Keep rule of requests that name none: card, threshold or ratio (as `kompress compress`).
+    /// Keep rule of requests that name none: card, threshold or ratio (as `kompress compress`)
+    /// [default: card].
     #[arg(long, value_parser = ["card", "threshold", "ratio"])]
     pub mode: Option<String>,
     /// Default final-score threshold; implies `--mode threshold`.
@@ -35,16 +36,16 @@ pub struct ServeArgs {
     /// Default share of each chunk's words to keep; implies `--mode ratio`.
     #[arg(long)]
     pub ratio: Option<f64>,
-    /// Default most words per chunk.
+    /// Default most words per chunk [default: 350].
     #[arg(long)]
     pub chunk_words: Option<usize>,
-    /// Default most tokens per chunk, [CLS]/[SEP] included.
+    /// Default most tokens per chunk, [CLS]/[SEP] included [default: 512].
     #[arg(long)]
     pub chunk_tokens: Option<usize>,
     /// Default chunks a request hands the model at a time [default: 1 on CPU, 8 on a GPU].
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Default word count under which a text passes through unchanged.
+    /// Default word count under which a text passes through unchanged [default: 64].
     #[arg(long)]
     pub min_words: Option<usize>,
     /// By default let the model drop must-keep words and table rows too.
@@ -127,10 +128,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => EvictionNetwork::load(path)?,
         None => EvictionNetwork::embedded()?,
     };
-    // Request work runs on blocking threads, at most one per admitted request.
+    // Request work runs on blocking threads, at most one per admitted request; idle ones end after
+    // 2 s, so a burst leaves no threads behind.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(config.queue_chunks.clamp(1, 1024) + 32)
+        .thread_keep_alive(Duration::from_secs(2))
         .build()
         .context("cannot start the async runtime")?;
     let server = Server::with_network(config, network)?;
