@@ -30,6 +30,10 @@ struct Running {
 fn start(config: ServerConfig) -> Running {
     let server = Server::new(config).unwrap();
     server.set_model(model(), "v5").unwrap();
+    start_with(server)
+}
+
+fn start_with(server: Server) -> Running {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
@@ -303,6 +307,23 @@ fn every_route_answers_its_contract() {
 }
 
 #[test]
+fn readyz_waits_for_the_model_and_eviction_does_not() {
+    let server = Server::new(ServerConfig::default()).unwrap();
+    let running = start_with(server.clone());
+    assert_eq!(running.get("/healthz", &[]).status, 200);
+    assert_eq!(running.get("/readyz", &[]).status, 503);
+    let early = running.post("/compress", &json!({ "content": prose(100, 0) }));
+    assert_eq!((early.status, early.headers["retry-after"].as_str()), (503, "1"));
+    let evict = json!({ "context": "a\nb\nc", "question": "b?" });
+    assert_eq!(running.post("/v1/evict", &evict).status, 200);
+    assert_eq!(running.metric("kompress_model_ready"), 0.0);
+    server.set_model(model(), "v5").unwrap();
+    assert!(server.set_model(model(), "again").is_err());
+    assert_eq!(running.get("/readyz", &[]).status, 200);
+    assert_eq!(running.post("/compress", &json!({ "content": prose(100, 0) })).status, 200);
+}
+
+#[test]
 fn bad_requests_get_their_status_and_a_one_line_error() {
     let limit = 64 << 10;
     let server = start(ServerConfig { max_body_bytes: limit, ..Default::default() });
@@ -541,6 +562,7 @@ fn the_binary_serves_idles_at_zero_cpu_leaks_no_thread_and_exits_0_on_sigterm() 
         line.clear();
     }
     let addr: SocketAddr = addr.expect("the server printed its address");
+    assert!(addr.ip().is_loopback(), "bound to {addr} by default");
     let started = Instant::now();
     while request(addr, "GET", "/readyz", &[], b"").status != 200 {
         assert!(started.elapsed() < Duration::from_secs(30), "never ready");
