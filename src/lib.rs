@@ -15,6 +15,8 @@ mod kernels;
 pub mod model;
 pub mod modernbert;
 pub mod pipeline;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod tokenize;
 pub mod weights;
 

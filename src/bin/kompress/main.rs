@@ -5,6 +5,8 @@ mod bench;
 mod compress;
 mod evict;
 mod score;
+#[cfg(feature = "server")]
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +28,9 @@ enum Command {
     Bench(bench::BenchArgs),
     #[command(flatten)]
     Evict(evict::EvictCommand),
+    /// Serve compression over HTTP: Headroom's and SuperCompress's contracts and our own API.
+    #[cfg(feature = "server")]
+    Serve(serve::ServeArgs),
 }
 
 fn main() {
@@ -37,6 +42,8 @@ fn main() {
         Command::Compress(args) => compress::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Evict(cmd) => cmd.run(),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => serve::run(args),
     };
     if let Err(err) = result {
         eprintln!("error: {}", one_line(&err));

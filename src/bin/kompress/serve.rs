@@ -1,0 +1,204 @@
+//! `kompress serve`: the compression service over HTTP (a thin layer over `kompress::server`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use kompress::evict::EvictionNetwork;
+use kompress::server::{BatchLimits, CompressFields, ModeName, Server, ServerConfig};
+use kompress::CompressOptions;
+
+use crate::args::ModelArgs;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Address to listen on: loopback unless told otherwise (0.0.0.0 for every interface).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port to listen on (0: any free port, printed at start).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Token every route but /healthz and /readyz needs, as `Authorization: Bearer <token>` or
+    /// `X-API-Key: <token>`.
+    #[arg(long, env = "KOMPRESS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Keep rule of requests that name none: card, threshold or ratio (as `kompress compress`)
+    /// [default: card].
+    #[arg(long, value_parser = ["card", "threshold", "ratio"])]
+    pub mode: Option<String>,
+    /// Default final-score threshold; implies `--mode threshold`.
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Default share of each chunk's words to keep; implies `--mode ratio`.
+    #[arg(long)]
+    pub ratio: Option<f64>,
+    /// Default most words per chunk [default: 350].
+    #[arg(long)]
+    pub chunk_words: Option<usize>,
+    /// Default most tokens per chunk, [CLS]/[SEP] included [default: 512].
+    #[arg(long)]
+    pub chunk_tokens: Option<usize>,
+    /// Default chunks a request hands the model at a time [default: 1 on CPU, 8 on a GPU].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Default word count under which a text passes through unchanged [default: 64].
+    #[arg(long)]
+    pub min_words: Option<usize>,
+    /// By default let the model drop must-keep words and table rows too.
+    #[arg(long)]
+    pub no_protect: bool,
+    /// By default let the model drop must-keep words.
+    #[arg(long)]
+    pub no_protect_words: bool,
+    /// By default let the model drop words of table rows.
+    #[arg(long)]
+    pub no_protect_tables: bool,
+    /// Most padded tokens (chunks x longest) in one forward pass shared by requests
+    /// [default: 512 on CPU, 8192 on a GPU].
+    #[arg(long)]
+    pub batch_tokens: Option<usize>,
+    /// How long a chunk waits for other requests' chunks before its pass starts, in ms
+    /// [default: 0 on CPU, 2 on a GPU].
+    #[arg(long)]
+    pub batch_wait_ms: Option<u64>,
+    /// Admission queue capacity in chunks; a full queue answers 503 with Retry-After at once.
+    #[arg(long, default_value_t = ServerConfig::default().queue_chunks)]
+    pub queue_chunks: usize,
+    /// Largest request body in bytes; larger ones get 413 before they are read.
+    #[arg(long, default_value_t = ServerConfig::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Most request-body bytes held in memory at once; beyond it, 503.
+    #[arg(long, default_value_t = ServerConfig::default().body_bytes_in_flight)]
+    pub body_bytes_in_flight: usize,
+    /// Longest a request may take, in ms (`X-Kompress-Deadline-Ms` can shorten it); then 504.
+    #[arg(long, default_value_t = ServerConfig::default().deadline.as_millis() as u64)]
+    pub deadline_ms: u64,
+    /// After SIGTERM/SIGINT, how long requests in flight may still take, in ms.
+    #[arg(long, default_value_t = ServerConfig::default().grace.as_millis() as u64)]
+    pub grace_ms: u64,
+    /// Weights of the eviction routes' learned policy (default: the built-in weights).
+    #[arg(long)]
+    pub evict_checkpoint: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The server's settings; `gpu` picks the batching defaults.
+    fn config(&self, gpu: bool) -> anyhow::Result<ServerConfig> {
+        let base = ServerConfig::default();
+        let fields = CompressFields {
+            mode: self.mode.as_deref().map(str::parse::<ModeName>).transpose()?,
+            threshold: self.threshold,
+            ratio: self.ratio,
+            chunk_words: self.chunk_words,
+            chunk_tokens: self.chunk_tokens,
+            batch_size: self.batch_size.or(gpu.then_some(8)),
+            min_words: self.min_words,
+            no_protect: Some(self.no_protect),
+            no_protect_words: Some(self.no_protect_words),
+            no_protect_tables: Some(self.no_protect_tables),
+            explain: None,
+        };
+        let defaults: CompressOptions = fields.apply(&base.defaults).context("invalid default options")?;
+        let batch = BatchLimits {
+            tokens: self.batch_tokens.unwrap_or(if gpu { 8192 } else { base.batch.tokens }),
+            wait: Duration::from_millis(self.batch_wait_ms.unwrap_or(if gpu { 2 } else { 0 })),
+        };
+        Ok(ServerConfig {
+            token: self.token.clone().filter(|t| !t.is_empty()),
+            defaults,
+            batch,
+            queue_chunks: self.queue_chunks,
+            max_body_bytes: self.max_body_bytes,
+            body_bytes_in_flight: self.body_bytes_in_flight,
+            deadline: Duration::from_millis(self.deadline_ms),
+            grace: Duration::from_millis(self.grace_ms),
+        })
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let gpu = !args.model.open_device()?.is_cpu();
+    let config = args.config(gpu)?;
+    let network = match &args.evict_checkpoint {
+        Some(path) => EvictionNetwork::load(path)?,
+        None => EvictionNetwork::embedded()?,
+    };
+    // Request work runs on blocking threads, at most one per admitted request; idle ones end after
+    // 2 s, so a burst leaves no threads behind.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(config.queue_chunks.clamp(1, 1024) + 32)
+        .thread_keep_alive(Duration::from_secs(2))
+        .build()
+        .context("cannot start the async runtime")?;
+    let server = Server::with_network(config, network)?;
+    runtime.block_on(serve(server, args))
+}
+
+async fn serve(server: Server, args: ServeArgs) -> anyhow::Result<()> {
+    let addr = SocketAddr::new(args.host, args.port);
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let addr = listener.local_addr().context("cannot read the listening address")?;
+    tracing::info!("listening on http://{addr} (the model loads in the background; /readyz says when)");
+    // Loads off the async threads, so /healthz answers meanwhile; a failure stops the server.
+    let (failed, on_failure) = tokio::sync::oneshot::channel();
+    let loader = server.clone();
+    std::thread::spawn(move || {
+        let loaded = args.model.load().and_then(|m| Ok(loader.set_model(m, &args.model.model)?));
+        match loaded {
+            Ok(()) => tracing::info!("model {} ready", args.model.model),
+            Err(e) => {
+                let _ = failed.send(e);
+            }
+        }
+    });
+    let (stop, mut load_error) = tokio::sync::oneshot::channel();
+    let shutdown = async move {
+        tokio::select! {
+            () = signal() => {}
+            Ok(e) = on_failure => { let _ = stop.send(e); }
+        }
+    };
+    server.run(listener, shutdown).await?;
+    if let Ok(e) = load_error.try_recv() {
+        return Err(e);
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM or SIGINT.
+async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Logs on stderr; `KOMPRESS_LOG` (e.g. `debug`, `kompress=info,tower_http=debug`) filters them.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KOMPRESS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

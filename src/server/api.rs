@@ -1,0 +1,355 @@
+//! The routes: every compute route reads its body under the size bound, parses it off the async
+//! threads, takes its place in the admission queue, and runs on a blocking thread under a deadline.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use super::admission::{CancelOnDrop, Refused, Ticket};
+use super::error::ApiError;
+use super::options::{
+    check_budget_ratio, BlocksBody, CompressBody, EvictBody, HeadroomBody, SuperCompressBody, Texts,
+};
+use super::{render, Engine, Shared};
+use crate::evict::{compress_detailed, compress_for_turn, split_lines, PolicyKind};
+use crate::pipeline::{compress_batch, words::words, Mode};
+use crate::{CompressOptions, Error};
+
+/// The request header that shortens the server's deadline for one request.
+pub const DEADLINE_HEADER: &str = "x-kompress-deadline-ms";
+
+/// A parsed request body that knows its cost and how to run.
+trait Work: DeserializeOwned + Send + 'static {
+    /// Checks what serde cannot, and counts the admission units (chunks) the work needs.
+    fn admit(&mut self, s: &Shared) -> Result<usize, ApiError>;
+    /// Runs on a blocking thread; checks `ticket` between steps.
+    fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value>;
+}
+
+pub(crate) async fn headroom(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    handle::<Headroom>(s, headers, body).await
+}
+
+pub(crate) async fn supercompress(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    handle::<SuperCompressBody>(s, headers, body).await
+}
+
+pub(crate) async fn blocks(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    handle::<BlocksBody>(s, headers, body).await
+}
+
+pub(crate) async fn compress(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    handle::<Compress>(s, headers, body).await
+}
+
+pub(crate) async fn evict(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    handle::<EvictBody>(s, headers, body).await
+}
+
+pub(crate) async fn healthz() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+pub(crate) async fn readyz(State(s): State<Arc<Shared>>) -> Response {
+    match s.engine.get() {
+        Some(e) => Json(json!({ "status": "ready", "model": e.name })).into_response(),
+        None => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the model is loading").into_response(),
+    }
+}
+
+pub(crate) async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    let text = s.metrics.render(&s.gauges());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+pub(crate) async fn not_found() -> Response {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route").into_response()
+}
+
+pub(crate) async fn method_not_allowed() -> Response {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route").into_response()
+}
+
+async fn handle<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -> Response {
+    match handle_inner::<W>(s, headers, body).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle_inner<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -> Result<Value, ApiError> {
+    let deadline = deadline(&headers, s.config.deadline)?;
+    let max = s.config.max_body_bytes;
+    let declared = declared_length(&headers)?;
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large(max));
+    }
+    let body_permit = s
+        .bodies
+        .try_take(declared.unwrap_or(max))
+        .map_err(|_| ApiError::busy("too many request bodies in memory; retry shortly", 1))?;
+    let bytes = read_body(body, max).await?;
+    let shared = s.clone();
+    let (work, cost) = tokio::task::spawn_blocking(move || {
+        let mut work = parse::<W>(&bytes)?;
+        let cost = work.admit(&shared)?;
+        Ok::<_, ApiError>((work, cost))
+    })
+    .await
+    .map_err(internal)??;
+    let queue_permit = s.queue.try_take(cost).map_err(|r| match r {
+        Refused::TooLarge => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request needs {cost} chunks, more than the whole queue ({})", s.queue.capacity()),
+        ),
+        Refused::Full => ApiError::busy("the queue is full; retry shortly", 1),
+    })?;
+    let ticket = Arc::new(Ticket::new(deadline, s.stopping.clone()));
+    // Dropped when this future ends, finished or abandoned by a disconnected client.
+    let _cancel = CancelOnDrop(ticket.clone());
+    let (shared, t) = (s.clone(), ticket.clone());
+    let task = tokio::task::spawn_blocking(move || {
+        let _held = (body_permit, queue_permit);
+        work.run(&shared, &t)
+    });
+    match tokio::time::timeout_at(deadline.into(), task).await {
+        Err(_) => Err(past_deadline(&headers, s.config.deadline)),
+        Ok(Err(join)) => Err(internal(join)),
+        Ok(Ok(Ok(v))) => Ok(v),
+        Ok(Ok(Err(e))) if ticket.is_cancelled() => Err(match Instant::now() >= ticket.deadline() {
+            true => past_deadline(&headers, s.config.deadline),
+            false => ApiError::busy(format!("the server is shutting down ({e})"), 1),
+        }),
+        Ok(Ok(Err(Error::Invalid(m)))) => Err(ApiError::new(StatusCode::BAD_REQUEST, m)),
+        Ok(Ok(Err(e))) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+/// The request's deadline: its header's, at most the server's.
+fn deadline(headers: &HeaderMap, server: Duration) -> Result<Instant, ApiError> {
+    let asked = match headers.get(DEADLINE_HEADER) {
+        None => server,
+        Some(v) => {
+            let ms = v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).filter(|&ms| ms > 0);
+            let ms = ms.ok_or_else(|| {
+                ApiError::field("X-Kompress-Deadline-Ms", "must be a whole number of milliseconds above 0")
+            })?;
+            Duration::from_millis(ms).min(server)
+        }
+    };
+    Ok(Instant::now() + asked)
+}
+
+fn past_deadline(headers: &HeaderMap, server: Duration) -> ApiError {
+    let source = match headers.contains_key(DEADLINE_HEADER) {
+        true => "the request's X-Kompress-Deadline-Ms",
+        false => "the server's deadline",
+    };
+    let ms = server.as_millis();
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        format!("{source} passed (server maximum {ms} ms); the work was dropped"),
+    )
+}
+
+fn declared_length(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .map(|v| v.to_str().ok().and_then(|v| v.parse().ok()))
+        .map(|n| n.ok_or_else(|| ApiError::field("Content-Length", "is not a number")))
+        .transpose()
+}
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is over the limit of {max} bytes"))
+}
+
+/// The whole body, refused as soon as it passes `max` bytes.
+async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(max)),
+        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))),
+    }
+}
+
+/// JSON into `W`; an error names the field (a dotted path) where serde stopped.
+fn parse<W: DeserializeOwned>(bytes: &[u8]) -> Result<W, ApiError> {
+    let invalid = |e: &serde_json::Error| format!("invalid JSON body: {e}");
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let work =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| match e.path().to_string().as_str() {
+            "." => ApiError::new(StatusCode::BAD_REQUEST, invalid(e.inner())),
+            path => ApiError::field(path, invalid(e.inner())),
+        })?;
+    de.end().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, invalid(&e)))?;
+    Ok(work)
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))
+}
+
+fn field_error((field, message): (&'static str, String)) -> ApiError {
+    ApiError::field(field, message)
+}
+
+fn engine(s: &Shared) -> Result<&Engine, ApiError> {
+    s.engine.get().ok_or_else(|| ApiError::busy("the model is loading; retry shortly", 1))
+}
+
+/// The chunks a text will need at most `chunk_words` words each (0 for a text that passes through).
+fn chunks(text: &str, opts: &CompressOptions) -> usize {
+    let n = words(text).count();
+    if n < opts.min_words {
+        return 0;
+    }
+    n.div_ceil(opts.chunk_words.max(1))
+}
+
+/// Runs the pipeline for `texts` on the shared model, counting words for `/metrics`.
+fn run_pipeline(
+    s: &Shared,
+    ticket: &Arc<Ticket>,
+    texts: &[&str],
+    opts: &CompressOptions,
+) -> crate::Result<Vec<crate::CompressResult>> {
+    let engine = s.engine.get().ok_or_else(|| Error::Invalid("the model is not loaded".into()))?;
+    let scorer = engine.batcher.scorer(ticket.clone())?;
+    let results = compress_batch(&scorer, texts, opts)?;
+    for r in &results {
+        s.metrics.words(r.original_words, r.kept_words);
+    }
+    Ok(results)
+}
+
+/// Headroom's body with its resolved options.
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+struct Headroom {
+    body: HeadroomBody,
+    #[serde(skip)]
+    opts: Option<CompressOptions>,
+}
+
+impl Work for Headroom {
+    fn admit(&mut self, s: &Shared) -> Result<usize, ApiError> {
+        engine(s)?;
+        let mut opts = s.config.defaults.clone();
+        if let Some(r) = self.body.target_ratio {
+            opts.mode = Mode::Ratio(r);
+        }
+        let cost = chunks(&self.body.content, &opts);
+        self.opts = Some(opts);
+        Ok(cost)
+    }
+
+    fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
+        let opts = self.opts.expect("admitted");
+        let r = run_pipeline(s, ticket, &[&self.body.content], &opts)?;
+        Ok(render::headroom(&r[0], s.engine.get().expect("admitted with a model")))
+    }
+}
+
+/// Our own compress body with its resolved options.
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+struct Compress {
+    body: CompressBody,
+    #[serde(skip)]
+    opts: Option<CompressOptions>,
+}
+
+impl Compress {
+    fn texts(&self) -> Vec<&str> {
+        match &self.body.text {
+            Texts::One(t) => vec![t.as_str()],
+            Texts::Many(ts) => ts.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+impl Work for Compress {
+    fn admit(&mut self, s: &Shared) -> Result<usize, ApiError> {
+        engine(s)?;
+        let opts = (self.body.options.resolve(&s.config.defaults))
+            .map_err(|(f, m)| ApiError::field(format!("options.{f}"), m))?;
+        let cost = self.texts().iter().map(|t| chunks(t, &opts)).sum();
+        self.opts = Some(opts);
+        Ok(cost)
+    }
+
+    fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
+        let opts = self.opts.clone().expect("admitted");
+        let results = run_pipeline(s, ticket, &self.texts(), &opts)?;
+        let engine = s.engine.get().expect("admitted with a model");
+        let mut rendered = results.iter().map(|r| render::compress(r, &opts, engine));
+        Ok(match self.body.text {
+            Texts::One(_) => rendered.next().expect("one result per text"),
+            Texts::Many(_) => json!({ "results": rendered.collect::<Vec<_>>() }),
+        })
+    }
+}
+
+impl Work for SuperCompressBody {
+    fn admit(&mut self, _: &Shared) -> Result<usize, ApiError> {
+        if self.context.is_empty() {
+            return Err(ApiError::field("context", "must not be empty"));
+        }
+        check_budget_ratio(self.budget_ratio).map_err(field_error)?;
+        Ok(1)
+    }
+
+    fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
+        ticket.check()?;
+        // The reference service compresses `compress_for_turn([context])`: a blank context is dropped.
+        let policy = PolicyKind::Learned.build(&self.query, &s.network, 0);
+        let r = compress_for_turn(&[&self.context], &self.query, self.budget_ratio, policy.as_ref())?;
+        s.metrics.evict_tokens(r.original_tokens, r.kept_tokens);
+        Ok(render::supercompress(&r, split_lines(&self.context).len(), self.budget_ratio))
+    }
+}
+
+impl Work for BlocksBody {
+    fn admit(&mut self, _: &Shared) -> Result<usize, ApiError> {
+        check_budget_ratio(self.budget_ratio).map_err(field_error)?;
+        Ok(1)
+    }
+
+    fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
+        ticket.check()?;
+        let blocks: Vec<&str> = self.context_blocks.iter().map(String::as_str).collect();
+        let policy = PolicyKind::Learned.build(&self.query, &s.network, 0);
+        let r = compress_for_turn(&blocks, &self.query, self.budget_ratio, policy.as_ref())?;
+        s.metrics.evict_tokens(r.original_tokens, r.kept_tokens);
+        Ok(render::blocks(&r, self.budget_ratio))
+    }
+}
+
+impl Work for EvictBody {
+    fn admit(&mut self, _: &Shared) -> Result<usize, ApiError> {
+        if let Some(p) = &self.policy {
+            PolicyKind::from_str(p).map_err(|e| ApiError::field("policy", e.to_string()))?;
+        }
+        Ok(1)
+    }
+
+    fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
+        ticket.check()?;
+        let kind = self.policy.as_deref().map_or(Ok(PolicyKind::Learned), PolicyKind::from_str)?;
+        let policy = kind.build(&self.question, &s.network, self.seed);
+        let (r, annotations) =
+            compress_detailed(&self.context, &self.question, self.budget, policy.as_ref())?;
+        s.metrics.evict_tokens(r.original_tokens, r.kept_tokens);
+        Ok(render::evict(&r, self.annotate.then_some(annotations.as_slice())))
+    }
+}

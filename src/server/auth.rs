@@ -1,0 +1,76 @@
+//! Token check: `Authorization: Bearer <token>` (Headroom) or `X-API-Key: <token>` (SuperCompress),
+//! compared in constant time; `/healthz` and `/readyz` stay open for probes.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use super::Shared;
+
+/// Routes a load balancer probes without credentials.
+const OPEN_ROUTES: [&str; 2] = ["/healthz", "/readyz"];
+
+pub(crate) async fn require_token(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let Some(token) = &s.config.token else { return next.run(request).await };
+    if OPEN_ROUTES.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    match presented(request.headers()) {
+        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => next.run(request).await,
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "wrong token").into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this server needs a token: `Authorization: Bearer <token>` or `X-API-Key: <token>`",
+        )
+        .into_response(),
+    }
+}
+
+/// The token a request carries, if any.
+fn presented(headers: &HeaderMap) -> Option<&str> {
+    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(key.trim());
+    }
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Equality whose time depends only on the lengths, not on where the bytes first differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(!constant_time_eq(b"x\xff", b"x"));
+    }
+
+    #[test]
+    fn both_header_styles_are_read() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented(&h), None);
+        h.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(presented(&h), Some("abc"));
+        h.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(presented(&h), None);
+        h.insert("x-api-key", "k1".parse().unwrap());
+        assert_eq!(presented(&h), Some("k1"));
+    }
+}

@@ -1,0 +1,75 @@
+//! The one place where results become JSON answers.
+
+use serde_json::{json, Value};
+
+use super::Engine;
+use crate::evict::{self, LineAnnotation};
+use crate::{CompressOptions, CompressResult};
+
+/// A result as `kompress compress --json` prints it: the result's fields with the run's settings.
+pub(crate) fn compress(r: &CompressResult, opts: &CompressOptions, engine: &Engine) -> Value {
+    let mut v = serde_json::to_value(r).expect("results serialize");
+    v["mode"] = json!(opts.mode.to_string());
+    v["model"] = json!(engine.name);
+    v["device"] = json!(crate::device::device_name(engine.model().device()));
+    v["dtype"] = json!(engine.model().dtype().as_str());
+    v
+}
+
+/// Headroom's remote Kompress answer; its counts are words, as Headroom's own compressor reports.
+pub(crate) fn headroom(r: &CompressResult, engine: &Engine) -> Value {
+    json!({
+        "compressed": r.compressed,
+        "original_tokens": r.original_words,
+        "compressed_tokens": r.kept_words,
+        "compression_ratio": r.compression_ratio,
+        "model_used": engine.name,
+    })
+}
+
+/// SuperCompress's `/api/v1/compress` answer, rounded as its service rounds.
+pub(crate) fn supercompress(r: &evict::CompressResult, lines: usize, budget_ratio: f64) -> Value {
+    // A blank context comes back whole (the reference's `noop` result says 1.0).
+    let kept_line_ratio = match r.policy.as_str() {
+        "noop" => 1.0,
+        _ => r.kept_lines.len() as f64 / lines.max(1) as f64,
+    };
+    json!({
+        "compressed_text": r.compressed_text,
+        "original_tokens": r.original_tokens,
+        "kept_tokens": r.kept_tokens,
+        "kv_savings_pct": round(r.kv_savings_pct, 2),
+        "kept_line_ratio": round(kept_line_ratio, 3),
+        "policy_name": r.policy,
+        "budget_ratio": budget_ratio,
+    })
+}
+
+/// SuperCompress's `/v1/compress/blocks` answer.
+pub(crate) fn blocks(r: &evict::CompressResult, budget_ratio: f64) -> Value {
+    json!({
+        "compressed_text": r.compressed_text,
+        "stats": {
+            "original_tokens": r.original_tokens,
+            "kept_tokens": r.kept_tokens,
+            "kv_savings_pct": round(r.kv_savings_pct, 2),
+            "policy_name": r.policy,
+            "budget_ratio": budget_ratio,
+        },
+    })
+}
+
+/// A result as `kompress evict --json [--annotate]` prints it.
+pub(crate) fn evict(r: &evict::CompressResult, annotations: Option<&[LineAnnotation]>) -> Value {
+    let mut v = serde_json::to_value(r).expect("results serialize");
+    if let Some(a) = annotations {
+        v["annotations"] = serde_json::to_value(a).expect("annotations serialize");
+    }
+    v
+}
+
+/// Python's `round(x, digits)` for the magnitudes here (half-to-even differs only on exact ties).
+fn round(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}

@@ -1,0 +1,609 @@
+//! `kompress serve` on loopback: every route and error code, the token, concurrency, a full queue,
+//! deadlines, a disconnecting client, graceful shutdown, and the binary's signals and idle CPU.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kompress::evict::{compress_detailed, compress_for_turn, EvictionNetwork, PolicyKind};
+use kompress::pipeline::Mode;
+use kompress::server::{BatchLimits, Server, ServerConfig};
+use kompress::{compress_batch, CompressOptions, Kompress, LoadOptions};
+use serde_json::{json, Value};
+
+fn model() -> Kompress {
+    let opts = LoadOptions { device: common::test_device(), ..Default::default() };
+    Kompress::from_dir(common::model_dir("v5"), &opts).unwrap()
+}
+
+/// A server on an ephemeral loopback port, on its own runtime.
+struct Running {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<kompress::Result<()>>>,
+}
+
+fn start(config: ServerConfig) -> Running {
+    let server = Server::new(config).unwrap();
+    server.set_model(model(), "v5").unwrap();
+    start_with(server)
+}
+
+fn start_with(server: Server) -> Running {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            server
+                .run(listener, async {
+                    stopped.await.ok();
+                })
+                .await
+        })
+    });
+    Running { addr: addr_rx.recv().unwrap(), stop: Some(stop), thread: Some(thread) }
+}
+
+impl Running {
+    /// Signals shutdown and waits for `run` to return.
+    fn shutdown(&mut self) -> kompress::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.thread.take().map_or(Ok(()), |t| t.join().unwrap())
+    }
+
+    fn get(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        request(self.addr, "GET", path, headers, b"")
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Answer {
+        request(self.addr, "POST", path, &[], body.to_string().as_bytes())
+    }
+
+    /// One sample of a metric (the first line that starts with `name`).
+    fn metric(&self, name: &str) -> f64 {
+        let text = self.get("/metrics", &[]).body;
+        let line =
+            text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    /// Waits (bounded) until `/metrics` shows `name` satisfying `ok`; returns how long it took.
+    fn wait_for(&self, name: &str, ok: impl Fn(f64) -> bool, within: Duration) -> Duration {
+        let started = Instant::now();
+        while !ok(self.metric(name)) {
+            assert!(started.elapsed() < within, "{name} stayed at {} for {within:?}", self.metric(name));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        started.elapsed()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// The error's field, after checking the error body is one line of JSON with a `detail`.
+    fn field(&self) -> Option<String> {
+        assert!(!self.body.contains('\n'), "{}", self.body);
+        let v = self.json();
+        assert!(v["detail"].is_string(), "{v}");
+        v["field"].as_str().map(String::from)
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream
+}
+
+/// Sends `head` (request line and headers, without the final blank line) and `body`; reads the answer.
+fn exchange(addr: SocketAddr, head: &str, body: &[u8]) -> Answer {
+    let mut s = connect(addr);
+    s.write_all(format!("{head}Connection: close\r\n\r\n").as_bytes()).unwrap();
+    // The server may answer (413) and close before the body is all sent.
+    let _ = s.write_all(body);
+    read_answer(&mut s)
+}
+
+fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    exchange(addr, &head, body)
+}
+
+fn read_answer(s: &mut TcpStream) -> Answer {
+    try_read_answer(s).expect("an answer")
+}
+
+/// The answer, or `None` when the connection closed without one.
+fn try_read_answer(s: &mut TcpStream) -> Option<Answer> {
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Some(Answer { status, headers, body: body.to_string() })
+}
+
+/// Prose of `words` words with numbers, paths and negations, varied by `seed`.
+fn prose(words: usize, seed: usize) -> String {
+    let vocab = [
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "must",
+        "not",
+        "jump",
+        "over",
+        "/etc/hosts",
+        "and",
+        "42",
+        "lazy",
+        "dogs.",
+        "Parsing",
+        "config",
+        "files",
+        "carefully",
+        "never",
+        "fails",
+        "today",
+    ];
+    let mut out = String::new();
+    for i in 0..words {
+        out.push_str(vocab[(i * 7 + seed * 13 + i / 5) % vocab.len()]);
+        out.push(if i % 17 == 16 { '\n' } else { ' ' });
+    }
+    out
+}
+
+/// A text that keeps the v5 model busy for about a second on 2 cores.
+fn slow_text() -> String {
+    prose(15_000, 3)
+}
+
+fn defaults() -> CompressOptions {
+    ServerConfig::default().defaults
+}
+
+/// The fields of a library result as the server answers them.
+fn expected(r: &kompress::CompressResult, mode: &str) -> Value {
+    let mut v = serde_json::to_value(r).unwrap();
+    v["mode"] = json!(mode);
+    v["model"] = json!("v5");
+    v["device"] = json!("cpu");
+    v["dtype"] = json!("f32");
+    wire(v)
+}
+
+/// `v` as it reads back from the wire (serde_json's default float parsing can be one ulp off; the
+/// answers themselves carry the shortest exact form).
+fn wire(v: Value) -> Value {
+    serde_json::from_str(&v.to_string()).unwrap()
+}
+
+#[test]
+fn every_route_answers_its_contract() {
+    let server = start(ServerConfig::default());
+    let model = model();
+    let text = prose(300, 1);
+
+    let alone = |opts: &CompressOptions| compress_batch(&model, &[&text], opts).unwrap().remove(0);
+    let card = alone(&defaults());
+    let headroom = server.post("/compress", &json!({ "content": text, "target_ratio": null }));
+    assert_eq!(headroom.status, 200, "{}", headroom.body);
+    assert_eq!(
+        headroom.json(),
+        wire(
+            json!({ "compressed": card.compressed, "original_tokens": 300, "compressed_tokens": card.kept_words,
+                "compression_ratio": card.compression_ratio, "model_used": "v5" })
+        )
+    );
+    let half = alone(&CompressOptions { mode: Mode::Ratio(0.5), ..defaults() });
+    let answer = server.post("/compress", &json!({ "content": text, "target_ratio": 0.5 })).json();
+    assert_eq!(answer["compressed"], json!(half.compressed));
+    assert_ne!(half.compressed, card.compressed);
+
+    let one = server.post("/v1/compress", &json!({ "text": text, "options": { "ratio": 0.5 } }));
+    assert_eq!(one.json(), expected(&half, &Mode::Ratio(0.5).to_string()));
+    let opts =
+        CompressOptions { mode: Mode::Threshold(0.4), explain: true, protect_tables: false, ..defaults() };
+    let many = server.post(
+        "/v1/compress",
+        &json!({ "text": [text, "too short", prose(90, 2)],
+                 "options": { "threshold": 0.4, "explain": true, "no_protect_tables": true } }),
+    );
+    let library = compress_batch(&model, &[&text, "too short", &prose(90, 2)], &opts).unwrap();
+    let results: Vec<Value> = library.iter().map(|r| expected(r, &opts.mode.to_string())).collect();
+    assert_eq!(many.json(), wire(json!({ "results": results })));
+
+    let network = EvictionNetwork::embedded().unwrap();
+    let context = "import os\n\ndef fetch(row):\n    return None\n".repeat(12);
+    let question = "What does fetch return?";
+    let learned = PolicyKind::Learned.build(question, &network, 0);
+    let r = compress_for_turn(&[&context], question, 0.35, learned.as_ref()).unwrap();
+    let sc = server.post("/api/v1/compress", &json!({ "context": context, "query": question }));
+    let sc = sc.json();
+    assert_eq!(sc["compressed_text"], json!(r.compressed_text));
+    assert_eq!(
+        (sc["original_tokens"].as_u64(), sc["kept_tokens"].as_u64()),
+        (Some(r.original_tokens as u64), Some(r.kept_tokens as u64))
+    );
+    assert_eq!(sc["policy_name"], json!(r.policy));
+    assert_eq!(sc["budget_ratio"], json!(0.35));
+    assert!((sc["kv_savings_pct"].as_f64().unwrap() - r.kv_savings_pct).abs() <= 0.005);
+    let lines = context.lines().count() as f64;
+    assert!((sc["kept_line_ratio"].as_f64().unwrap() - r.kept_lines.len() as f64 / lines).abs() <= 0.0005);
+
+    let blocks = ["import os", "  ", "def fetch(row):\n    return None"];
+    let r = compress_for_turn(&blocks, question, 0.5, learned.as_ref()).unwrap();
+    let b = server.post(
+        "/v1/compress/blocks",
+        &json!({ "context_blocks": blocks, "query": question, "budget_ratio": 0.5 }),
+    );
+    let b = b.json();
+    assert_eq!(b["compressed_text"], json!(r.compressed_text));
+    assert!(r.compressed_text.contains("import os\n\n---\n\ndef fetch"), "{}", r.compressed_text);
+    assert_eq!(b["stats"]["original_tokens"], json!(r.original_tokens));
+    assert_eq!(b["stats"]["kept_tokens"], json!(r.kept_tokens));
+
+    let h2o = PolicyKind::H2o.build(question, &network, 0);
+    let (r, annotations) = compress_detailed(&context, question, 0.2, h2o.as_ref()).unwrap();
+    let mut want = serde_json::to_value(&r).unwrap();
+    want["annotations"] = serde_json::to_value(&annotations).unwrap();
+    let e = server.post(
+        "/v1/evict",
+        &json!({ "context": context, "question": question, "budget": 0.2, "policy": "h2o", "annotate": true }),
+    );
+    assert_eq!(e.json(), wire(want));
+
+    assert_eq!(server.get("/healthz", &[]).json(), json!({ "status": "ok" }));
+    assert_eq!(server.get("/readyz", &[]).json(), json!({ "status": "ready", "model": "v5" }));
+    let metrics = server.get("/metrics", &[]);
+    assert!(metrics.headers["content-type"].starts_with("text/plain; version=0.0.4"));
+    for needle in [
+        "kompress_requests_total{route=\"/compress\",status=\"200\"} 2",
+        "kompress_requests_total{route=\"/v1/evict\",status=\"200\"} 1",
+        "kompress_request_duration_seconds_bucket{route=\"/v1/compress\",le=\"+Inf\"} 2",
+        "kompress_batch_chunks_count",
+        "kompress_queue_chunks 0",
+        "kompress_model_ready 1",
+    ] {
+        assert!(metrics.body.contains(needle), "{needle} not in\n{}", metrics.body);
+    }
+    let words_in = server.metric("kompress_words_in_total");
+    assert_eq!(words_in, (300 * 4 + 2 + 90) as f64);
+}
+
+#[test]
+fn readyz_waits_for_the_model_and_eviction_does_not() {
+    let server = Server::new(ServerConfig::default()).unwrap();
+    let running = start_with(server.clone());
+    assert_eq!(running.get("/healthz", &[]).status, 200);
+    assert_eq!(running.get("/readyz", &[]).status, 503);
+    let early = running.post("/compress", &json!({ "content": prose(100, 0) }));
+    assert_eq!((early.status, early.headers["retry-after"].as_str()), (503, "1"));
+    let evict = json!({ "context": "a\nb\nc", "question": "b?" });
+    assert_eq!(running.post("/v1/evict", &evict).status, 200);
+    assert_eq!(running.metric("kompress_model_ready"), 0.0);
+    server.set_model(model(), "v5").unwrap();
+    assert!(server.set_model(model(), "again").is_err());
+    assert_eq!(running.get("/readyz", &[]).status, 200);
+    assert_eq!(running.post("/compress", &json!({ "content": prose(100, 0) })).status, 200);
+}
+
+#[test]
+fn bad_requests_get_their_status_and_a_one_line_error() {
+    let limit = 64 << 10;
+    let server = start(ServerConfig { max_body_bytes: limit, ..Default::default() });
+    let raw = |path: &str, body: &[u8]| request(server.addr, "POST", path, &[], body);
+
+    let bad = raw("/v1/compress", b"{\"text\": ");
+    assert_eq!((bad.status, bad.field().as_deref()), (400, Some("text")));
+    let bad = raw("/v1/compress", b"42");
+    assert_eq!((bad.status, bad.field()), (400, None));
+    let bad = raw("/v1/compress", b"{\"text\": \"a\"} trailing");
+    assert_eq!((bad.status, bad.field()), (400, None));
+    let wrong_type = server.post("/v1/compress", &json!({ "text": "a", "options": { "ratio": "half" } }));
+    assert_eq!((wrong_type.status, wrong_type.field().as_deref()), (400, Some("options.ratio")));
+    let typo = server.post("/v1/compress", &json!({ "text": "a", "option": {} }));
+    assert_eq!((typo.status, typo.field().as_deref()), (400, Some("option")));
+    let missing = server.post("/compress", &json!({ "target_ratio": 0.5 }));
+    assert_eq!(missing.status, 400);
+    assert!(missing.body.contains("content"), "{}", missing.body);
+    let not_utf8 = raw("/compress", b"{\"content\": \"caf\xe9\"}");
+    assert_eq!((not_utf8.status, not_utf8.field().as_deref()), (400, Some("content")));
+    let out_of_range =
+        server.post("/v1/compress", &json!({ "text": prose(100, 0), "options": { "ratio": 1.5 } }));
+    assert_eq!(out_of_range.status, 400);
+    assert!(out_of_range.body.contains("ratio 1.5"), "{}", out_of_range.body);
+    let policy = server.post("/v1/evict", &json!({ "context": "x", "question": "y", "policy": "lifo" }));
+    assert_eq!((policy.status, policy.field().as_deref()), (400, Some("policy")));
+    let budget = server.post("/api/v1/compress", &json!({ "context": "x", "budget_ratio": 0.01 }));
+    assert_eq!((budget.status, budget.field().as_deref()), (400, Some("budget_ratio")));
+    let empty = server.post("/api/v1/compress", &json!({ "context": "" }));
+    assert_eq!((empty.status, empty.field().as_deref()), (400, Some("context")));
+    let header = request(server.addr, "POST", "/compress", &[("X-Kompress-Deadline-Ms", "soon")], b"{}");
+    assert_eq!((header.status, header.field().as_deref()), (400, Some("X-Kompress-Deadline-Ms")));
+
+    // Over the limit by its Content-Length: refused without the body being sent at all.
+    let started = Instant::now();
+    let head = format!("POST /compress HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n", 1u64 << 40);
+    let big = exchange(server.addr, &head, b"");
+    assert_eq!((big.status, big.field()), (413, None));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Over the limit without a length (chunked): refused once the limit is passed.
+    let mut body = String::new();
+    let chunk = "x".repeat(4096);
+    for _ in 0..(limit / 4096 + 2) {
+        body.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    body.push_str("0\r\n\r\n");
+    let chunked = exchange(
+        server.addr,
+        "POST /compress HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n",
+        body.as_bytes(),
+    );
+    assert_eq!(chunked.status, 413);
+    // More chunks than the whole queue: 413 too, before any work.
+    let queue = ServerConfig::default().queue_chunks;
+    let huge = server.post("/compress", &json!({ "content": prose(350 * (queue + 1), 0) }));
+    assert_eq!(huge.status, 413, "{}", huge.body);
+
+    assert_eq!(server.get("/nowhere", &[]).status, 404);
+    assert_eq!(server.get("/nowhere", &[]).field(), None);
+    let wrong_method = server.get("/compress", &[]);
+    assert_eq!((wrong_method.status, wrong_method.field()), (405, None));
+    assert_eq!(request(server.addr, "POST", "/healthz", &[], b"").status, 405);
+    // The server is still well after all of that.
+    assert_eq!(server.post("/compress", &json!({ "content": "fine" })).status, 200);
+    assert_eq!(server.metric("kompress_requests_total{route=\"/compress\",status=\"413\"}"), 3.0);
+}
+
+#[test]
+fn a_token_guards_every_route_but_the_probes() {
+    let server = start(ServerConfig { token: Some("s3cret".into()), ..Default::default() });
+    let body = json!({ "content": "hello there" }).to_string();
+    let post = |headers: &[(&str, &str)]| request(server.addr, "POST", "/compress", headers, body.as_bytes());
+    assert_eq!(post(&[]).status, 401);
+    assert_eq!(post(&[]).field(), None);
+    assert_eq!(post(&[("Authorization", "Bearer wrong")]).status, 401);
+    assert_eq!(post(&[("Authorization", "Bearer s3cre")]).status, 401);
+    assert_eq!(post(&[("Authorization", "s3cret")]).status, 401);
+    assert_eq!(post(&[("X-API-Key", "s3cret!")]).status, 401);
+    assert_eq!(post(&[("Authorization", "Bearer s3cret")]).status, 200);
+    assert_eq!(post(&[("authorization", "bearer s3cret")]).status, 200);
+    assert_eq!(post(&[("X-API-Key", "s3cret")]).status, 200);
+    assert_eq!(server.get("/metrics", &[]).status, 401);
+    assert_eq!(server.get("/metrics", &[("X-API-Key", "s3cret")]).status, 200);
+    assert_eq!(server.get("/nowhere", &[]).status, 401);
+    assert_eq!(server.get("/healthz", &[]).status, 200);
+    assert_eq!(server.get("/readyz", &[]).status, 200);
+}
+
+#[test]
+fn concurrent_clients_get_the_answers_of_compressing_alone() {
+    // A long wait and room for many chunks, so that requests do share forward passes.
+    let batch = BatchLimits { tokens: 16 * 512, wait: Duration::from_millis(40) };
+    let server = start(ServerConfig { batch, ..Default::default() });
+    let model = model();
+    let texts: Vec<String> = (0..24).map(|i| prose(100 + 37 * i, i)).collect();
+    let alone: Vec<_> = texts.iter().map(|t| kompress::compress(&model, t, &defaults()).unwrap()).collect();
+    let server = &server;
+    let answers: Vec<Value> = std::thread::scope(|scope| {
+        let handles: Vec<_> = texts
+            .iter()
+            .map(|t| scope.spawn(move || server.post("/v1/compress", &json!({ "text": t })).json()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (answer, r) in answers.iter().zip(&alone) {
+        assert_eq!(answer, &expected(r, "card"));
+    }
+    let (passes, chunks) =
+        (server.metric("kompress_batch_chunks_count"), server.metric("kompress_batch_chunks_sum"));
+    let scored: usize = alone.iter().map(|r| r.chunks).sum();
+    assert_eq!(chunks, scored as f64);
+    assert!(passes < chunks, "no forward pass was shared: {passes} passes for {chunks} chunks");
+}
+
+/// Starts `body` on `path` in the background; its answer comes from the handle.
+fn in_background(addr: SocketAddr, path: &'static str, body: Value) -> JoinHandle<Answer> {
+    std::thread::spawn(move || request(addr, "POST", path, &[], body.to_string().as_bytes()))
+}
+
+#[test]
+fn a_full_queue_answers_503_at_once_then_recovers() {
+    let server = start(ServerConfig { queue_chunks: 50, ..Default::default() });
+    let slow = slow_text();
+    let busy = in_background(server.addr, "/compress", json!({ "content": slow }));
+    server.wait_for("kompress_queue_chunks", |n| n > 0.0, Duration::from_secs(10));
+    let started = Instant::now();
+    let refused = server.post("/compress", &json!({ "content": prose(350 * 10, 1) }));
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert!(started.elapsed() < Duration::from_millis(500), "503 took {:?}", started.elapsed());
+    // Probes stay fast meanwhile.
+    let started = Instant::now();
+    assert_eq!(server.get("/healthz", &[]).status, 200);
+    assert!(started.elapsed() < Duration::from_millis(200));
+    assert_eq!(busy.join().unwrap().status, 200);
+    assert_eq!(server.metric("kompress_queue_chunks"), 0.0);
+    assert_eq!(server.post("/compress", &json!({ "content": prose(350 * 10, 1) })).status, 200);
+}
+
+#[test]
+fn a_deadline_answers_504_and_drops_the_work() {
+    let server = start(ServerConfig::default());
+    let body = json!({ "content": slow_text() }).to_string();
+    let started = Instant::now();
+    let late =
+        request(server.addr, "POST", "/compress", &[("X-Kompress-Deadline-Ms", "100")], body.as_bytes());
+    assert_eq!(late.status, 504, "{}", late.body);
+    assert!(late.body.contains("X-Kompress-Deadline-Ms"), "{}", late.body);
+    assert!(started.elapsed() < Duration::from_millis(800), "504 took {:?}", started.elapsed());
+    // The work stops at its next chunk rather than running on.
+    server.wait_for("kompress_queue_chunks", |n| n == 0.0, Duration::from_millis(500));
+    // The server's own deadline applies without the header.
+    let strict = start(ServerConfig { deadline: Duration::from_millis(100), ..Default::default() });
+    let late = request(strict.addr, "POST", "/compress", &[], body.as_bytes());
+    assert_eq!(late.status, 504);
+    assert!(late.body.contains("server's deadline"), "{}", late.body);
+}
+
+/// Sends a slow request and returns its open connection once its work is queued.
+fn send_slow(server: &Running) -> TcpStream {
+    let body = json!({ "content": slow_text() }).to_string();
+    let mut s = connect(server.addr);
+    let head = format!("POST /compress HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len());
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    server.wait_for("kompress_queue_chunks", |n| n > 0.0, Duration::from_secs(10));
+    s
+}
+
+#[test]
+fn a_client_that_disconnects_cancels_its_work() {
+    let server = start(ServerConfig::default());
+    drop(send_slow(&server));
+    // Well before the ~1 s the work would take, it is gone.
+    server.wait_for("kompress_queue_chunks", |n| n == 0.0, Duration::from_millis(500));
+    let scored = server.metric("kompress_batch_chunks_sum");
+    let needed = kompress::compress(&model(), &slow_text(), &defaults()).unwrap().chunks as f64;
+    assert!(scored < needed, "all {needed} chunks were scored");
+}
+
+#[test]
+fn shutdown_finishes_requests_in_flight() {
+    let mut server = start(ServerConfig::default());
+    let slow = slow_text();
+    let busy = in_background(server.addr, "/compress", json!({ "content": slow }));
+    server.wait_for("kompress_queue_chunks", |n| n > 0.0, Duration::from_secs(10));
+    let addr = server.addr;
+    server.shutdown().unwrap();
+    let answer = busy.join().unwrap();
+    assert_eq!(answer.status, 200);
+    let alone = kompress::compress(&model(), &slow, &defaults()).unwrap();
+    assert_eq!(answer.json()["compressed"], json!(alone.compressed));
+    assert!(TcpStream::connect(addr).is_err(), "still accepting after shutdown");
+}
+
+#[test]
+fn the_grace_period_bounds_shutdown() {
+    let mut server = start(ServerConfig { grace: Duration::from_millis(100), ..Default::default() });
+    let mut s = send_slow(&server);
+    let started = Instant::now();
+    server.shutdown().unwrap();
+    assert!(started.elapsed() < Duration::from_millis(600), "shutdown took {:?}", started.elapsed());
+    // The cut request gets no answer (its connection closes) or a 503, never a hang.
+    if let Some(a) = try_read_answer(&mut s) {
+        assert_eq!(a.status, 503, "{}", a.body);
+    }
+}
+
+/// CPU time (user + system, in clock ticks) of a process, from /proc.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Threads of a process, from /proc.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count()
+}
+
+#[test]
+fn the_binary_serves_idles_at_zero_cpu_leaks_no_thread_and_exits_0_on_sigterm() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kompress"))
+        .args(["serve", "--port", "0", "--device", "cpu", "-m"])
+        .arg(common::model_dir("v5"))
+        .env("KOMPRESS_TOKEN", "t0k")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    let mut line = String::new();
+    while addr.is_none() && stderr.read_line(&mut line).unwrap() > 0 {
+        addr = line.split("http://").nth(1).and_then(|rest| rest.split_whitespace().next()?.parse().ok());
+        line.clear();
+    }
+    let addr: SocketAddr = addr.expect("the server printed its address");
+    assert!(addr.ip().is_loopback(), "bound to {addr} by default");
+    let started = Instant::now();
+    while request(addr, "GET", "/readyz", &[], b"").status != 200 {
+        assert!(started.elapsed() < Duration::from_secs(30), "never ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let body = json!({ "content": prose(500, 4) }).to_string();
+    let auth = [("Authorization", "Bearer t0k")];
+    assert_eq!(request(addr, "POST", "/compress", &auth, body.as_bytes()).status, 200);
+    assert_eq!(request(addr, "POST", "/compress", &[], body.as_bytes()).status, 401);
+    // Idle: no thread spins, and the request's threads have ended.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_ticks(child.id());
+    std::thread::sleep(Duration::from_secs(2));
+    let spent = cpu_ticks(child.id()) - before;
+    assert!(spent <= 1, "{spent} ticks of CPU in 2 s of idle");
+    let idle_threads = threads(child.id());
+    // A burst of concurrent requests leaves no thread behind once idle again.
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| assert_eq!(request(addr, "POST", "/compress", &auth, body.as_bytes()).status, 200));
+        }
+    });
+    let started = Instant::now();
+    while threads(child.id()) > idle_threads {
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{} threads, {idle_threads} before",
+            threads(child.id())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SIGTERM with a request in flight: it is answered, then the process exits 0.
+    let busy = std::thread::spawn(move || {
+        let body = json!({ "content": slow_text() }).to_string();
+        request(addr, "POST", "/compress", &[("X-API-Key", "t0k")], body.as_bytes())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let killed =
+        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    assert_eq!(busy.join().unwrap().status, 200);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
