@@ -225,16 +225,16 @@ fn forward(w: &Weights, x: &[f32]) -> Forward {
     let mean = f.xhat.iter().sum::<f32>() / n;
     f.xhat.iter_mut().for_each(|v| *v -= mean);
     let var = f.xhat.iter().map(|v| v * v).sum::<f32>() / n;
-    f.rstd = 1.0 / (var + LN_EPS).sqrt();
-    for j in 0..HIDDEN_DIM {
-        f.xhat[j] *= f.rstd;
-        f.y[j] = f.xhat[j] * p[GAMMA][j] + p[BETA][j];
-        f.a1[j] = gelu(f.y[j]);
+    let rstd = 1.0 / (var + LN_EPS).sqrt();
+    f.rstd = rstd;
+    let affine_ln = p[GAMMA].iter().zip(&p[BETA]);
+    for (((xhat, y), a1), (&gamma, &beta)) in f.xhat.iter_mut().zip(&mut f.y).zip(&mut f.a1).zip(affine_ln) {
+        *xhat *= rstd;
+        *y = *xhat * gamma + beta;
+        *a1 = gelu(*y);
     }
     affine(&p[B3], &w.w3t, &f.a1, &mut f.z2);
-    for j in 0..HIDDEN_DIM {
-        f.a2[j] = gelu(f.z2[j]);
-    }
+    f.a2.iter_mut().zip(&f.z2).for_each(|(a, &z)| *a = gelu(z));
     f.logit = p[B5][0] + f.a2.iter().zip(&p[W5]).fold(0.0, |acc, (a, w)| acc + a * w);
     f
 }
