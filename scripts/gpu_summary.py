@@ -1,4 +1,4 @@
-"""Turns scripts/gpu_check.sh's results into the README's GPU tables (markdown on stdout).
+"""Turns scripts/gpu_check.sh's results into the GPU tables of docs/GPU.md (markdown on stdout).
 
     python scripts/gpu_summary.py OUT_DIR
 

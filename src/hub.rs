@@ -90,34 +90,69 @@ mod fetch {
         api: Option<hf_hub::api::sync::ApiRepo>,
         /// The repo's file list when online; offline, files are probed in the cache.
         listing: Option<Vec<String>>,
+        /// Why the hub is not used: `None` online, else offline mode or the hub's error.
+        cache_only: Option<(bool, String)>,
     }
 
     impl Source {
+        /// Lists the repo on the hub, or uses only the cache when offline or when the hub cannot be
+        /// listed (as the HF tools do, a model downloaded before still works without a network).
         fn open(id: &str, revision: &str, opts: &HubOptions) -> Result<Self> {
             let repo = Repo::with_revision(id.to_string(), RepoType::Model, revision.to_string());
             let cache = opts.cache_dir.clone().map_or_else(Cache::from_env, Cache::new);
+            let cache_only = |offline, reason| Self {
+                repo: repo.clone(),
+                cache: cache.clone(),
+                api: None,
+                listing: None,
+                cache_only: Some((offline, reason)),
+            };
             if opts.is_offline() {
-                return Ok(Self { repo, cache, api: None, listing: None });
+                return Ok(cache_only(true, "offline".into()));
             }
-            let api = ApiBuilder::from_cache(cache.clone())
-                .with_progress(opts.progress)
+            let mut builder = ApiBuilder::from_cache(cache.clone()).with_progress(opts.progress);
+            if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
+                builder = builder.with_endpoint(endpoint);
+            }
+            let api = builder
                 .build()
                 .map_err(|e| Error::Hub(format!("cannot start the hub client: {e}")))?
                 .repo(repo.clone());
-            let info = api.info().map_err(|e| Error::Hub(format!("cannot list {id}@{revision}: {e}")))?;
-            let listing = Some(info.siblings.into_iter().map(|s| s.rfilename).collect());
-            Ok(Self { repo, cache, api: Some(api), listing })
+            match api.info() {
+                Ok(info) => Ok(Self {
+                    listing: Some(info.siblings.into_iter().map(|s| s.rfilename).collect()),
+                    api: Some(api),
+                    repo,
+                    cache,
+                    cache_only: None,
+                }),
+                Err(e) => Ok(cache_only(false, format!("cannot list it on the hub ({e})"))),
+            }
         }
 
         fn name(&self) -> String {
             format!("{}@{}", self.repo.url(), self.repo.revision())
         }
 
-        /// Whether the repo has the file (online: in its listing; offline: in the cache).
+        /// Whether the repo has the file (online: in its listing; else: in the cache).
         fn has(&self, file: &str) -> bool {
             match &self.listing {
                 Some(files) => files.iter().any(|f| f == file),
                 None => self.cache.repo(self.repo.clone()).get(file).is_some(),
+            }
+        }
+
+        /// The error for `file` (a name, or alternatives) absent from the repo or, cache only, the cache.
+        fn missing(&self, file: &str) -> Error {
+            match &self.cache_only {
+                None => Error::Hub(format!("{} has no {file}", self.name())),
+                Some((offline, reason)) => Error::NotCached {
+                    repo: self.name(),
+                    file: file.to_string(),
+                    cache: self.cache.path().clone(),
+                    offline: *offline,
+                    reason: reason.clone(),
+                },
             }
         }
 
@@ -126,13 +161,7 @@ mod fetch {
                 Some(api) => api
                     .get(file)
                     .map_err(|e| Error::Hub(format!("cannot download {file} from {}: {e}", self.name()))),
-                None => self.cache.repo(self.repo.clone()).get(file).ok_or_else(|| {
-                    Error::Hub(format!(
-                        "offline: {file} of {} is not in the cache {}",
-                        self.name(),
-                        self.cache.path().display()
-                    ))
-                }),
+                None => self.cache.repo(self.repo.clone()).get(file).ok_or_else(|| self.missing(file)),
             }
         }
     }
@@ -151,17 +180,7 @@ mod fetch {
         let source = Source::open(repo_id, revision, opts)?;
         let weights = match WEIGHT_FILES.iter().find(|f| source.has(f)) {
             Some(file) => source.get(file)?,
-            None => {
-                let place = match source.listing {
-                    Some(_) => String::new(),
-                    None => format!("offline: the cache {} holds ", source.cache.path().display()),
-                };
-                return Err(Error::Hub(format!(
-                    "{place}no {} of {}",
-                    WEIGHT_FILES.join(" or "),
-                    source.name()
-                )));
-            }
+            None => return Err(source.missing(&WEIGHT_FILES.join(" or "))),
         };
         let mut base = None;
         let mut from_repo_or_base =

@@ -27,3 +27,8 @@ pub use hub::{HubOptions, ModelFiles};
 pub use model::{Kompress, LoadOptions, Scorer, TokenScores};
 pub use pipeline::{compress, compress_batch, CompressOptions, CompressResult};
 pub use tokenize::{WordEncoding, WordTokenizer};
+
+/// The README's Rust examples, compiled as doctests so that they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -42,6 +42,9 @@ fn empty_and_whitespace_input_print_an_empty_result() {
         let got = score_json("v4", text);
         assert_eq!(got["input_ids"].as_array().unwrap().len(), 0);
         assert_eq!(got["score"].as_array().unwrap().len(), 0);
+        // A model with a span head gives an empty list of span scores, one without gives null.
+        assert_eq!(got["span_score"], serde_json::json!([]));
+        assert!(score_json("nospan", text)["span_score"].is_null());
     }
 }
 
@@ -68,7 +71,10 @@ fn bad_input_fails_cleanly() {
     assert_clean_failure(&run_kompress(&["score", "--model", repo, "--offline"], &env, b"x"), "offline");
     let env = [("HF_HUB_OFFLINE", "1"), ("HF_HOME", "/nonexistent")];
     let out = run_kompress(&["score", "--model", "org/not-cached"], &env, b"x");
-    assert_clean_failure(&out, "holds no merged.pt or model.safetensors of org/not-cached@main");
+    assert_clean_failure(
+        &out,
+        "org/not-cached@main: offline, and the HF cache /nonexistent/hub holds no merged.pt or model.safetensors",
+    );
     // A bad flag value is a usage error from clap: one error line, then its usual hint.
     let out = kompress(&["score", "--model", v4, "--device", "tpu"], b"x");
     assert_eq!(out.status.code(), Some(2));

@@ -120,3 +120,45 @@ fn train_evict_writes_loadable_weights() {
     assert_eq!(rows.as_array().unwrap().len(), 11);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn verbose_summary_names_the_policy_and_shows_no_false_100_percent() {
+    let text = CONTEXT.to_string() + &"# padding line\n".repeat(30);
+    let out = kompress(&["evict", "-", "-q", "What does fetch return?", "-v"], text.as_bytes());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.starts_with("kompress evict: policy learned kept "), "{err}");
+    assert!(
+        err.contains("% of the KV cache saved); the output has ") && !err.contains("Policy policy"),
+        "{err}"
+    );
+    // Without -v nothing goes to stderr.
+    let quiet = kompress(&["evict", "-", "-q", "What does fetch return?"], text.as_bytes());
+    assert!(quiet.status.success() && quiet.stderr.is_empty());
+    // One token of thousands saves 99.98%: not shown as 100.0%.
+    let long = "alpha beta gamma delta\n".repeat(1000);
+    let out =
+        kompress(&["evict", "-", "-q", "x", "-v", "--budget", "0.0001", "--policy", "fifo"], long.as_bytes());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kept 1 of ") && err.contains("(99.98% of the KV cache saved)"), "{err}");
+    let blank = kompress(&["evict", "-", "-q", "x", "-v"], b"  \n");
+    let err = String::from_utf8_lossy(&blank.stderr);
+    assert_eq!(err.trim_end(), "kompress evict: the input is blank: nothing to evict, returned unchanged");
+    let compare = kompress(&["compare", "-", "-q", "fetch", "-v"], CONTEXT.repeat(6).as_bytes());
+    let err = String::from_utf8_lossy(&compare.stderr);
+    assert!(err.starts_with("kompress compare: 11 policies on "), "{err}");
+}
+
+#[test]
+fn lossy_and_verbose_are_offered_by_evict_and_compare() {
+    for cmd in ["evict", "compare"] {
+        let help = String::from_utf8(kompress(&[cmd, "--help"], b"").stdout).unwrap();
+        for flag in ["-v, --verbose", "--lossy", "--threads <N>"] {
+            assert!(help.contains(flag), "{cmd} --help lacks {flag}");
+        }
+        let out = kompress(&[cmd, "-", "-q", "x", "--lossy"], b"ok \xff\xfe done\nmore\n");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = kompress(&["evict", "-", "-q", "x", "--lossy"], b"ok \xff done");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "ok \u{fffd} done\n");
+}

@@ -47,7 +47,7 @@ pub use records::{
 };
 pub use rng::{NumpyRng, PyRandom};
 pub use simulator::generate_long_context;
-pub use train::{masked_bce_with_logits, train, TrainConfig, Trained};
+pub use train::{train, TrainConfig, Trained};
 
 /// Splits text into lines exactly as the reference does (Python's `str.splitlines`).
 pub fn split_lines(text: &str) -> Vec<&str> {

@@ -63,15 +63,6 @@ impl EvictionNetwork {
         Ok(self.output.forward(&h)?.squeeze(candle_core::D::Minus1)?)
     }
 
-    /// [`forward`](Self::forward) built from differentiable candle ops, for training.
-    pub(crate) fn forward_train(&self, features: &Tensor) -> Result<Tensor> {
-        let h = self.input.forward(features)?;
-        let bias = self.norm.bias().ok_or_else(|| Error::Invalid("layer norm without bias".into()))?;
-        let h = candle_nn::ops::layer_norm_slow(&h, self.norm.weight(), bias, LN_EPS as f32)?;
-        let h = self.hidden.forward(&h.gelu_erf()?)?.gelu_erf()?;
-        Ok(self.output.forward(&h)?.squeeze(candle_core::D::Minus1)?)
-    }
-
     /// The weights shipped with this crate, trained by `kompress train-evict`.
     ///
     /// ```
@@ -106,7 +97,7 @@ impl EvictionNetwork {
     }
 
     /// Checks every expected tensor's presence and shape, then builds the network in f32.
-    fn from_tensors(tensors: HashMap<String, Tensor>, name: &str) -> Result<Self> {
+    pub(super) fn from_tensors(tensors: HashMap<String, Tensor>, name: &str) -> Result<Self> {
         for (key, shape) in TENSOR_SHAPES {
             check_tensor(name, key, shape, tensors.get(key).map(Tensor::dims))?;
         }
@@ -153,20 +144,6 @@ impl EvictionNetwork {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn training_forward_matches_the_fused_inference_forward() -> Result<()> {
-        let net = EvictionNetwork::embedded()?;
-        let xs = Tensor::arange(0f32, 2.0 * 5.0 * 9.0, &Device::Cpu)?
-            .reshape((2, 5, FEATURE_DIM))?
-            .affine(0.01, -0.2)?;
-        let fused: Vec<Vec<f32>> = net.forward(&xs)?.to_vec2()?;
-        let slow: Vec<Vec<f32>> = net.forward_train(&xs)?.to_vec2()?;
-        for (a, b) in fused.iter().flatten().zip(slow.iter().flatten()) {
-            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
-        }
-        Ok(())
-    }
 
     #[test]
     fn wrong_shapes_and_missing_tensors_are_named() {

@@ -126,11 +126,13 @@ impl PyRandom {
     }
 
     /// A normal draw by the Box-Muller transform. Python's `gauss` caches its second draw and numpy
-    /// uses a ziggurat, so this stream matches neither; it only feeds synthetic training noise.
+    /// uses a ziggurat, so this stream matches neither; it only feeds synthetic training noise. Its
+    /// `log` and `cos` are the `libm` crate's, not the platform's, so that training gives the same
+    /// bytes everywhere.
     pub fn normal(&mut self, mean: f64, std: f64) -> f64 {
         let u1 = 1.0 - self.random();
         let u2 = self.random();
-        mean + std * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        mean + std * (-2.0 * libm::log(u1)).sqrt() * libm::cos(std::f64::consts::TAU * u2)
     }
 }
 

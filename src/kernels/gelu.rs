@@ -34,7 +34,7 @@ impl candle_core::CustomOp1 for GeluErf {
 /// erf in f32 as Eigen computes it (`generic_fast_erf_float`): an odd rational function of the
 /// input clamped to [-4, 4], beyond which erf is ±1 in single precision.
 #[inline(always)]
-fn erf(x: f32) -> f32 {
+pub(crate) fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
     let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;

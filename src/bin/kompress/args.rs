@@ -1,6 +1,6 @@
 //! Arguments and input handling shared by the model commands.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -42,7 +42,7 @@ impl ModelArgs {
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         };
         let load = || {
-            let files = ModelFiles::locate(&self.model, &hub)?;
+            let files = ModelFiles::locate(&self.model, &hub).map_err(with_remedy)?;
             let device = self.open_device()?;
             anyhow::Ok(Kompress::from_files_on(&files, &device, self.dtype)?)
         };
@@ -74,6 +74,19 @@ impl ModelArgs {
         }
         Ok(device)
     }
+}
+
+/// A model that is neither reachable nor cached gets the two ways out, in the flags' words.
+fn with_remedy(err: kompress::Error) -> anyhow::Error {
+    let kompress::Error::NotCached { offline, .. } = &err else { return err.into() };
+    let download = match offline {
+        true => "run once online without --offline (and HF_HUB_OFFLINE unset) to download it there",
+        false => "run again with network access to download it there",
+    };
+    anyhow::anyhow!(
+        "{err}; use --model DIR for a local model directory (a kompress checkout has small test models in \
+         tests/fixtures/models), or {download}"
+    )
 }
 
 /// Reads a whole input: a file, or standard input for `-` or no path. Text must be UTF-8.
@@ -112,4 +125,11 @@ pub fn decode(bytes: Vec<u8>, what: &str, lossy: Option<bool>) -> anyhow::Result
     };
     let hint = if lossy.is_some() { " (--lossy replaces invalid bytes)" } else { "" };
     anyhow::bail!("{what} is not valid UTF-8 (invalid byte at offset {}){hint}", e.utf8_error().valid_up_to())
+}
+
+/// Writes a command's output to standard output. A closed pipe comes back as an error that `main`
+/// turns into a quiet exit.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("cannot write to standard output")
 }

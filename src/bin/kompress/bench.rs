@@ -8,7 +8,7 @@ use clap::Args;
 use kompress::weights::Weights;
 use kompress::{Config, Scorer, WordEncoding};
 
-use crate::args::ModelArgs;
+use crate::args::{print, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -26,9 +26,6 @@ pub struct BenchArgs {
     /// Untimed iterations first.
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
-    /// CPU threads (sets RAYON_NUM_THREADS; default: all cores, or RAYON_NUM_THREADS if set).
-    #[arg(long)]
-    pub threads: Option<usize>,
     /// Use seeded random weights of the model's shape instead of loading a checkpoint: the shape of
     /// `--model`'s config.json when it is a local directory, else ModernBERT-base's (kompress-base).
     #[arg(long)]
@@ -42,10 +39,6 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if let Some(threads) = args.threads {
-        // Read by rayon and candle when their pools start, which has not happened yet.
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    }
     let scorer = load(&args)?;
     anyhow::ensure!(args.seq_len >= 2, "--seq-len must be at least 2 ([CLS] and [SEP])");
     anyhow::ensure!(args.batch >= 1 && args.iters >= 1, "--batch and --iters must be at least 1");
@@ -66,8 +59,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         times.push(start.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
-    report(&args, &scorer, &batch, &times);
-    Ok(())
+    report(&args, &scorer, &batch, &times)
 }
 
 fn load(args: &BenchArgs) -> anyhow::Result<Scorer> {
@@ -84,8 +76,11 @@ fn load(args: &BenchArgs) -> anyhow::Result<Scorer> {
     Scorer::new(&cfg, &Weights::random(0, &device), dtype).context("cannot build the random model")
 }
 
-/// Seeded ids in `[1000, vocab)`, framed by the config's special ids as real inputs are.
+/// Seeded ids from the model's vocabulary: above the first 1000 (special and byte-level tokens) when
+/// the vocabulary is larger than that, as in real text, else anywhere in it.
 fn random_batch(args: &BenchArgs, cfg: &Config) -> Vec<WordEncoding> {
+    let vocab = cfg.vocab_size as u64;
+    let low = if vocab > 2000 { 1000 } else { 0 };
     let mut state = 0x2545_f491_4f6c_dd1du64;
     (0..args.batch)
         .map(|row| {
@@ -96,7 +91,7 @@ fn random_batch(args: &BenchArgs, cfg: &Config) -> Vec<WordEncoding> {
             let ids = (0..len)
                 .map(|_| {
                     state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    (1000 + (state >> 33) % (cfg.vocab_size as u64 - 1000).max(1)) as u32
+                    (low + (state >> 33) % (vocab - low)) as u32
                 })
                 .collect();
             WordEncoding { input_ids: ids, word_ids: vec![None; len] }
@@ -104,38 +99,37 @@ fn random_batch(args: &BenchArgs, cfg: &Config) -> Vec<WordEncoding> {
         .collect()
 }
 
-fn report(args: &BenchArgs, scorer: &Scorer, batch: &[WordEncoding], times: &[f64]) {
+fn report(args: &BenchArgs, scorer: &Scorer, batch: &[WordEncoding], times: &[f64]) -> anyhow::Result<()> {
     let median = times[times.len() / 2];
     let tokens: usize = batch.iter().map(WordEncoding::len).sum();
-    let threads = std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let out = serde_json::json!({
+    let tokens_per_s = tokens as f64 / (median / 1e3);
+    let threads = rayon::current_num_threads();
+    let device = kompress::device::device_name(scorer.device());
+    let value = serde_json::json!({
         "seq_len": args.seq_len,
         "batch": args.batch,
         "tokens": tokens,
         "iters": args.iters,
         "ms_min": times[0],
         "ms_median": median,
-        "tokens_per_s": tokens as f64 / (median / 1e3),
-        "device": kompress::device::device_name(scorer.device()),
+        "tokens_per_s": tokens_per_s,
+        "device": device,
         "dtype": scorer.dtype().as_str(),
         "threads": threads,
         "layers": scorer.config().num_layers(),
         "hidden": scorer.config().hidden_size,
     });
-    if args.json {
-        println!("{out}");
-    } else {
-        println!(
-            "{} x {} tokens: median {median:.1} ms, min {:.1} ms, {:.0} tokens/s ({} {}, {threads} threads)",
+    let line = match args.json {
+        true => value.to_string(),
+        false => format!(
+            "{} x {} tokens: median {median:.1} ms, min {:.1} ms, {:.0} tokens/s ({device} {}, {threads} thread{})",
             args.batch,
             args.seq_len,
             times[0],
-            out["tokens_per_s"].as_f64().unwrap_or(0.0),
-            out["device"],
-            out["dtype"]
-        );
-    }
+            tokens_per_s,
+            scorer.dtype().as_str(),
+            if threads == 1 { "" } else { "s" }
+        ),
+    };
+    print(&format!("{line}\n"))
 }

@@ -60,6 +60,8 @@ pub struct CompressArgs {
     pub jsonl: bool,
     /// Show every word with its fate: kept by the model, protected, table, unscored, or dropped
     /// (colored on a terminal, `[-dropped-]` otherwise; a "words" list with --json/--jsonl).
+    /// Colors: dropped red and struck through, protected yellow, table cyan, unscored magenta, kept by
+    /// the model or passed through plain.
     #[arg(long)]
     pub explain: bool,
     /// Replace invalid UTF-8 with U+FFFD instead of failing.
@@ -221,12 +223,13 @@ fn json_line(
 
 fn summary(name: &str, r: &CompressResult, seconds: f64) -> String {
     format!(
-        "kompress: {name}: {} -> {} words ({:.1}% kept, {} saved), {} chunks, {} unscored{} in {seconds:.2} s",
+        "kompress: {name}: {} -> {} words ({:.1}% kept, {} saved), {} chunk{}, {} unscored{} in {seconds:.2} s",
         r.original_words,
         r.kept_words,
         100.0 * r.compression_ratio,
         r.tokens_saved,
         r.chunks,
+        if r.chunks == 1 { "" } else { "s" },
         r.unscored_words,
         if r.passthrough { ", passed through" } else { "" },
     )

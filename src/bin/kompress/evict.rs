@@ -1,17 +1,16 @@
 //! The SuperCompress commands: `evict`, `compare`, `train-evict` and `evict-bench`.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use kompress::evict::{
-    compare_policies, compress_detailed, run_benchmark, split_lines, train, EvictionNetwork, PolicyKind,
-    TrainConfig,
+    compare_policies, compress_detailed, run_benchmark, split_lines, train, CompressResult, EvictionNetwork,
+    PolicyComparison, PolicyKind, TrainConfig,
 };
 
-use crate::args::read_text;
+use crate::args::{print, read_input};
 
 /// SuperCompress: question-aware eviction scored by a 5K-parameter MLP.
 #[derive(Subcommand)]
@@ -59,6 +58,18 @@ pub struct ContextArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Replace invalid UTF-8 with U+FFFD instead of failing.
+    #[arg(long)]
+    lossy: bool,
+    /// Print a summary on stderr: what the policy kept and what the output saves.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+impl ContextArgs {
+    fn read(&self) -> anyhow::Result<String> {
+        read_input(self.input.as_ref(), Some(self.lossy))
+    }
 }
 
 /// The checkpoint's network, or the built-in one.
@@ -125,7 +136,7 @@ pub struct BenchArgs {
 
 fn evict(args: EvictArgs) -> anyhow::Result<()> {
     let ctx = &args.context;
-    let text = read_text(ctx.input.as_ref())?;
+    let text = ctx.read()?;
     let network = load_network(ctx.checkpoint.as_ref())?;
     let policy = args.policy.build(&ctx.question, &network, ctx.seed);
     let (result, annotations) = compress_detailed(&text, &ctx.question, ctx.budget, policy.as_ref())?;
@@ -145,51 +156,91 @@ fn evict(args: EvictArgs) -> anyhow::Result<()> {
     } else {
         writeln!(out, "{}", result.compressed_text)?;
     }
-    emit(&out)?;
-    if !ctx.json {
+    print(&out)?;
+    if ctx.verbose {
+        eprintln!("kompress evict: {}", summary(args.policy, &result));
+    }
+    Ok(())
+}
+
+/// What `-v` says about one eviction: the policy's budget, then what the whole-line output saves.
+fn summary(policy: PolicyKind, r: &CompressResult) -> String {
+    if r.original_tokens == 0 {
+        return "the input is blank: nothing to evict, returned unchanged".into();
+    }
+    format!(
+        "policy {policy} kept {} of {} tokens ({}% of the KV cache saved); the output has {} tokens in {} \
+         line{} ({}% saved)",
+        r.kept_tokens,
+        r.original_tokens,
+        percent(r.kv_savings_pct),
+        r.output_tokens,
+        r.kept_lines.len(),
+        if r.kept_lines.len() == 1 { "" } else { "s" },
+        percent(r.text_savings_pct)
+    )
+}
+
+/// A percentage with one decimal, or as many more as it takes not to show a share that is not 0 or
+/// 100 as exactly that (1 token kept of 6,696 saves 99.985%, not 100.0%).
+fn percent(p: f64) -> String {
+    let mut decimals = 1;
+    loop {
+        let shown = format!("{p:.decimals$}");
+        let rounded: f64 = shown.parse().unwrap_or(p);
+        let misleading = (rounded == 100.0 && p < 100.0) || (rounded == 0.0 && p > 0.0);
+        if !misleading || decimals == 6 {
+            return shown;
+        }
+        decimals += 1;
+    }
+}
+
+fn compare(args: CompareArgs) -> anyhow::Result<()> {
+    let ctx = &args.context;
+    let text = ctx.read()?;
+    let network = load_network(ctx.checkpoint.as_ref())?;
+    let started = std::time::Instant::now();
+    let rows = compare_policies(&text, &ctx.question, ctx.budget, &PolicyKind::ALL, &network, ctx.seed)?;
+    let seconds = started.elapsed().as_secs_f64();
+    match ctx.json {
+        true => print(&format!("{}\n", serde_json::to_string_pretty(&rows)?))?,
+        false => print(&comparison_table(&rows)?)?,
+    }
+    if ctx.verbose {
+        let tokens = rows.first().map_or(0, |r| r.result.original_tokens);
         eprintln!(
-            "kompress evict: {} policy kept {}/{} tokens ({:.1}% KV saved); output has {} tokens ({:.1}% saved)",
-            result.policy,
-            result.kept_tokens,
-            result.original_tokens,
-            result.kv_savings_pct,
-            result.output_tokens,
-            result.text_savings_pct
+            "kompress compare: {} policies on {tokens} tokens at budget {} in {seconds:.2} s",
+            rows.len(),
+            ctx.budget
         );
     }
     Ok(())
 }
 
-fn compare(args: CompareArgs) -> anyhow::Result<()> {
-    let ctx = &args.context;
-    let text = read_text(ctx.input.as_ref())?;
-    let network = load_network(ctx.checkpoint.as_ref())?;
-    let rows = compare_policies(&text, &ctx.question, ctx.budget, &PolicyKind::ALL, &network, ctx.seed)?;
-    if ctx.json {
-        return emit(&format!("{}\n", serde_json::to_string_pretty(&rows)?));
-    }
+fn comparison_table(rows: &[PolicyComparison]) -> anyhow::Result<String> {
     let mut out = String::new();
     writeln!(
         out,
         "{:<15} {:>8} {:>8} {:>9} {:>10} {:>8} {:>8} {:>8}",
         "policy", "tokens", "kept", "KV saved", "text saved", "oracle", "entity", "quality"
     )?;
-    for row in &rows {
+    for row in rows {
         let (r, m) = (&row.result, &row.metrics);
         writeln!(
             out,
-            "{:<15} {:>8} {:>8} {:>8.1}% {:>9.1}% {:>8.3} {:>8.3} {:>8.3}",
+            "{:<15} {:>8} {:>8} {:>8}% {:>9}% {:>8.3} {:>8.3} {:>8.3}",
             row.policy,
             r.original_tokens,
             r.kept_tokens,
-            r.kv_savings_pct,
-            r.text_savings_pct,
+            percent(r.kv_savings_pct),
+            percent(r.text_savings_pct),
             m.oracle_recall,
             m.entity_recall,
             m.answer_quality
         )?;
     }
-    emit(&out)
+    Ok(out)
 }
 
 fn train_evict(args: TrainArgs) -> anyhow::Result<()> {
@@ -208,7 +259,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let network = load_network(args.checkpoint.as_ref())?;
     let rows = run_benchmark(args.seeds, args.budget, &PolicyKind::ALL, &network)?;
     if args.json {
-        return emit(&format!("{}\n", serde_json::to_string_pretty(&rows)?));
+        return print(&format!("{}\n", serde_json::to_string_pretty(&rows)?));
     }
     let mut out = format!("{} seeds, budget {}\n", args.seeds, args.budget);
     writeln!(
@@ -228,14 +279,5 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
             r.text_savings_pct
         )?;
     }
-    emit(&out)
-}
-
-/// Writes a command's output; a reader that closes the pipe early (`| head`) ends it quietly.
-fn emit(text: &str) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        result => result.context("cannot write to standard output"),
-    }
+    print(&out)
 }

@@ -7,6 +7,7 @@ mod evict;
 mod score;
 #[cfg(feature = "server")]
 mod serve;
+mod threads;
 
 use clap::{Parser, Subcommand};
 
@@ -15,6 +16,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// CPU threads for the model and policy work (default: RAYON_NUM_THREADS if set, else one per
+    /// core); at most 4 per core.
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -37,18 +42,31 @@ fn main() {
     keep_freed_memory();
     park_idle_candle_workers();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = threads::configure(cli.threads).and_then(|()| match cli.command {
         Command::Score(args) => score::run(args),
         Command::Compress(args) => compress::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Evict(cmd) => cmd.run(),
         #[cfg(feature = "server")]
         Command::Serve(args) => serve::run(args),
-    };
-    if let Err(err) = result {
-        eprintln!("error: {}", one_line(&err));
-        std::process::exit(1);
+    });
+    match result {
+        Ok(()) => {}
+        // The reader of our output went away (`| head`): what it wanted it has, so stop quietly and
+        // successfully, as ripgrep does.
+        Err(err) if is_broken_pipe(&err) => std::process::exit(0),
+        Err(err) => {
+            eprintln!("error: {}", one_line(&err));
+            std::process::exit(1);
+        }
     }
+}
+
+/// Whether a write to standard output failed because its reader closed the pipe.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// The error and its causes on one line, leaving out a cause that the message before it already

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use kompress::TokenScores;
 
-use crate::args::{read_text, ModelArgs};
+use crate::args::{print, read_text, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
@@ -21,28 +21,32 @@ pub struct ScoreArgs {
 pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let text = read_text(args.input.as_ref())?;
     let words = kompress::tokenize::words(&text);
-    // Empty input needs no model: it prints an empty result.
+    let model = args.model.load()?;
+    // Empty input is not a sequence ([CLS] [SEP] alone would be scored): an empty result, whose
+    // span scores are still an empty list for a model with a span head.
     let scores = match words.is_empty() {
-        true => TokenScores::default(),
-        false => args.model.load()?.score_words(&words)?,
+        true => TokenScores { span_score: model.has_span_head().then(Vec::new), ..Default::default() },
+        false => model.score_words(&words)?,
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&scores)?);
-    } else {
-        print_table(&scores, &words);
+    match args.json {
+        true => print(&format!("{}\n", serde_json::to_string(&scores)?)),
+        false => print(&table(&scores, &words)),
     }
-    Ok(())
 }
 
-fn print_table(s: &TokenScores, words: &[&str]) {
-    println!("{:>5} {:>7} {:>6}  {:>7} {:>7} {:>7}  word", "token", "id", "word", "prob", "span", "score");
+fn table(s: &TokenScores, words: &[&str]) -> String {
+    let mut out = format!(
+        "{:>5} {:>7} {:>6}  {:>7} {:>7} {:>7}  word\n",
+        "token", "id", "word", "prob", "span", "score"
+    );
     for i in 0..s.input_ids.len() {
         let word = s.word_ids[i].map_or("", |w| words[w as usize]);
         let word_id = s.word_ids[i].map_or("-".to_string(), |w| w.to_string());
         let span = s.span_score.as_ref().map_or("-".to_string(), |v| format!("{:.4}", v[i]));
-        println!(
-            "{i:>5} {:>7} {word_id:>6}  {:>7.4} {span:>7} {:>7.4}  {word}",
+        out.push_str(&format!(
+            "{i:>5} {:>7} {word_id:>6}  {:>7.4} {span:>7} {:>7.4}  {word}\n",
             s.input_ids[i], s.token_prob[i], s.score[i]
-        );
+        ));
     }
+    out
 }
