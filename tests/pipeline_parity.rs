@@ -1,12 +1,12 @@
 //! Word-level parity with Headroom 0.42's compression pipeline (`KompressCompressor.compress`), run
 //! by `scripts/headroom_parity.py` on the fixture models: the same chunks, carries over the token cap,
 //! keep rules (`card` = PyTorch `get_keep_mask`, `threshold` = ONNX rule score > 0.5, `ratio`),
-//! must-keep words, table rows and reconstruction.
+//! must-keep words, table rows and reconstruction, under `Compat::Headroom`.
 
 mod common;
 
 use common::*;
-use kompress::pipeline::{compress, CompressOptions, Mode};
+use kompress::pipeline::{compress, Compat, CompressOptions, Mode, TokenCounter};
 use kompress::{DTypeChoice, DeviceChoice, Kompress, LoadOptions};
 use serde::Deserialize;
 
@@ -41,6 +41,8 @@ impl Case {
             mode,
             chunk_words: self.chunk_words,
             chunk_tokens: self.chunk_tokens,
+            compat: Compat::Headroom,
+            count_tokens: TokenCounter::Words,
             explain: true,
             ..Default::default()
         }

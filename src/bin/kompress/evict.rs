@@ -140,7 +140,7 @@ fn evict(args: EvictArgs) -> anyhow::Result<()> {
         let lines = split_lines(&text);
         for a in &annotations {
             let mark = if a.kept { '+' } else { '-' };
-            writeln!(out, "{mark} {:>5} {:<22} {}", a.line, a.reason.to_string(), lines[a.line])?;
+            writeln!(out, "{mark} {:>5} {:<22} {}", a.line + 1, a.reason.to_string(), lines[a.line])?;
         }
     } else {
         writeln!(out, "{}", result.compressed_text)?;
