@@ -15,14 +15,14 @@ use super::words::{LineJoiner, Word};
 pub(crate) enum Output<'a> {
     /// Headroom 0.42's: kept words joined by one space, the line's ending where the line changes.
     Headroom(LineJoiner),
-    Layout(LayoutWriter<'a>),
+    Layout(Box<LayoutWriter<'a>>),
 }
 
 impl<'a> Output<'a> {
     pub(crate) fn new(text: &'a str, headroom: bool, verbatim: LineSet) -> Self {
         match headroom {
             true => Output::Headroom(LineJoiner::default()),
-            false => Output::Layout(LayoutWriter::new(text, verbatim)),
+            false => Output::Layout(Box::new(LayoutWriter::new(text, verbatim))),
         }
     }
 
@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn verbatim_lines_are_written_whole() {
         let text = "intro words\n```\n  a   b \r\n\n```\nrest";
-        let code = LineSet::from_runs(vec![1..5]);
+        let code = LineSet::from_runs(vec![1..3, 3..5]);
         assert_eq!(
             layout(text, code, |w| w == "rest" || w == "```" || w == "a" || w == "b"),
             "```\n  a   b \r\n\n```\nrest"
