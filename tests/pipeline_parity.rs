@@ -11,11 +11,6 @@ use kompress::{DTypeChoice, DeviceChoice, Kompress, LoadOptions};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
-struct Recorded {
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
 struct Case {
     name: String,
     mode: String,
@@ -54,7 +49,7 @@ fn agreement(model_name: &str) -> (usize, usize) {
     let opts = LoadOptions { device: DeviceChoice::Cpu, dtype: DTypeChoice::F32, ..Default::default() };
     let model = Kompress::from_dir(model_dir(model_name), &opts).unwrap();
     let path = fixtures().join("pipeline").join(format!("{model_name}.json"));
-    let recorded: Recorded = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let recorded: Recorded<Case> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let (mut agree, mut total) = (0, 0);
     for case in &recorded.cases {
         let ours = compress(&model, &case.text, &case.options()).unwrap();

@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 
 use kompress::pipeline::words::words;
+use kompress::pipeline::WordDecision;
 use kompress::pipeline::{
     code::fenced_code, compress, compress_batch, compress_stream, protect::must_keep, table, ChunkScorer,
     Compat, Event, LineSet, Mode, Passthrough, Reason, TokenCounter,
@@ -275,9 +276,8 @@ fn expected_layout(text: &str, r: &CompressResult, opts: &CompressOptions) -> St
     out
 }
 
-/// Layout output: decisions follow the input, verbatim lines are kept without the model, and the
-/// output is exactly the documented layout of the kept words.
-fn check_layout(text: &str, r: &CompressResult, opts: &CompressOptions) {
+/// One decision per input word, in order, on its line (counted from 1); a passthrough is the input.
+fn check_decisions<'r>(text: &str, r: &'r CompressResult) -> &'r [WordDecision] {
     let decisions = r.words.as_ref().expect("explain is on");
     let input: Vec<_> = words(text).collect();
     assert_eq!(decisions.len(), input.len(), "one decision per input word");
@@ -287,8 +287,18 @@ fn check_layout(text: &str, r: &CompressResult, opts: &CompressOptions) {
     }
     if r.passthrough {
         assert_eq!(r.compressed, text);
+    }
+    decisions
+}
+
+/// Layout output: decisions follow the input, verbatim lines are kept without the model, and the
+/// output is exactly the documented layout of the kept words.
+fn check_layout(text: &str, r: &CompressResult, opts: &CompressOptions) {
+    let decisions = check_decisions(text, r);
+    if r.passthrough {
         return;
     }
+    let input: Vec<_> = words(text).collect();
     let (code, tables) = verbatim(text, opts);
     for (d, w) in decisions.iter().zip(&input) {
         let expected = if code.contains(w.line) {
@@ -334,15 +344,8 @@ fn words_line_by_line(text: &str) -> String {
 /// The output is the kept input words, in order, each output line holding words of one input line,
 /// a new output line exactly where the input line changes.
 fn check_line_true(text: &str, r: &CompressResult) {
-    let decisions = r.words.as_ref().expect("explain is on");
-    let input: Vec<_> = words(text).collect();
-    assert_eq!(decisions.len(), input.len(), "one decision per input word");
-    for (d, w) in decisions.iter().zip(&input) {
-        assert_eq!((d.word.as_str(), d.line), (w.text, w.line + 1), "decisions follow the input");
-        assert_eq!(d.kept, d.reason != Reason::Dropped);
-    }
+    let decisions = check_decisions(text, r);
     if r.passthrough {
-        assert_eq!(r.compressed, text);
         assert!(decisions.iter().all(|d| d.reason == Reason::Passthrough));
         return;
     }

@@ -11,11 +11,6 @@ use kompress::pipeline::TokenCounter;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
-struct Recorded {
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
 struct Case {
     name: String,
     text: Option<String>,
@@ -28,7 +23,7 @@ struct Case {
 #[test]
 fn counts_match_tiktoken() {
     let path = fixtures().join("tokens.json");
-    let recorded: Recorded = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let recorded: Recorded<Case> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let inputs: std::collections::HashMap<String, String> = inputs().into_iter().collect();
     assert!(recorded.cases.len() >= 20);
     for case in &recorded.cases {

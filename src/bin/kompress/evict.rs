@@ -77,7 +77,8 @@ pub struct EvictArgs {
     /// or oracle.
     #[arg(long, short, default_value = "learned")]
     policy: PolicyKind,
-    /// Print every line with whether it was kept and why, instead of the compressed text.
+    /// Print every line with whether it was kept and why, instead of the compressed text (lines
+    /// numbered from 1, as editors and `grep -n` number them).
     #[arg(long)]
     annotate: bool,
 }
