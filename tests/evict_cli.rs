@@ -69,7 +69,8 @@ fn annotate_marks_every_line() {
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 25);
-    assert!(stdout.lines().next().unwrap().starts_with("+     0 attention sink"));
+    // Lines count from 1, as editors and `grep -n` count them.
+    assert!(stdout.lines().next().unwrap().starts_with("+     1 attention sink"));
     assert!(stdout.lines().any(|l| l.starts_with('-') && l.contains("evicted")));
 }
 

@@ -1,5 +1,6 @@
 //! `kompress compress` end to end on a fixture model: output forms, several files, corpus mode,
-//! explain, and bad input (empty, non-UTF-8, giant words, mixed CRLF) handled without a panic.
+//! explain, token counts and budgets, a closed output, and bad input (empty, non-UTF-8, giant words,
+//! mixed CRLF, bad flags, missing files, corpus lines without text) handled without a panic.
 
 mod common;
 
@@ -38,25 +39,48 @@ fn prose() -> String {
 #[test]
 fn json_has_the_documented_fields() {
     let v = json(kompress(&["--json", "--mode", "threshold"], prose().as_bytes()));
-    for key in ["compressed", "original_words", "kept_words", "compression_ratio", "tokens_saved", "chunks"] {
+    for key in [
+        "compressed",
+        "original_words",
+        "kept_words",
+        "original_tokens",
+        "compressed_tokens",
+        "tokens_saved",
+        "token_counter",
+        "compression_ratio",
+        "chunks",
+        "over_budget",
+    ] {
         assert!(!v[key].is_null(), "{key}");
     }
+    assert_eq!(v["token_counter"], "cl100k");
+    let (t0, t1) = (v["original_tokens"].as_u64().unwrap(), v["compressed_tokens"].as_u64().unwrap());
+    assert_eq!(v["tokens_saved"].as_u64().unwrap(), t0 - t1);
     assert_eq!(
         (v["mode"].as_str(), v["device"].as_str(), v["dtype"].as_str()),
         (Some("threshold:0.5"), Some("cpu"), Some("f32"))
     );
     let (orig, kept) = (v["original_words"].as_u64().unwrap(), v["kept_words"].as_u64().unwrap());
-    assert!(kept < orig && orig >= 64);
-    assert_eq!(v["tokens_saved"].as_u64().unwrap(), orig - kept);
+    assert!(kept < orig && orig >= 64 && t1 < t0);
     assert_eq!(v["compressed"].as_str().unwrap().split_whitespace().count() as u64, kept);
 }
 
 #[test]
 fn plain_output_is_the_compressed_text() {
     let text = prose();
-    let plain = ok(kompress(&[], text.as_bytes()));
-    let v = json(kompress(&["--json"], text.as_bytes()));
-    assert_eq!(plain, format!("{}\n", v["compressed"].as_str().unwrap()));
+    for input in [text.clone(), format!("{text}\n"), format!("  {text}\r\n\r\n")] {
+        let plain = ok(kompress(&[], input.as_bytes()));
+        let v = json(kompress(&["--json"], input.as_bytes()));
+        assert_eq!(plain, v["compressed"].as_str().unwrap(), "--json's compressed is what is printed");
+        assert_eq!(plain.ends_with('\n'), input.ends_with('\n'));
+    }
+    // Headroom's output never ends with a line ending; the command adds one, as it always did.
+    let plain = ok(kompress(&["--compat", "headroom"], text.as_bytes()));
+    let v = json(kompress(&["--json", "--compat", "headroom"], text.as_bytes()));
+    assert_eq!(
+        (plain, v["compat"].as_str()),
+        (format!("{}\n", v["compressed"].as_str().unwrap()), Some("headroom"))
+    );
 }
 
 #[test]
@@ -159,7 +183,7 @@ fn mixed_line_endings_are_kept() {
     let mut expected = String::new();
     let mut last_line: Option<usize> = None;
     for w in v["words"].as_array().unwrap().iter().filter(|w| w["kept"] == true) {
-        let line = w["line"].as_u64().unwrap() as usize;
+        let line = w["line"].as_u64().unwrap() as usize - 1;
         match last_line {
             Some(l) if l == line => expected.push(' '),
             Some(l) => expected.push_str(endings[l]),
@@ -168,6 +192,7 @@ fn mixed_line_endings_are_kept() {
         expected.push_str(w["word"].as_str().unwrap());
         last_line = Some(line);
     }
+    expected.push_str(endings[last_line.unwrap()]);
     assert!(text.contains("\r\n") && expected.contains("\r\n"));
     assert_eq!(v["compressed"].as_str().unwrap(), expected);
 }
@@ -177,8 +202,175 @@ fn bad_options_are_clear_errors() {
     let text = prose();
     failure(kompress(&["--mode", "ratio", "--threshold", "0.3"], text.as_bytes()), "--threshold");
     failure(kompress(&["--mode", "ratio"], text.as_bytes()), "--ratio");
-    failure(kompress(&["--ratio", "1.5"], text.as_bytes()), "ratio 1.5");
     failure(kompress(&["--chunk-tokens", "100000"], text.as_bytes()), "maximum of 512");
     failure(kompress(&["--chunk-tokens", "2"], text.as_bytes()), "chunk_tokens 2");
     failure(kompress(&["missing-file.txt"], b""), "missing-file.txt");
+    for (flag, value, says) in [
+        ("--ratio", "1.5", "not in (0, 1]"),
+        ("--ratio", "-1", "not in (0, 1]"),
+        ("--ratio", "x", "not a number"),
+        ("--threshold", "inf", "not in [0, 1]"),
+        ("--threshold", "-1", "not in [0, 1]"),
+        ("--threshold", "2", "not in [0, 1]"),
+        ("--chunk-words", "0", "--chunk-words"),
+        ("--batch-size", "0", "--batch-size"),
+        ("--count-tokens", "gpt2", "cl100k, o200k or words"),
+        ("--target-tokens", "-5", "--target-tokens"),
+    ] {
+        let out = kompress(&[flag, value], text.as_bytes());
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success() && err.contains(flag) && err.contains(says), "{flag} {value}: {err}");
+        assert!(!err.contains("'-- "), "no advice to escape a negative number: {err}");
+    }
+    failure(
+        kompress(&["--target-tokens", "10", "--compat", "headroom"], text.as_bytes()),
+        "no Headroom 0.42 equivalent",
+    );
+}
+
+#[test]
+fn a_missing_file_is_named_and_the_others_are_still_compressed() {
+    let dir = std::env::temp_dir().join(format!("kompress-missing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let a = dir.join("a.txt");
+    std::fs::write(&a, prose()).unwrap();
+    let missing = dir.join("missing.txt");
+    for extra in [&[][..], &["--json"][..], &["--jsonl"][..]] {
+        let mut args = extra.to_vec();
+        args.extend([missing.to_str().unwrap(), a.to_str().unwrap()]);
+        let out = kompress(&args, b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?}");
+        assert!(
+            err.contains(missing.to_str().unwrap()) && err.contains("1 of 2 inputs could not be read"),
+            "{err}"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("scheduled"),
+            "{extra:?}: a.txt is still compressed"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn jsonl_lines_without_a_text_string_are_errors_naming_the_line() {
+    for (line, says) in
+        [("{\"foo\": 1}", "without a \"text\" field"), ("{\"text\": 5}", "is a number, not a string")]
+    {
+        let corpus = format!("\"fine\"\n{line}\n");
+        failure(
+            kompress(&["--jsonl"], corpus.as_bytes()),
+            &format!("-, line 2: a JSON object {says}").replace("a JSON object is", "its \"text\" field is"),
+        );
+    }
+}
+
+#[test]
+fn token_counts_follow_count_tokens() {
+    let text = prose();
+    let counts = |counter: &str| {
+        let v = json(kompress(&["--json", "--count-tokens", counter], text.as_bytes()));
+        (
+            v["token_counter"].as_str().unwrap().to_string(),
+            v["original_tokens"].as_u64().unwrap(),
+            v["original_words"].as_u64().unwrap(),
+        )
+    };
+    let (cl, o, words) = (counts("cl100k"), counts("o200k"), counts("words"));
+    assert_eq!((cl.0.as_str(), o.0.as_str(), words.0.as_str()), ("cl100k", "o200k", "words"));
+    assert_eq!(words.1, words.2, "words count words");
+    assert!(cl.1 > words.1 && o.1 > words.1);
+}
+
+#[test]
+fn target_tokens_fit_or_say_why_not() {
+    let text = prose();
+    let v = json(kompress(&["--json", "--target-tokens", "100"], text.as_bytes()));
+    assert!(
+        v["compressed_tokens"].as_u64().unwrap() <= 100 && v["over_budget"] == false,
+        "{}",
+        v["compressed"]
+    );
+    let out = kompress(&["--target-tokens", "5"], text.as_bytes());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("more than --target-tokens 5"), "{err}");
+    let fits = json(kompress(&["--json", "--target-tokens", "100000"], text.as_bytes()));
+    assert_eq!(
+        (fits["passthrough_reason"].as_str(), fits["compressed"].as_str()),
+        (Some("fits_budget"), Some(text.as_str()))
+    );
+}
+
+#[test]
+fn json_input_passes_through_with_a_verbose_note() {
+    let doc = format!("{{\"notes\": {}}}\n", serde_json::to_string(&prose()).unwrap());
+    let out = kompress(&["-v"], doc.as_bytes());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), doc);
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("the whole input is JSON: passed through unchanged (structured"));
+    assert_ne!(ok(kompress(&["--no-protect-json"], doc.as_bytes())), doc);
+}
+
+#[test]
+fn explain_json_lines_count_from_one() {
+    let text = format!("first line here\n{}", prose());
+    let v = json(kompress(&["--json", "--explain"], text.as_bytes()));
+    let words = v["words"].as_array().unwrap();
+    assert_eq!((words[0]["word"].as_str(), words[0]["line"].as_u64()), (Some("first"), Some(1)));
+    assert_eq!(words.last().unwrap()["line"].as_u64(), Some(text.lines().count() as u64));
+}
+
+/// Runs the command on `input` and closes its output after reading `keep` bytes; returns its status,
+/// its standard error and how long it ran.
+fn closed_after(
+    args: &[&str],
+    input: &str,
+    keep: usize,
+) -> (std::process::ExitStatus, String, std::time::Duration) {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let model = model_dir("v5");
+    let mut full = vec!["compress", "--device", "cpu", "--model", model.to_str().unwrap()];
+    full.extend_from_slice(args);
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kompress"))
+        .args(&full)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let mut head = vec![0; keep];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    // The read end is dropped here: the next write fails.
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = child.wait().unwrap();
+    writer.join().unwrap();
+    (status, err, started.elapsed())
+}
+
+#[test]
+fn a_closed_output_ends_the_command_quietly_and_stops_the_model() {
+    // 540,000 words: about 40 s of model work with this fixture model on 2 cores; the first batch
+    // takes a fraction of a second.
+    let big = format!("{}\n", prose()).repeat(4000);
+    let (status, err, took) = closed_after(&["--batch-size", "1"], &big, 10);
+    assert!(status.success() && err.is_empty(), "{status:?} {err}");
+    assert!(took.as_secs() < 15, "the model work went on after the output closed: {took:?}");
+    for mode in [&["--json"][..], &["--jsonl"][..]] {
+        let input = if mode == ["--jsonl"] {
+            format!("{}\n", serde_json::to_string(&prose()).unwrap()).repeat(3)
+        } else {
+            prose()
+        };
+        let (status, err, _) = closed_after(mode, &input, 5);
+        assert!(status.success() && err.is_empty(), "{mode:?}: {status:?} {err}");
+    }
 }

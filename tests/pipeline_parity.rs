@@ -1,19 +1,14 @@
 //! Word-level parity with Headroom 0.42's compression pipeline (`KompressCompressor.compress`), run
 //! by `scripts/headroom_parity.py` on the fixture models: the same chunks, carries over the token cap,
 //! keep rules (`card` = PyTorch `get_keep_mask`, `threshold` = ONNX rule score > 0.5, `ratio`),
-//! must-keep words, table rows and reconstruction.
+//! must-keep words, table rows and reconstruction, under `Compat::Headroom`.
 
 mod common;
 
 use common::*;
-use kompress::pipeline::{compress, CompressOptions, Mode};
+use kompress::pipeline::{compress, Compat, CompressOptions, Mode, TokenCounter};
 use kompress::{DTypeChoice, DeviceChoice, Kompress, LoadOptions};
 use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct Recorded {
-    cases: Vec<Case>,
-}
 
 #[derive(Deserialize)]
 struct Case {
@@ -41,6 +36,8 @@ impl Case {
             mode,
             chunk_words: self.chunk_words,
             chunk_tokens: self.chunk_tokens,
+            compat: Compat::Headroom,
+            count_tokens: TokenCounter::Words,
             explain: true,
             ..Default::default()
         }
@@ -52,7 +49,7 @@ fn agreement(model_name: &str) -> (usize, usize) {
     let opts = LoadOptions { device: DeviceChoice::Cpu, dtype: DTypeChoice::F32, ..Default::default() };
     let model = Kompress::from_dir(model_dir(model_name), &opts).unwrap();
     let path = fixtures().join("pipeline").join(format!("{model_name}.json"));
-    let recorded: Recorded = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let recorded: Recorded<Case> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let (mut agree, mut total) = (0, 0);
     for case in &recorded.cases {
         let ours = compress(&model, &case.text, &case.options()).unwrap();

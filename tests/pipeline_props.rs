@@ -1,12 +1,16 @@
 //! Invariants of the compression pipeline, checked on generated texts with model doubles (no model):
-//! never a word lost, invented, reordered or moved to another line; keep-all reproduces the input;
-//! protections hold; batching and chunk grouping change nothing; results are deterministic.
+//! never a word lost, invented, reordered or moved to another line; the layout rules (indentation,
+//! verbatim code and table lines, blank runs, line endings) hold exactly; keep-all reproduces the input;
+//! protections hold; budgets are spent as documented; streaming, batching and chunk grouping change
+//! nothing; results are deterministic. `Compat::Headroom` keeps Headroom's one-space output.
 
 use std::cell::RefCell;
 
 use kompress::pipeline::words::words;
+use kompress::pipeline::WordDecision;
 use kompress::pipeline::{
-    compress, compress_batch, protect::must_keep, table::TableLines, ChunkScorer, Mode, Reason,
+    code::fenced_code, compress, compress_batch, compress_stream, protect::must_keep, table, ChunkScorer,
+    Compat, Event, LineSet, Mode, Passthrough, Reason, TokenCounter,
 };
 use kompress::{CompressOptions, CompressResult, Result, TokenScores, WordEncoding};
 use proptest::prelude::*;
@@ -140,28 +144,187 @@ fn text() -> impl Strategy<Value = String> {
                 let body: String = words.into_iter().map(|(w, s)| w + s).collect();
                 format!("{}{}{end}", if lead { " " } else { "" }, body.trim_end())
             });
+    let indent = select(vec!["", " ", "    ", "\t", "  \t"]);
+    let line = (indent, line).prop_map(|(i, l)| format!("{i}{l}"));
     let table = proptest::collection::vec(select(vec!["ab  cd  ef", "1  2  3", "-rw  root  x.txt"]), 3..5)
         .prop_map(|rows| rows.join("\n"));
-    proptest::collection::vec(prop_oneof![6 => line, 1 => table], 0..30).prop_map(|lines| lines.join("\n"))
+    let command = proptest::collection::vec(
+        select(vec![
+            "-rw-r--r-- 1 root root 496 Apr 27 2026 a.o",
+            "drwxr-xr-x 2 root root 4096 May 20 2026 audit",
+        ]),
+        2..5,
+    )
+    .prop_map(|rows| format!("USER PID SIZE NAME WHEN\n{}", rows.join("\n")));
+    let pipes = select(vec!["| a | b |\n|---|:-:|\n| 1 | 2 |", "x | y\n--- | ---\nthe | model"])
+        .prop_map(String::from);
+    let fence =
+        proptest::collection::vec(select(vec!["    x = 1  ", "", "  not or  and", "\tdef f():\r"]), 0..4)
+            .prop_map(|body| format!("```py\n{}\n```", body.join("\n")));
+    let unclosed = Just("~~~\nthe rest is code".to_string());
+    let blanks = select(vec!["", "", "  ", "\r", "\n\n"]).prop_map(String::from);
+    proptest::collection::vec(
+        prop_oneof![12 => line, 2 => table, 1 => command, 1 => pipes, 2 => fence, 1 => unclosed, 3 => blanks],
+        0..30,
+    )
+    .prop_map(|lines| lines.join("\n"))
 }
 
+/// Options of either output (Headroom's or the layout), every mode but a token budget.
 fn options() -> impl Strategy<Value = CompressOptions> {
-    (1usize..40, 4usize..=MAX_CAP, 1usize..5, any::<bool>(), any::<bool>(), 0u8..3).prop_map(
-        |(chunk_words, chunk_tokens, batch_size, protect_words, protect_tables, mode)| CompressOptions {
-            mode: match mode {
-                0 => Mode::Card,
-                1 => Mode::Threshold(0.5),
-                _ => Mode::Ratio(0.4),
-            },
+    (1usize..40, 4usize..=MAX_CAP, 1usize..5, any::<[bool; 5]>(), 0u8..3).prop_map(
+        |(
             chunk_words,
             chunk_tokens,
             batch_size,
-            min_words: 0,
-            protect_words,
-            protect_tables,
-            explain: true,
+            [protect_words, protect_tables, protect_code, protect_json, headroom],
+            mode,
+        )| {
+            CompressOptions {
+                mode: match mode {
+                    0 => Mode::Card,
+                    1 => Mode::Threshold(0.5),
+                    _ => Mode::Ratio(0.4),
+                },
+                chunk_words,
+                chunk_tokens,
+                batch_size,
+                min_words: 0,
+                protect_words,
+                protect_tables,
+                protect_code,
+                protect_json,
+                count_tokens: TokenCounter::Words,
+                compat: if headroom { Compat::Headroom } else { Compat::Off },
+                explain: true,
+            }
         },
     )
+}
+
+fn headroom(opts: CompressOptions) -> CompressOptions {
+    CompressOptions { compat: Compat::Headroom, ..opts }
+}
+
+fn layout(opts: CompressOptions) -> CompressOptions {
+    CompressOptions { compat: Compat::Off, ..opts }
+}
+
+/// The lines kept byte for byte under `opts` (layout output only).
+fn verbatim(text: &str, opts: &CompressOptions) -> (LineSet, LineSet) {
+    let on = |b: bool, f: fn(&str) -> LineSet| {
+        if b && opts.compat == Compat::Off {
+            f(text)
+        } else {
+            LineSet::default()
+        }
+    };
+    (on(opts.protect_code, fenced_code), on(opts.protect_tables, table::tables))
+}
+
+/// The layout output, rebuilt from the decisions by the rules as documented, line by line: a verbatim
+/// line whole; another line as its leading whitespace and its kept words joined by one space, left out
+/// without a kept word; one blank line where blank input lines lie between two output lines; each line
+/// its own ending; a final ending exactly when the input has one.
+fn expected_layout(text: &str, r: &CompressResult, opts: &CompressOptions) -> String {
+    let (code, tables) = verbatim(text, opts);
+    let decisions = r.words.as_ref().expect("explain is on");
+    let pieces: Vec<&str> = text.split('\n').collect();
+    let mut lines: Vec<(usize, String)> = Vec::new();
+    let mut blank_before: Vec<bool> = Vec::new();
+    let mut blank = false;
+    for (i, raw) in pieces.iter().enumerate() {
+        let last = i + 1 == pieces.len();
+        let body = if last { *raw } else { raw.strip_suffix('\r').unwrap_or(raw) };
+        let kept: Vec<&str> =
+            decisions.iter().filter(|d| d.line == i + 1 && d.kept).map(|d| d.word.as_str()).collect();
+        let content = if code.contains(i) || tables.contains(i) {
+            Some(body.to_string())
+        } else if !kept.is_empty() {
+            Some(format!("{}{}", &raw[..raw.len() - raw.trim_start().len()], kept.join(" ")))
+        } else {
+            blank |= raw.trim().is_empty() && !lines.is_empty();
+            None
+        };
+        if let Some(c) = content {
+            blank_before.push(blank);
+            blank = false;
+            lines.push((i, c));
+        }
+    }
+    let ending = |i: usize| match (i + 1 < pieces.len(), pieces[i].ends_with('\r')) {
+        (false, _) => "",
+        (true, true) => "\r\n",
+        (true, false) => "\n",
+    };
+    let mut out = String::new();
+    for (k, (i, content)) in lines.iter().enumerate() {
+        if k > 0 {
+            out.push_str(ending(lines[k - 1].0));
+            if blank_before[k] {
+                let b = (lines[k - 1].0 + 1..*i)
+                    .find(|&j| pieces[j].trim().is_empty() && !code.contains(j) && !tables.contains(j))
+                    .unwrap();
+                out.push_str(ending(b));
+            }
+        }
+        out.push_str(content);
+    }
+    if let (Some((i, _)), true) = (lines.last(), text.ends_with('\n')) {
+        out.push_str(ending(*i));
+    }
+    out
+}
+
+/// One decision per input word, in order, on its line (counted from 1); a passthrough is the input.
+fn check_decisions<'r>(text: &str, r: &'r CompressResult) -> &'r [WordDecision] {
+    let decisions = r.words.as_ref().expect("explain is on");
+    let input: Vec<_> = words(text).collect();
+    assert_eq!(decisions.len(), input.len(), "one decision per input word");
+    for (d, w) in decisions.iter().zip(&input) {
+        assert_eq!((d.word.as_str(), d.line), (w.text, w.line + 1), "decisions follow the input");
+        assert_eq!(d.kept, d.reason != Reason::Dropped);
+    }
+    if r.passthrough {
+        assert_eq!(r.compressed, text);
+    }
+    decisions
+}
+
+/// Layout output: decisions follow the input, verbatim lines are kept without the model, and the
+/// output is exactly the documented layout of the kept words.
+fn check_layout(text: &str, r: &CompressResult, opts: &CompressOptions) {
+    let decisions = check_decisions(text, r);
+    if r.passthrough {
+        return;
+    }
+    let input: Vec<_> = words(text).collect();
+    let (code, tables) = verbatim(text, opts);
+    for (d, w) in decisions.iter().zip(&input) {
+        let expected = if code.contains(w.line) {
+            Some(Reason::Code)
+        } else if tables.contains(w.line) {
+            Some(Reason::Table)
+        } else {
+            None
+        };
+        if let Some(reason) = expected {
+            assert_eq!((d.reason, d.score), (reason, None), "{d:?}");
+        } else {
+            assert!(!matches!(d.reason, Reason::Code | Reason::Table), "{d:?}");
+        }
+    }
+    assert_eq!(r.compressed, expected_layout(text, r, opts));
+    assert_eq!(r.kept_words, decisions.iter().filter(|d| d.kept).count());
+    assert_eq!(words(&r.compressed).count(), r.kept_words);
+}
+
+/// Either output's checks.
+fn check(text: &str, r: &CompressResult, opts: &CompressOptions) {
+    match opts.compat {
+        Compat::Headroom => check_line_true(text, r),
+        Compat::Off => check_layout(text, r, opts),
+    }
 }
 
 /// The input's words, line by line, as a keep-everything pipeline must print them: lines without
@@ -181,15 +344,8 @@ fn words_line_by_line(text: &str) -> String {
 /// The output is the kept input words, in order, each output line holding words of one input line,
 /// a new output line exactly where the input line changes.
 fn check_line_true(text: &str, r: &CompressResult) {
-    let decisions = r.words.as_ref().expect("explain is on");
-    let input: Vec<_> = words(text).collect();
-    assert_eq!(decisions.len(), input.len(), "one decision per input word");
-    for (d, w) in decisions.iter().zip(&input) {
-        assert_eq!((d.word.as_str(), d.line), (w.text, w.line), "decisions follow the input");
-        assert_eq!(d.kept, d.reason != Reason::Dropped);
-    }
+    let decisions = check_decisions(text, r);
     if r.passthrough {
-        assert_eq!(r.compressed, text);
         assert!(decisions.iter().all(|d| d.reason == Reason::Passthrough));
         return;
     }
@@ -197,6 +353,11 @@ fn check_line_true(text: &str, r: &CompressResult) {
     let out: Vec<_> = words(&r.compressed).collect();
     assert_eq!(out.len(), kept.len(), "output words are the kept words");
     assert_eq!(r.kept_words, kept.len());
+    assert_eq!(
+        (r.original_tokens, r.compressed_tokens),
+        (r.original_words, r.kept_words),
+        "counted in words"
+    );
     assert_eq!(r.tokens_saved, r.original_words - r.kept_words);
     for (i, (o, k)) in out.iter().zip(&kept).enumerate() {
         assert_eq!(o.text, k.word, "word {i}");
@@ -218,17 +379,89 @@ proptest! {
     #[test]
     fn output_is_the_kept_words_on_their_lines(text in text(), opts in options()) {
         let r = run(&Double::new(Verdict::Hashed), &text, &opts);
-        check_line_true(&text, &r);
+        check(&text, &r, &opts);
         prop_assert_eq!(r.original_words, words(&text).count());
     }
 
     #[test]
+    fn headroom_output_is_one_space_within_a_line(text in text(), opts in options()) {
+        let opts = headroom(opts);
+        check_line_true(&text, &run(&Double::new(Verdict::Hashed), &text, &opts));
+    }
+
+    #[test]
+    fn streamed_pieces_make_the_results(texts in proptest::collection::vec(text(), 1..4), opts in options()) {
+        let double = Double::new(Verdict::Hashed);
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let mut pieces = vec![String::new(); texts.len()];
+        let mut done = Vec::new();
+        compress_stream(&double, &refs, &opts, |e| {
+            match e {
+                Event::Output { text, piece } => {
+                    assert_eq!(done.len(), text, "pieces come for the first unfinished text");
+                    pieces[text].push_str(piece);
+                }
+                Event::Done { text, result } => {
+                    assert_eq!(done.len(), text, "texts finish in order");
+                    done.push(result);
+                }
+                Event::Progress(_) => {}
+            }
+            Ok(())
+        }).unwrap();
+        prop_assert_eq!(&done, &compress_batch(&double, &refs, &opts).unwrap());
+        for (p, r) in pieces.iter().zip(&done) {
+            prop_assert_eq!(p, &r.compressed);
+        }
+    }
+
+    #[test]
+    fn ratio_counts_protected_words_first(text in text(), opts in options(), ratio in 0.05f64..=1.0) {
+        let opts = CompressOptions { mode: Mode::Ratio(ratio), ..layout(opts) };
+        let r = run(&Double::new(Verdict::Hashed), &text, &opts);
+        check_layout(&text, &r, &opts);
+        if r.passthrough {
+            return Ok(());
+        }
+        let d = r.words.unwrap();
+        let forced = d.iter().filter(|d| d.kept && d.reason != Reason::Model).count();
+        let chosen = d.iter().filter(|d| d.reason == Reason::Model).count();
+        let candidates = d.iter().filter(|d| d.reason == Reason::Model || d.reason == Reason::Dropped).count();
+        let budget = ((r.original_words as f64 * ratio).floor() as usize).max(1);
+        prop_assert_eq!(chosen, budget.saturating_sub(forced).min(candidates));
+        let worst_chosen = d.iter().filter(|d| d.reason == Reason::Model).filter_map(|d| d.score).fold(f32::INFINITY, f32::min);
+        prop_assert!(d.iter().filter(|d| d.reason == Reason::Dropped).all(|d| d.score.unwrap() <= worst_chosen));
+    }
+
+    #[test]
+    fn target_tokens_fit_whenever_they_can(text in text(), opts in options(), budget in 0usize..120, llm in any::<bool>()) {
+        let count_tokens = if llm { TokenCounter::Cl100k } else { TokenCounter::Words };
+        let opts = CompressOptions { mode: Mode::TargetTokens(budget), count_tokens, ..layout(opts) };
+        let r = run(&Double::new(Verdict::Hashed), &text, &opts);
+        check_layout(&text, &r, &opts);
+        prop_assert_eq!(r.compressed_tokens, count_tokens.count(&r.compressed).unwrap());
+        prop_assert_eq!(r.original_tokens, count_tokens.count(&text).unwrap());
+        match r.passthrough_reason {
+            Some(Passthrough::FitsBudget) => prop_assert!(r.original_tokens <= budget),
+            Some(Passthrough::Structured) => prop_assert_eq!(r.over_budget, r.original_tokens > budget),
+            Some(other) => prop_assert!(false, "{:?}", other),
+            None if r.over_budget => {
+                // Not achievable: the output is the protected text alone, and it is over the budget.
+                prop_assert!(r.words.unwrap().iter().all(|d| d.reason != Reason::Model));
+                prop_assert!(r.compressed_tokens > budget);
+            }
+            None => prop_assert!(r.compressed_tokens <= budget, "{} > {}", r.compressed_tokens, budget),
+        }
+    }
+
+    #[test]
     fn every_word_is_scored_once_or_kept_unscored(text in text(), opts in options()) {
-        let r = run(&Double::new(Verdict::Hashed), &text, &CompressOptions { protect_words: false, protect_tables: false, ..opts.clone() });
+        let r = run(&Double::new(Verdict::Hashed), &text, &CompressOptions { protect_words: false, ..opts.clone() });
         // A word is unscored when it fills the token room alone: surely when it is longer, maybe
         // when it fills the room exactly (the reference then carries it and keeps it unscored).
         let room = opts.chunk_tokens - 2;
-        for d in r.words.unwrap().iter().filter(|d| d.reason != Reason::Passthrough || d.score.is_some()) {
+        let unseen = [Reason::Passthrough, Reason::Structured, Reason::Code, Reason::Table];
+        for d in r.words.unwrap().iter().filter(|d| !unseen.contains(&d.reason) || d.score.is_some()) {
             let tokens = tokens_of(&d.word);
             prop_assert_eq!(d.score.is_some(), d.reason != Reason::Unscored, "{:?}", d);
             if tokens != room {
@@ -244,20 +477,28 @@ proptest! {
             Mode::Ratio(_) => CompressOptions { mode: Mode::Card, ..opts },
             _ => opts,
         };
-        let r = run(&Double::new(Verdict::KeepAll), &text, &opts);
+        let r = run(&Double::new(Verdict::KeepAll), &text, &headroom(opts.clone()));
         check_line_true(&text, &r);
         let expected = if r.original_words == 0 { text.clone() } else { words_line_by_line(&text) };
         prop_assert_eq!(r.compressed, expected);
+        // The layout of a text with single spaces between words and no blank line is the text itself.
+        let tidy = |l: &str| format!("{}{}", &l[..l.len() - l.trim_start().len()], l.split_whitespace().collect::<Vec<_>>().join(" "));
+        let tidy: String = text.split('\n').filter(|l| !l.trim().is_empty()).map(tidy).collect::<Vec<_>>().join("\n");
+        let r = run(&Double::new(Verdict::KeepAll), &tidy, &layout(opts));
+        prop_assert_eq!(r.compressed, tidy);
     }
 
     #[test]
     fn protected_words_and_table_rows_survive(text in text(), opts in options()) {
-        let opts = CompressOptions { protect_words: true, protect_tables: true, mode: Mode::Threshold(0.5), ..opts };
+        let opts = CompressOptions { protect_words: true, protect_tables: true, protect_code: true, mode: Mode::Threshold(0.5), ..opts };
         let r = run(&Double::new(Verdict::KeepNone), &text, &opts);
-        check_line_true(&text, &r);
-        let tables = TableLines::find(&text);
+        check(&text, &r, &opts);
+        let tables = match opts.compat {
+            Compat::Headroom => table::headroom_tables(&text),
+            Compat::Off => table::tables(&text).union(fenced_code(&text)),
+        };
         for d in r.words.as_ref().unwrap() {
-            if must_keep(&d.word) || tables.contains(d.line) {
+            if must_keep(&d.word) || tables.contains(d.line - 1) {
                 prop_assert!(d.kept, "{:?}", d);
             } else if !r.passthrough {
                 prop_assert!(!d.kept || d.reason == Reason::Unscored, "{:?}", d);
@@ -328,6 +569,7 @@ fn nothing_kept_means_passthrough() {
     let text = "the a the a ".repeat(20);
     let r = run(&Double::new(Verdict::KeepNone), &text, &CompressOptions::default());
     assert!(r.passthrough);
+    assert_eq!(r.passthrough_reason, Some(Passthrough::NothingKept));
     assert_eq!((r.compressed, r.kept_words, r.compression_ratio), (text, 80, 1.0));
 }
 
@@ -341,6 +583,10 @@ fn invalid_options_are_errors() {
         CompressOptions { chunk_tokens: 2, min_words: 0, ..Default::default() },
         CompressOptions { mode: Mode::Ratio(0.0), ..Default::default() },
         CompressOptions { mode: Mode::Threshold(f64::NAN), ..Default::default() },
+        CompressOptions { mode: Mode::Threshold(f64::INFINITY), ..Default::default() },
+        CompressOptions { mode: Mode::Threshold(1.5), ..Default::default() },
+        CompressOptions { mode: Mode::Threshold(-0.1), ..Default::default() },
+        CompressOptions { mode: Mode::TargetTokens(10), compat: Compat::Headroom, ..Default::default() },
     ];
     for opts in bad {
         assert!(
@@ -355,8 +601,8 @@ fn a_ten_megabyte_line_loses_no_word() {
     let line: String = (0..1_250_000).map(|i| if i % 7 == 0 { "42 " } else { "word " }).collect();
     let text = line.repeat(2);
     assert!(text.len() >= 10_000_000 && !text.contains('\n'));
-    let r =
-        run(&Double::new(Verdict::Hashed), &text, &CompressOptions { explain: false, ..Default::default() });
+    let opts = CompressOptions { explain: false, count_tokens: TokenCounter::Cl100k, ..Default::default() };
+    let r = run(&Double::new(Verdict::Hashed), &text, &opts);
     assert_eq!(r.original_words, 2_500_000);
     assert_eq!(words(&r.compressed).count(), r.kept_words);
     assert!(r.kept_words < r.original_words && !r.compressed.contains('\n'));

@@ -227,7 +227,7 @@ fn every_route_answers_its_contract() {
         headroom.json(),
         wire(
             json!({ "compressed": card.compressed, "original_tokens": 300, "compressed_tokens": card.kept_words,
-                "compression_ratio": card.compression_ratio, "model_used": "v5" })
+                "compression_ratio": card.kept_words as f64 / 300.0, "model_used": "v5" })
         )
     );
     let half = alone(&CompressOptions { mode: Mode::Ratio(0.5), ..defaults() });

@@ -1,12 +1,17 @@
 //! Fuzzes the pipeline without a model: arbitrary bytes become options and a text (invalid UTF-8
 //! replaced, as `--lossy` does), a deterministic model double scores chunks, and every result must
-//! hold the pipeline's guarantees: no panic, the output is the kept words in order on their own
-//! lines, a passthrough returns the input unchanged.
+//! hold the pipeline's guarantees: no panic, the output is the kept words in order, verbatim lines
+//! (code, tables) and protected words kept, every output line with its input line's indentation,
+//! no blank run, a final line ending exactly when the input has one, a token budget kept unless the
+//! protected text alone exceeds it, and a passthrough returns the input unchanged. Headroom's output
+//! (`Compat::Headroom`) has one line ending where the input line changes.
 
 #![no_main]
 
 use kompress::pipeline::words::words;
-use kompress::pipeline::{compress, protect, table::TableLines, ChunkScorer, CompressOptions, Mode, Reason};
+use kompress::pipeline::{
+    code, compress, protect, table, ChunkScorer, Compat, CompressOptions, LineSet, Mode, Reason, TokenCounter,
+};
 use kompress::{Result, TokenScores, WordEncoding};
 use libfuzzer_sys::fuzz_target;
 
@@ -59,20 +64,26 @@ impl ChunkScorer for Double {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&[a, b, c, d], rest)) = data.split_first_chunk::<4>() else { return };
+    let Some((&[a, b, c, d, e], rest)) = data.split_first_chunk::<5>() else { return };
     let text = String::from_utf8_lossy(rest);
+    let headroom = e & 1 != 0;
     let opts = CompressOptions {
-        mode: match a % 3 {
+        mode: match a % 4 {
             0 => Mode::Card,
             1 => Mode::Threshold(f64::from(b) / 255.0),
+            3 if !headroom => Mode::TargetTokens(usize::from(b)),
             _ => Mode::Ratio(f64::from(b.max(1)) / 255.0),
         },
         chunk_words: 1 + usize::from(c % 64),
         chunk_tokens: 3 + usize::from(d % 64),
-        batch_size: 1 + usize::from(a / 3 % 4),
+        batch_size: 1 + usize::from(a / 4 % 4),
         min_words: usize::from(b % 8),
         protect_words: c & 0x80 != 0,
         protect_tables: d & 0x80 != 0,
+        protect_code: e & 2 != 0,
+        protect_json: e & 4 != 0,
+        count_tokens: if e & 8 != 0 { TokenCounter::Cl100k } else { TokenCounter::Words },
+        compat: if headroom { Compat::Headroom } else { Compat::Off },
         explain: true,
     };
     let r = compress(&Double, &text, &opts).expect("valid options never fail");
@@ -80,6 +91,10 @@ fuzz_target!(|data: &[u8]| {
     let input: Vec<_> = words(&text).collect();
     assert_eq!(decisions.len(), input.len());
     assert_eq!(r.original_words, input.len());
+    for (d, w) in decisions.iter().zip(&input) {
+        assert_eq!((d.word.as_str(), d.line), (w.text, w.line + 1));
+    }
+    assert_eq!(r.compressed_tokens, opts.count_tokens.count(&r.compressed).unwrap());
     if r.passthrough {
         assert_eq!(r.compressed, text);
         return;
@@ -88,17 +103,41 @@ fuzz_target!(|data: &[u8]| {
     let out: Vec<_> = words(&r.compressed).collect();
     assert_eq!(out.len(), kept.len());
     assert_eq!(r.kept_words, kept.len());
-    let tables = TableLines::find(&text);
-    for (i, (o, k)) in out.iter().zip(&kept).enumerate() {
+    for (o, k) in out.iter().zip(&kept) {
         assert_eq!(o.text, k.word);
-        if i > 0 {
+    }
+    let (tables, code) = match headroom {
+        true => (table::headroom_tables(&text), LineSet::default()),
+        false => (table::tables(&text), code::fenced_code(&text)),
+    };
+    for d in decisions {
+        let verbatim = !headroom && ((opts.protect_tables && tables.contains(d.line - 1)) || (opts.protect_code && code.contains(d.line - 1)));
+        let protected = (opts.protect_words && protect::must_keep(&d.word))
+            || (opts.protect_tables && tables.contains(d.line - 1))
+            || verbatim;
+        assert!(d.kept || !protected, "{d:?}");
+        assert_eq!(d.score.is_none(), d.reason == Reason::Unscored || verbatim, "{d:?}");
+    }
+    if headroom {
+        // One space within a line, one line ending where the input line changes.
+        for (i, (o, k)) in out.iter().zip(&kept).enumerate().skip(1) {
             assert_eq!(o.line != out[i - 1].line, k.line != kept[i - 1].line);
         }
+        return;
     }
-    for d in decisions {
-        let protected = (opts.protect_words && protect::must_keep(&d.word))
-            || (opts.protect_tables && tables.contains(d.line));
-        assert!(d.kept || !protected, "{d:?}");
-        assert_eq!(d.score.is_none(), d.reason == Reason::Unscored, "{d:?}");
+    // Every output line is an input line whole (verbatim), or its leading whitespace and kept words.
+    let lines: Vec<&str> = text.split('\n').collect();
+    for (o, k) in out.iter().zip(&kept) {
+        let line = r.compressed.split('\n').nth(o.line).unwrap();
+        let source = lines[k.line - 1];
+        let lead = |l: &str| l.len() - l.trim_start().len();
+        assert_eq!(&line[..lead(line)], &source[..lead(source)]);
+    }
+    // Blank runs collapse (code blocks keep theirs).
+    assert!(opts.protect_code || !r.compressed.contains("\n\n\n"));
+    assert!(!r.compressed.starts_with('\n'));
+    assert_eq!(r.compressed.ends_with('\n'), text.ends_with('\n') && !r.compressed.is_empty());
+    if let (Mode::TargetTokens(n), false) = (opts.mode, r.over_budget) {
+        assert!(r.compressed_tokens <= n);
     }
 });

@@ -77,7 +77,7 @@ impl fmt::Display for Reason {
 /// One line of the context with its fate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LineAnnotation {
-    /// Line index.
+    /// 0-based line index, as in [`CompressResult::kept_lines`] (the reference's convention).
     pub line: usize,
     /// Whether the line is in the output.
     pub kept: bool,

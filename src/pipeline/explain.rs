@@ -8,13 +8,19 @@ pub enum Reason {
     Model,
     /// A must-keep pattern kept it (number, path, identifier, negation...) against the model.
     Protected,
-    /// It is a cell of a table, kept whole, against the model.
+    /// It is a cell of a table row, kept byte for byte (under Headroom compatibility: kept whole,
+    /// against the model).
     Table,
+    /// It is on a line of a fenced code block, kept byte for byte.
+    Code,
+    /// The whole input is JSON: passed through unchanged.
+    Structured,
     /// It is longer than the token cap by itself: the model cannot see it, so it is kept.
     Unscored,
     /// The model dropped it.
     Dropped,
-    /// The whole text passed through unchanged (too short, or nothing would have been kept).
+    /// The whole text passed through unchanged (too short, nothing would have been kept, or it fits
+    /// the token budget already).
     Passthrough,
 }
 
@@ -29,7 +35,8 @@ impl Reason {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct WordDecision {
     pub word: String,
-    /// Index of the input line (split on `\n`) holding the word.
+    /// The input line holding the word, counted from 1 as editors and `grep -n` count (lines split on
+    /// `\n`).
     pub line: usize,
     pub kept: bool,
     pub reason: Reason,

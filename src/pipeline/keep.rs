@@ -11,17 +11,30 @@ pub enum Mode {
     Card,
     /// Keep a token whose final score is above the threshold (0.5 is Headroom's ONNX rule).
     Threshold(f64),
-    /// Per chunk, keep the `max(1, floor(n * ratio))` words with the highest max-token score.
+    /// Keep `max(1, floor(n * ratio))` of the text's `n` words: protected words count first, the
+    /// words with the highest max-token score fill the rest, across chunks. Under
+    /// [`Compat::Headroom`](super::Compat::Headroom): per chunk, on top of the protected words.
     Ratio(f64),
+    /// Fit the output in this many tokens of [`CompressOptions::count_tokens`](super::CompressOptions):
+    /// protected and verbatim text first, then words by score across the text.
+    TargetTokens(usize),
+}
+
+impl Mode {
+    /// Whether decisions need every chunk's scores first (a budget over the whole text).
+    pub(crate) fn global(self, headroom: bool) -> bool {
+        matches!(self, Mode::TargetTokens(_)) || (matches!(self, Mode::Ratio(_)) && !headroom)
+    }
 }
 
 impl std::fmt::Display for Mode {
-    /// `card`, `threshold:T` or `ratio:R`.
+    /// `card`, `threshold:T`, `ratio:R` or `target-tokens:N`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Mode::Card => write!(f, "card"),
             Mode::Threshold(t) => write!(f, "threshold:{t}"),
             Mode::Ratio(r) => write!(f, "ratio:{r}"),
+            Mode::TargetTokens(n) => write!(f, "target-tokens:{n}"),
         }
     }
 }
@@ -36,7 +49,8 @@ pub(crate) struct WordVerdict {
 
 /// Decisions for the first `n_words` words of a scored chunk; tokens of later words (a carried
 /// word's prefix) and special tokens take no part. A word is kept when any of its tokens is kept.
-pub(crate) fn decide(scores: &TokenScores, n_words: usize, mode: Mode) -> Vec<WordVerdict> {
+/// Under a budget over the whole text ([`Mode::global`]) only the scores are filled in.
+pub(crate) fn decide(scores: &TokenScores, n_words: usize, mode: Mode, headroom: bool) -> Vec<WordVerdict> {
     let mut out = vec![WordVerdict::default(); n_words];
     for (t, wid) in scores.word_ids.iter().enumerate() {
         let (Some(v), Some(&s)) = (wid.and_then(|w| out.get_mut(w as usize)), scores.score.get(t)) else {
@@ -45,7 +59,7 @@ pub(crate) fn decide(scores: &TokenScores, n_words: usize, mode: Mode) -> Vec<Wo
         v.score = Some(v.score.map_or(s, |best| best.max(s)));
         v.keep |= token_kept(scores, t, mode);
     }
-    if let Mode::Ratio(ratio) = mode {
+    if let (Mode::Ratio(ratio), true) = (mode, headroom) {
         keep_top(&mut out, ratio);
     }
     out
@@ -60,7 +74,7 @@ fn token_kept(s: &TokenScores, t: usize, mode: Mode) -> bool {
             l1 > l0 || (p > 0.3 && p <= 0.5 && span > 0.5)
         }
         Mode::Threshold(threshold) => s.score.get(t).is_some_and(|&x| f64::from(x) > threshold),
-        Mode::Ratio(_) => false,
+        Mode::Ratio(_) | Mode::TargetTokens(_) => false,
     }
 }
 
@@ -107,29 +121,39 @@ mod tests {
             [0.; 6],
         );
         // Word 0: token 2 is borderline with span 0.9. Word 1: span too low. Word 2: borderline, span 0.6.
-        assert_eq!(kept(&decide(&s, 3, Mode::Card)), [true, false, true]);
+        assert_eq!(kept(&decide(&s, 3, Mode::Card, true)), [true, false, true]);
         let no_span = TokenScores { span_score: None, ..s };
-        assert_eq!(kept(&decide(&no_span, 3, Mode::Card)), [false, false, false]);
+        assert_eq!(kept(&decide(&no_span, 3, Mode::Card, true)), [false, false, false]);
     }
 
     #[test]
     fn threshold_is_strict_and_any_token_keeps_the_word() {
         let s = scores([[0.; 2]; 6], [0.; 6], None, [0.9, 0.1, 0.7, 0.5, 0.51, 0.9]);
-        assert_eq!(kept(&decide(&s, 3, Mode::Threshold(0.5))), [true, false, true]);
-        assert_eq!(decide(&s, 3, Mode::Threshold(0.5))[0].score, Some(0.7));
+        assert_eq!(kept(&decide(&s, 3, Mode::Threshold(0.5), true)), [true, false, true]);
+        assert_eq!(decide(&s, 3, Mode::Threshold(0.5), true)[0].score, Some(0.7));
     }
 
     #[test]
     fn ratio_keeps_at_least_one_and_breaks_ties_by_order() {
         let s = scores([[0.; 2]; 6], [0.; 6], None, [0., 0.3, 0.2, 0.3, 0.3, 0.]);
-        assert_eq!(kept(&decide(&s, 3, Mode::Ratio(0.1))), [true, false, false]);
-        assert_eq!(kept(&decide(&s, 3, Mode::Ratio(0.7))), [true, true, false]);
-        assert_eq!(kept(&decide(&s, 3, Mode::Ratio(1.0))), [true, true, true]);
+        assert_eq!(kept(&decide(&s, 3, Mode::Ratio(0.1), true)), [true, false, false]);
+        assert_eq!(kept(&decide(&s, 3, Mode::Ratio(0.7), true)), [true, true, false]);
+        assert_eq!(kept(&decide(&s, 3, Mode::Ratio(1.0), true)), [true, true, true]);
+    }
+
+    #[test]
+    fn a_budget_over_the_text_only_fills_scores() {
+        let s = scores([[0., 1.]; 6], [0.9; 6], None, [0., 0.3, 0.2, 0.3, 0.3, 0.]);
+        for mode in [Mode::Ratio(1.0), Mode::TargetTokens(9)] {
+            let v = decide(&s, 3, mode, false);
+            assert_eq!(kept(&v), [false, false, false]);
+            assert_eq!(v.iter().map(|w| w.score).collect::<Vec<_>>(), [Some(0.3), Some(0.3), Some(0.3)]);
+        }
     }
 
     #[test]
     fn words_past_the_decided_ones_are_ignored() {
         let s = scores([[0.; 2]; 6], [0.; 6], None, [0., 0.1, 0.1, 0.1, 0.9, 0.]);
-        assert_eq!(kept(&decide(&s, 2, Mode::Ratio(0.5))), [true, false]);
+        assert_eq!(kept(&decide(&s, 2, Mode::Ratio(0.5), true)), [true, false]);
     }
 }

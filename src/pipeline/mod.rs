@@ -1,38 +1,55 @@
-//! The compression pipeline: words with their lines, chunks under a word and a token cap, the model's
-//! keep decisions, protections, and line-true reconstruction.
+//! The compression pipeline: words with their lines, structure the model must not touch (code blocks,
+//! tables, JSON), chunks under a word and a token cap, the model's keep decisions, budgets, and output
+//! that keeps the text's layout.
 //!
-//! Guarantees: the output's words are a subsequence of the input's words, on the same lines, in order
-//! (one space within a line, the line's own ending between lines); every word is scored by the model
-//! exactly once or kept unscored; the text is processed chunk by chunk, so memory holds the text, the
-//! output and one batch of chunks.
+//! Guarantees: the output's words are a subsequence of the input's words, on the same lines, in order;
+//! every output line is one input line's leading whitespace and its kept words joined by single spaces,
+//! or a verbatim line (code block, table row) byte for byte (see [`layout`](Compat::Off)); every word
+//! is scored by the model exactly once, or kept unscored, or kept verbatim without the model; the text
+//! is processed chunk by chunk, so memory holds the text, the output and one batch of chunks (plus one
+//! score per word under a budget over the whole text). [`Compat::Headroom`] gives Headroom 0.42's
+//! output instead, word for word.
 //!
 //! ```
 //! use kompress::pipeline::{compress, CompressOptions, Mode};
 //! use kompress::{Kompress, LoadOptions};
 //!
 //! let model = Kompress::from_dir("tests/fixtures/models/v5", &LoadOptions::default())?;
-//! let text = "Please note that you must not delete /etc/hosts before the backup has finished. ".repeat(8);
+//! let text = "Please note that you must not delete /etc/hosts before the backup has finished.\n".repeat(8);
 //! let opts = CompressOptions { mode: Mode::Threshold(0.5), ..Default::default() };
 //! let result = compress(&model, &text, &opts)?;
-//! assert_eq!(result.original_words, 104);
+//! assert_eq!((result.original_words, result.original_tokens), (104, 136));
 //! assert!(result.compressed.contains("/etc/hosts") && result.compressed.contains("not"));
+//! assert_eq!(result.compressed.lines().count(), 8);
 //! # Ok::<(), kompress::Error>(())
 //! ```
 
+mod budget;
 mod chunk;
+pub mod code;
 pub mod explain;
+mod fields;
 mod keep;
+mod layout;
+pub mod lines;
 pub mod protect;
+pub mod structured;
 pub mod table;
+pub mod tokens;
 pub mod words;
 
 pub use explain::{Reason, WordDecision};
+pub use fields::{CompressFields, ModeName};
 pub use keep::Mode;
+pub use lines::LineSet;
+pub use tokens::TokenCounter;
+
+use std::iter::Peekable;
 
 use chunk::{Planned, Planner};
 use keep::{decide, WordVerdict};
-use table::TableLines;
-use words::{words, LineJoiner, Word};
+use layout::Output;
+use words::{words, Word};
 
 use crate::{Error, Kompress, Result, TokenScores, WordEncoding};
 
@@ -61,7 +78,19 @@ impl ChunkScorer for Kompress {
     }
 }
 
-/// Pipeline settings; the defaults are Headroom 0.42's, with the model card's keep rule.
+/// Whose output to produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compat {
+    /// This crate's: the layout is kept, code blocks, tables and JSON are left to other tools, ratios
+    /// and budgets count over the whole text.
+    #[default]
+    Off,
+    /// Headroom 0.42's, word for word: one space within a line, the line's ending where the line
+    /// changes, its table rule only, `Mode::Ratio` per chunk on top of the protected words.
+    Headroom,
+}
+
+/// Pipeline settings; the chunking defaults are Headroom 0.42's, with the model card's keep rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompressOptions {
     pub mode: Mode,
@@ -71,12 +100,20 @@ pub struct CompressOptions {
     pub chunk_tokens: usize,
     /// Chunks per forward pass.
     pub batch_size: usize,
-    /// Texts with fewer words pass through unchanged.
+    /// Texts with fewer words pass through unchanged (not under [`Mode::TargetTokens`], where a text
+    /// passes through when it fits the budget).
     pub min_words: usize,
     /// Keep must-keep words ([`protect::must_keep`]) whatever the model says.
     pub protect_words: bool,
-    /// Keep table rows ([`table::TableLines`]) whole.
+    /// Keep table rows ([`table::tables`]; [`table::headroom_tables`] under [`Compat::Headroom`]).
     pub protect_tables: bool,
+    /// Keep fenced code blocks ([`code::fenced_code`]) byte for byte (not under [`Compat::Headroom`]).
+    pub protect_code: bool,
+    /// Pass a whole input that is JSON ([`structured::is_json`]) through (not under [`Compat::Headroom`]).
+    pub protect_json: bool,
+    /// What the result's `*_tokens` count, and what [`Mode::TargetTokens`] budgets.
+    pub count_tokens: TokenCounter,
+    pub compat: Compat,
     /// Record every word's decision in [`CompressResult::words`].
     pub explain: bool,
 }
@@ -91,6 +128,10 @@ impl Default for CompressOptions {
             min_words: 64,
             protect_words: true,
             protect_tables: true,
+            protect_code: true,
+            protect_json: true,
+            count_tokens: TokenCounter::default(),
+            compat: Compat::Off,
             explain: false,
         }
     }
@@ -100,14 +141,22 @@ impl CompressOptions {
     fn validate(&self, max_tokens: usize) -> Result<()> {
         let invalid = |m: String| Err(Error::Invalid(m));
         match self.mode {
-            Mode::Threshold(t) if !t.is_finite() => return invalid(format!("threshold {t} is not a number")),
+            Mode::Threshold(t) if !(0.0..=1.0).contains(&t) => {
+                return invalid(format!("threshold {t} is not in [0, 1]"))
+            }
             Mode::Ratio(r) if !(r > 0.0 && r <= 1.0) => {
                 return invalid(format!("ratio {r} is not in (0, 1]"))
             }
+            Mode::TargetTokens(_) if self.compat == Compat::Headroom => {
+                return invalid("a token budget has no Headroom 0.42 equivalent".into())
+            }
             _ => {}
         }
-        if self.chunk_words == 0 || self.batch_size == 0 {
-            return invalid("chunk_words and batch_size must be at least 1".into());
+        if self.chunk_words == 0 {
+            return invalid("chunk_words must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return invalid("batch_size must be at least 1".into());
         }
         if self.chunk_tokens > max_tokens {
             return invalid(format!(
@@ -115,30 +164,80 @@ impl CompressOptions {
                 self.chunk_tokens
             ));
         }
-        Ok(())
+        self.count_tokens.check()
     }
+
+    fn headroom(&self) -> bool {
+        self.compat == Compat::Headroom
+    }
+}
+
+/// Why a text came back unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Passthrough {
+    /// Fewer than [`CompressOptions::min_words`] words.
+    Short,
+    /// The model kept no word, and nothing was protected.
+    NothingKept,
+    /// The whole input is JSON ([`CompressOptions::protect_json`]).
+    Structured,
+    /// It fits [`Mode::TargetTokens`]'s budget already.
+    FitsBudget,
 }
 
 /// The outcome for one text.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CompressResult {
-    /// The kept words, line by line; the input itself when it passed through.
+    /// The output; the input itself when it passed through.
     pub compressed: String,
     pub original_words: usize,
+    /// Words of the output.
     pub kept_words: usize,
-    /// `kept_words / original_words` (1 for an empty text).
-    pub compression_ratio: f64,
-    /// `original_words - kept_words`.
+    /// What the `*_tokens` fields count.
+    pub token_counter: TokenCounter,
+    pub original_tokens: usize,
+    pub compressed_tokens: usize,
+    /// `original_tokens - compressed_tokens` (0 if the output has more).
     pub tokens_saved: usize,
+    /// `compressed_tokens / original_tokens` (1 for an empty text).
+    pub compression_ratio: f64,
     /// Chunks the model scored.
     pub chunks: usize,
     /// Words kept because they alone exceed the token cap.
     pub unscored_words: usize,
-    /// Whether the text came back unchanged (fewer than `min_words` words, or nothing kept).
+    /// Whether the text came back unchanged.
     pub passthrough: bool,
+    /// Why it did, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passthrough_reason: Option<Passthrough>,
+    /// Under [`Mode::TargetTokens`]: the protected text alone (or a JSON input) exceeds the budget, so
+    /// the output is that text, over the budget.
+    pub over_budget: bool,
     /// Every word's decision, when [`CompressOptions::explain`] is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub words: Option<Vec<WordDecision>>,
+}
+
+impl CompressResult {
+    /// The result as `kompress compress --json` prints it: its fields, with the settings' `mode` (and
+    /// `compat` under [`Compat::Headroom`]).
+    ///
+    /// ```
+    /// # use kompress::pipeline::{CompressOptions, CompressResult, TokenCounter};
+    /// # fn show(result: &CompressResult) {
+    /// let v = result.to_json(&CompressOptions::default());
+    /// println!("{} of {} tokens: {}", v["compressed_tokens"], v["original_tokens"], v["mode"]);
+    /// # }
+    /// ```
+    pub fn to_json(&self, opts: &CompressOptions) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("results serialize");
+        v["mode"] = serde_json::json!(opts.mode.to_string());
+        if opts.headroom() {
+            v["compat"] = serde_json::json!("headroom");
+        }
+        v
+    }
 }
 
 /// How far a batch has come, in words.
@@ -146,6 +245,19 @@ pub struct CompressResult {
 pub struct Progress {
     pub words_done: usize,
     pub words_total: usize,
+}
+
+/// What [`compress_stream`] reports, in order.
+#[derive(Debug)]
+pub enum Event<'r> {
+    /// After every forward pass.
+    Progress(Progress),
+    /// More of text `text`'s output: its pieces, in order, make its [`CompressResult::compressed`].
+    /// Under [`Mode::Card`] and [`Mode::Threshold`] they come as chunks are decided; under a budget
+    /// over the whole text, once the text is done.
+    Output { text: usize, piece: &'r str },
+    /// Text `text` is done; texts finish in order.
+    Done { text: usize, result: CompressResult },
 }
 
 /// Compresses one text. See the [module docs](self) for an example.
@@ -164,35 +276,74 @@ pub fn compress_batch<S: ChunkScorer + ?Sized>(
     texts: &[&str],
     opts: &CompressOptions,
 ) -> Result<Vec<CompressResult>> {
-    compress_batch_with_progress(scorer, texts, opts, |_| {})
+    let mut results = Vec::with_capacity(texts.len());
+    compress_stream(scorer, texts, opts, |event| {
+        if let Event::Done { result, .. } = event {
+            results.push(result);
+        }
+        Ok(())
+    })?;
+    Ok(results)
 }
 
-/// [`compress_batch`], reporting progress after every forward pass.
-pub fn compress_batch_with_progress<S: ChunkScorer + ?Sized>(
+/// [`compress_batch`], reporting progress, output as it is decided, and each result as its text is
+/// done. An error from `sink` (say, a closed output) stops the work at once and is returned.
+pub fn compress_stream<S: ChunkScorer + ?Sized>(
     scorer: &S,
     texts: &[&str],
     opts: &CompressOptions,
-    mut progress: impl FnMut(Progress),
-) -> Result<Vec<CompressResult>> {
+    mut sink: impl FnMut(Event<'_>) -> Result<()>,
+) -> Result<()> {
     opts.validate(scorer.max_tokens())?;
-    let mut states: Vec<TextState> = texts.iter().map(|t| TextState::new(t, opts)).collect();
+    let mut states = texts.iter().map(|t| TextState::new(t, opts)).collect::<Result<Vec<_>>>()?;
     let words_total = states.iter().map(|s| s.original_words).sum();
     let mut queue = Queue::default();
-    let mut report = |states: &[TextState]| {
-        progress(Progress { words_done: states.iter().map(|s| s.words_done).sum(), words_total })
-    };
+    let mut next = 0;
+    let report =
+        |states: &mut [TextState], next: &mut usize, sink: &mut dyn FnMut(Event<'_>) -> Result<()>| {
+            sink(Event::Progress(Progress {
+                words_done: states.iter().map(|s| s.words_done).sum(),
+                words_total,
+            }))?;
+            emit(states, next, sink)
+        };
     for i in 0..states.len() {
         while let Some(item) = states[i].plan(scorer)? {
-            queue.push(i, item);
+            queue.push(i, item, &mut states);
             if queue.chunks == opts.batch_size {
                 queue.flush(scorer, &mut states, opts)?;
-                report(&states);
+                report(&mut states, &mut next, &mut sink)?;
             }
         }
+        states[i].planned = true;
     }
     queue.flush(scorer, &mut states, opts)?;
-    report(&states);
-    Ok(states.into_iter().map(TextState::finish).collect())
+    report(&mut states, &mut next, &mut sink)
+}
+
+/// Sends the output decided so far of the first unfinished texts, in order, and the result of each
+/// text that is done.
+fn emit(
+    states: &mut [TextState],
+    next: &mut usize,
+    sink: &mut dyn FnMut(Event<'_>) -> Result<()>,
+) -> Result<()> {
+    while let Some(state) = states.get_mut(*next) {
+        if !state.complete() {
+            let piece = state.fresh();
+            if !piece.is_empty() {
+                sink(Event::Output { text: *next, piece })?;
+            }
+            return Ok(());
+        }
+        let (result, sent) = state.finish()?;
+        if result.compressed.len() > sent {
+            sink(Event::Output { text: *next, piece: &result.compressed[sent..] })?;
+        }
+        sink(Event::Done { text: *next, result })?;
+        *next += 1;
+    }
+    Ok(())
 }
 
 /// Planned pieces of any text, waiting for one forward pass; applied in order.
@@ -205,8 +356,9 @@ struct Queue<'a> {
 }
 
 impl<'a> Queue<'a> {
-    fn push(&mut self, text: usize, item: Planned<'a>) {
+    fn push(&mut self, text: usize, item: Planned<'a>, states: &mut [TextState<'a>]) {
         self.chunks += usize::from(matches!(item, Planned::Chunk { .. }));
+        states[text].pending += 1;
         self.items.push((text, item));
     }
 
@@ -237,56 +389,107 @@ impl<'a> Queue<'a> {
         for (i, item) in self.items.drain(..) {
             match item {
                 Planned::Chunk { words, .. } => {
-                    let verdicts =
-                        decide(&scored.next().expect("one result per chunk"), words.len(), opts.mode);
+                    let scores = scored.next().expect("one result per chunk");
+                    let verdicts = decide(&scores, words.len(), opts.mode, opts.headroom());
                     states[i].apply_chunk(&words, &verdicts);
                 }
                 Planned::Unscored(word) => states[i].apply(&word, Reason::Unscored, None),
             }
+            states[i].pending -= 1;
         }
         Ok(())
     }
 }
 
+type Words<'a> = Box<dyn Iterator<Item = Word<'a>> + 'a>;
+
+/// A word whose fate waits for a budget over the whole text: `reason` is where it stands before the
+/// budget (kept for a protection, or `Dropped` until the model's score wins it a place).
+struct Staged<'a> {
+    word: Word<'a>,
+    reason: Reason,
+    score: Option<f32>,
+}
+
 /// One text in progress: its planner, its output so far and its counts.
 struct TextState<'a> {
     text: &'a str,
+    mode: Mode,
+    counter: TokenCounter,
     /// `None` for a text that passes through without the model.
-    planner: Option<Planner<'a, Box<dyn Iterator<Item = Word<'a>> + 'a>>>,
-    tables: TableLines,
+    planner: Option<Planner<'a, Words<'a>>>,
+    /// Every word, in order: the words of verbatim lines are applied as the model's words pass them.
+    all: Peekable<Words<'a>>,
+    /// Lines kept byte for byte without the model.
+    code: LineSet,
+    tables: LineSet,
+    /// Headroom's table rows: scored, but kept whatever the model says.
+    headroom_tables: LineSet,
     protect_words: bool,
-    out: LineJoiner,
+    out: Output<'a>,
+    /// Words waiting for a budget over the whole text.
+    staged: Option<Vec<Staged<'a>>>,
+    decisions: Option<Vec<WordDecision>>,
+    passthrough: Option<Passthrough>,
     original_words: usize,
+    original_tokens: usize,
     words_done: usize,
     chunks: usize,
     unscored: usize,
-    decisions: Option<Vec<WordDecision>>,
+    /// Items queued and not applied yet; whether every item was planned.
+    pending: usize,
+    planned: bool,
+    /// Bytes of the output already sent.
+    sent: usize,
 }
 
 impl<'a> TextState<'a> {
-    fn new(text: &'a str, opts: &CompressOptions) -> Self {
+    fn new(text: &'a str, opts: &CompressOptions) -> Result<Self> {
         let original_words = words(text).count();
-        let scored = original_words >= opts.min_words;
+        let original_tokens = opts.count_tokens.count(text)?;
+        let headroom = opts.headroom();
+        let passthrough = if !headroom && opts.protect_json && structured::is_json(text) {
+            Some(Passthrough::Structured)
+        } else if let Mode::TargetTokens(n) = opts.mode {
+            (original_tokens <= n).then_some(Passthrough::FitsBudget)
+        } else {
+            (original_words < opts.min_words).then_some(Passthrough::Short)
+        };
+        let scored = passthrough.is_none();
+        let find = |on: bool, f: fn(&str) -> LineSet| if on && scored { f(text) } else { LineSet::default() };
+        let code = find(!headroom && opts.protect_code, code::fenced_code);
+        let tables = find(!headroom && opts.protect_tables, table::tables);
+        let headroom_tables = find(headroom && opts.protect_tables, table::headroom_tables);
+        let verbatim = code.clone().union(tables.clone());
         let planner = scored.then(|| {
-            let source: Box<dyn Iterator<Item = Word<'a>> + 'a> = Box::new(words(text));
+            let v = verbatim.clone();
+            let source: Words<'a> = Box::new(words(text).filter(move |w| !v.contains(w.line)));
             Planner::new(source, opts.chunk_words, opts.chunk_tokens)
         });
-        Self {
+        let all: Words<'a> = Box::new(words(text));
+        Ok(Self {
             text,
-            tables: if opts.protect_tables && scored {
-                TableLines::find(text)
-            } else {
-                TableLines::default()
-            },
+            mode: opts.mode,
+            counter: opts.count_tokens,
             planner,
+            all: all.peekable(),
+            code,
+            tables,
+            headroom_tables,
             protect_words: opts.protect_words,
-            out: LineJoiner::default(),
+            out: Output::new(text, headroom, verbatim),
+            staged: opts.mode.global(headroom).then(Vec::new),
+            decisions: opts.explain.then(Vec::new),
+            passthrough,
             original_words,
+            original_tokens,
             words_done: if scored { 0 } else { original_words },
             chunks: 0,
             unscored: 0,
-            decisions: opts.explain.then(Vec::new),
-        }
+            pending: 0,
+            planned: false,
+            sent: 0,
+        })
     }
 
     fn plan<S: ChunkScorer + ?Sized>(&mut self, scorer: &S) -> Result<Option<Planned<'a>>> {
@@ -296,31 +499,55 @@ impl<'a> TextState<'a> {
         }
     }
 
+    fn complete(&self) -> bool {
+        self.planned && self.pending == 0
+    }
+
     fn apply_chunk(&mut self, words: &[Word<'a>], verdicts: &[WordVerdict]) {
         self.chunks += 1;
+        let global = self.staged.is_some();
         for (word, v) in words.iter().zip(verdicts) {
             let reason = match v.keep {
                 true => Reason::Model,
                 false if self.protect_words && protect::must_keep(word.text) => Reason::Protected,
-                false if self.tables.contains(word.line) => Reason::Table,
+                false if !global && self.headroom_tables.contains(word.line) => Reason::Table,
                 false => Reason::Dropped,
             };
             self.apply(word, reason, v.score);
         }
     }
 
+    /// Applies a word the model saw (or could not see), after the verbatim words before it.
     fn apply(&mut self, word: &Word<'a>, reason: Reason, score: Option<f32>) {
+        while let Some(w) = self.all.next_if(|w| w.text.as_ptr() != word.text.as_ptr()) {
+            self.apply_verbatim(w);
+        }
+        self.all.next();
+        self.stage(*word, reason, score);
+    }
+
+    fn apply_verbatim(&mut self, word: Word<'a>) {
+        let reason = if self.code.contains(word.line) { Reason::Code } else { Reason::Table };
+        self.stage(word, reason, None);
+    }
+
+    fn stage(&mut self, word: Word<'a>, reason: Reason, score: Option<f32>) {
         self.words_done += 1;
+        match &mut self.staged {
+            Some(staged) => staged.push(Staged { word, reason, score }),
+            None => self.record(&word, reason, score),
+        }
+    }
+
+    fn record(&mut self, word: &Word<'a>, reason: Reason, score: Option<f32>) {
         if reason == Reason::Unscored {
             self.unscored += 1;
         }
-        if reason.kept() {
-            self.out.push(word);
-        }
+        self.out.push(word, reason.kept());
         if let Some(d) = &mut self.decisions {
             d.push(WordDecision {
                 word: word.text.to_string(),
-                line: word.line,
+                line: word.line + 1,
                 kept: reason.kept(),
                 reason,
                 score,
@@ -328,44 +555,127 @@ impl<'a> TextState<'a> {
         }
     }
 
-    fn finish(self) -> CompressResult {
+    /// The output decided since the last call.
+    fn fresh(&mut self) -> &str {
+        let from = self.sent;
+        self.sent = self.out.text().len();
+        &self.out.text()[from..]
+    }
+
+    /// Decides what is left, and the result with how many of its output bytes were sent already.
+    fn finish(&mut self) -> Result<(CompressResult, usize)> {
+        if self.planner.is_some() {
+            while let Some(w) = self.all.next() {
+                self.apply_verbatim(w);
+            }
+        }
+        let over_budget = match self.staged.take() {
+            Some(staged) => self.spend_budget(staged)?,
+            None => false,
+        };
+        self.out.finish();
+        let target = matches!(self.mode, Mode::TargetTokens(_));
+        let passthrough =
+            self.passthrough.or((self.out.words() == 0 && !target).then_some(Passthrough::NothingKept));
+        let out = std::mem::replace(&mut self.out, Output::new("", true, LineSet::default()));
         let n = self.original_words;
-        let passthrough = self.out.words() == 0;
-        let (compressed, kept) = match passthrough {
-            true => (self.text.to_string(), n),
-            false => {
-                let kept = self.out.words();
-                (self.out.into_string(), kept)
+        let (compressed, kept, tokens) = match passthrough {
+            Some(_) => (self.text.to_string(), n, self.original_tokens),
+            None => {
+                let kept = out.words();
+                let compressed = out.into_string();
+                let tokens = self.counter.count(&compressed)?;
+                (compressed, kept, tokens)
             }
         };
+        let decisions = self.decisions.take();
         let words = match passthrough {
-            true => self.decisions.map(|d| passthrough_decisions(self.text, &d)),
-            false => self.decisions,
+            Some(why) => decisions.map(|d| passthrough_decisions(self.text, &d, why)),
+            None => decisions,
         };
-        CompressResult {
+        let over_budget = over_budget
+            || (matches!(self.mode, Mode::TargetTokens(b) if passthrough == Some(Passthrough::Structured) && tokens > b));
+        let sent = if passthrough.is_some() { 0 } else { self.sent };
+        let result = CompressResult {
             compressed,
             original_words: n,
             kept_words: kept,
-            compression_ratio: if n == 0 { 1.0 } else { kept as f64 / n as f64 },
-            tokens_saved: n - kept,
+            token_counter: self.counter,
+            original_tokens: self.original_tokens,
+            compressed_tokens: tokens,
+            tokens_saved: self.original_tokens.saturating_sub(tokens),
+            compression_ratio: if self.original_tokens == 0 {
+                1.0
+            } else {
+                tokens as f64 / self.original_tokens as f64
+            },
             chunks: self.chunks,
             unscored_words: self.unscored,
-            passthrough,
+            passthrough: passthrough.is_some(),
+            passthrough_reason: passthrough,
+            over_budget,
             words,
+        };
+        Ok((result, sent))
+    }
+
+    /// Spends a budget over the whole text, then records every word; returns whether the protected
+    /// text alone exceeds it.
+    fn spend_budget(&mut self, mut staged: Vec<Staged<'a>>) -> Result<bool> {
+        let ranked = budget::ranked(
+            staged
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.reason == Reason::Dropped)
+                .filter_map(|(i, s)| Some((i, s.score?))),
+        );
+        let forced = staged.iter().filter(|s| s.reason != Reason::Dropped).count();
+        let (take, over) = match self.mode {
+            Mode::Ratio(r) => (budget::ratio_room(self.original_words, r, forced).min(ranked.len()), false),
+            Mode::TargetTokens(n) => {
+                let fits = |k: usize| -> Result<bool> {
+                    Ok(self.counter.count(&self.render(&staged, &ranked[..k]))? <= n)
+                };
+                match budget::largest_fitting(ranked.len(), fits)? {
+                    Some(k) => (k, false),
+                    None => (0, true),
+                }
+            }
+            Mode::Card | Mode::Threshold(_) => (0, false),
+        };
+        for &i in &ranked[..take] {
+            staged[i].reason = Reason::Model;
         }
+        for s in staged {
+            self.record(&s.word, s.reason, s.score);
+        }
+        Ok(over)
+    }
+
+    /// The output with the protected words and the `chosen` ones kept.
+    fn render(&self, staged: &[Staged<'a>], chosen: &[usize]) -> String {
+        let mut keep: Vec<bool> = staged.iter().map(|s| s.reason.kept()).collect();
+        chosen.iter().for_each(|&i| keep[i] = true);
+        let mut out = Output::new(self.text, false, self.code.clone().union(self.tables.clone()));
+        for (s, k) in staged.iter().zip(keep) {
+            out.push(&s.word, k);
+        }
+        out.finish();
+        out.into_string()
     }
 }
 
-/// Every word kept as `Passthrough`, with the scores the model gave (if it ran).
-fn passthrough_decisions(text: &str, scored: &[WordDecision]) -> Vec<WordDecision> {
+/// Every word kept as passed through, with the scores the model gave (if it ran).
+fn passthrough_decisions(text: &str, scored: &[WordDecision], why: Passthrough) -> Vec<WordDecision> {
+    let reason = if why == Passthrough::Structured { Reason::Structured } else { Reason::Passthrough };
     let scores = scored.iter().map(|d| d.score).chain(std::iter::repeat(None));
     words(text)
         .zip(scores)
         .map(|(w, score)| WordDecision {
             word: w.text.to_string(),
-            line: w.line,
+            line: w.line + 1,
             kept: true,
-            reason: Reason::Passthrough,
+            reason,
             score,
         })
         .collect()

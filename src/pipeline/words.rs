@@ -52,6 +52,11 @@ impl LineJoiner {
         self.words
     }
 
+    /// The text so far.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
     pub(crate) fn into_string(self) -> String {
         self.text
     }

@@ -52,7 +52,6 @@ use tower_http::trace::TraceLayer;
 
 pub use api::DEADLINE_HEADER;
 pub use batcher::BatchLimits;
-pub use options::{CompressFields, ModeName};
 
 use admission::Pool;
 use batcher::Batcher;

@@ -8,21 +8,25 @@ use crate::{CompressOptions, CompressResult};
 
 /// A result as `kompress compress --json` prints it: the result's fields with the run's settings.
 pub(crate) fn compress(r: &CompressResult, opts: &CompressOptions, engine: &Engine) -> Value {
-    let mut v = serde_json::to_value(r).expect("results serialize");
-    v["mode"] = json!(opts.mode.to_string());
+    let mut v = r.to_json(opts);
     v["model"] = json!(engine.name);
     v["device"] = json!(crate::device::device_name(engine.model().device()));
     v["dtype"] = json!(engine.model().dtype().as_str());
     v
 }
 
-/// Headroom's remote Kompress answer; its counts are words, as Headroom's own compressor reports.
+/// Headroom's remote Kompress answer; its counts and ratio are words, as Headroom's own compressor
+/// reports them (the result's own ratio counts LLM tokens).
 pub(crate) fn headroom(r: &CompressResult, engine: &Engine) -> Value {
+    let ratio = match r.original_words {
+        0 => 1.0,
+        n => r.kept_words as f64 / n as f64,
+    };
     json!({
         "compressed": r.compressed,
         "original_tokens": r.original_words,
         "compressed_tokens": r.kept_words,
-        "compression_ratio": r.compression_ratio,
+        "compression_ratio": ratio,
         "model_used": engine.name,
     })
 }

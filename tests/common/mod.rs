@@ -41,6 +41,12 @@ pub struct Expected {
     pub score: Vec<f32>,
 }
 
+/// A fixture file of recorded cases.
+#[derive(Debug, Deserialize)]
+pub struct Recorded<C> {
+    pub cases: Vec<C>,
+}
+
 pub fn inputs() -> Vec<(String, String)> {
     let text = std::fs::read_to_string(fixtures().join("inputs.json")).unwrap();
     let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();

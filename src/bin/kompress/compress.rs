@@ -1,13 +1,17 @@
-//! `kompress compress`: drop the words the model finds unimportant, keeping lines, protected words
-//! and tables intact.
+//! `kompress compress`: drop the words the model finds unimportant, keeping the layout, protected
+//! words, code blocks, tables and JSON intact.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
-use kompress::pipeline::{compress_batch_with_progress, Mode, Progress, Reason, WordDecision};
+use clap::Args;
+use kompress::pipeline::{
+    compress_stream, Compat, CompressFields, Event, Mode, ModeName as CompressMode, Passthrough, Progress,
+    Reason, TokenCounter, WordDecision,
+};
 use kompress::{CompressOptions, CompressResult, Kompress};
 use serde_json::{json, Value};
 
@@ -15,33 +19,78 @@ use crate::args::{decode, file_arg, read_input, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct CompressArgs {
-    /// Texts to compress: files, or `-`/nothing for standard input. Several files run as one batch.
+    /// Texts to compress: files, or `-`/nothing for standard input. Several files run as one batch; a
+    /// file that cannot be read is reported and skipped, the others are still compressed, and the
+    /// command then exits with status 1.
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub flags: CompressFlags,
+    /// Print one JSON object per input: {compressed, original_words, kept_words, original_tokens,
+    /// compressed_tokens, tokens_saved, compression_ratio, chunks, mode, model, device, dtype, ...}.
+    #[arg(long, conflicts_with = "jsonl")]
+    pub json: bool,
+    /// Corpus mode: every input line is one text (a JSON string, a JSON object with a "text" string
+    /// field, or raw text); print one JSON result per line, streaming.
+    #[arg(long)]
+    pub jsonl: bool,
+    /// Show every word with its fate: kept by the model, protected, table, code, unscored, or dropped
+    /// (colored on a terminal, `[-dropped-]` otherwise; a "words" list with --json/--jsonl, whose
+    /// "line" counts from 1).
+    /// Colors: dropped red and struck through, protected yellow, table cyan, code blue, unscored
+    /// magenta, kept by the model or passed through plain.
+    #[arg(long)]
+    pub explain: bool,
+    /// Replace invalid UTF-8 with U+FFFD instead of failing.
+    #[arg(long)]
+    pub lossy: bool,
+}
+
+/// The compression options, shared by `compress` and `serve` (where they are the server's defaults).
+#[derive(Args, Debug)]
+pub struct CompressFlags {
     /// Keep rule: `card` (the model card's: token head argmax, or a borderline token in an important
-    /// span), `threshold` (final score above --threshold), `ratio` (top --ratio words per chunk).
-    #[arg(long, value_enum)]
-    pub mode: Option<ModeName>,
-    /// Final-score threshold of `--mode threshold` (0.5 is Headroom's ONNX rule); implies that mode.
-    #[arg(long)]
+    /// span), `threshold` (final score above --threshold), `ratio` (--ratio of the words).
+    #[arg(long, value_parser = ["card", "threshold", "ratio"])]
+    pub mode: Option<String>,
+    /// Final-score threshold of `--mode threshold`, in [0, 1] (0.5 is Headroom's ONNX rule); implies
+    /// that mode.
+    #[arg(long, value_name = "T", allow_hyphen_values = true, value_parser = threshold)]
     pub threshold: Option<f64>,
-    /// Share of each chunk's words to keep, in (0, 1]; implies `--mode ratio`.
-    #[arg(long)]
+    /// Share of the words to keep, in (0, 1]: protected words count first, the best-scored words fill
+    /// the rest, across the whole text (per chunk, on top, with --compat headroom); implies
+    /// `--mode ratio`.
+    #[arg(long, value_name = "R", allow_hyphen_values = true, value_parser = ratio)]
     pub ratio: Option<f64>,
+    /// Fit the output in N tokens of --count-tokens: protected text first, then words by score across
+    /// the text. A text that fits passes through; when the protected text alone is larger, a note
+    /// says so and the output is that text.
+    #[arg(long, value_name = "N", allow_hyphen_values = true, conflicts_with_all = ["mode", "threshold", "ratio"])]
+    pub target_tokens: Option<usize>,
+    /// What token counts count (results, -v, --target-tokens): `cl100k` (OpenAI cl100k_base), `o200k`
+    /// (o200k_base) or `words`.
+    /// [default: cl100k]
+    #[arg(long, value_name = "COUNTER")]
+    pub count_tokens: Option<TokenCounter>,
+    /// `headroom`: Headroom 0.42's output word for word (one space within a line, its table rule
+    /// only, no code or JSON protection, --ratio per chunk).
+    #[arg(long, value_parser = ["headroom", "off"])]
+    pub compat: Option<String>,
     /// Most words per chunk.
-    #[arg(long, default_value_t = 350)]
-    pub chunk_words: usize,
+    #[arg(long, default_value = "350")]
+    pub chunk_words: NonZeroUsize,
     /// Most tokens per chunk, [CLS]/[SEP] included (at most the model's maximum).
     #[arg(long, default_value_t = 512)]
     pub chunk_tokens: usize,
-    /// Chunks per forward pass.
-    #[arg(long, default_value_t = 8)]
-    pub batch_size: usize,
+    /// Chunks per forward pass [default: 1 on the CPU, where larger batches were measured slower, 8 on
+    /// a GPU].
+    #[arg(long)]
+    pub batch_size: Option<NonZeroUsize>,
     /// Texts with fewer words pass through unchanged.
     #[arg(long, default_value_t = 64)]
     pub min_words: usize,
-    /// Let the model drop must-keep words and table rows too.
+    /// Let the model drop must-keep words, table rows and code, and compress JSON.
     #[arg(long)]
     pub no_protect: bool,
     /// Let the model drop must-keep words (numbers, paths, identifiers, negations, and/or...).
@@ -50,110 +99,220 @@ pub struct CompressArgs {
     /// Let the model drop words of table rows.
     #[arg(long)]
     pub no_protect_tables: bool,
-    /// Print one JSON object per input: {compressed, original_words, kept_words, compression_ratio,
-    /// tokens_saved, chunks, mode, model, device, dtype, ...}.
-    #[arg(long, conflicts_with = "jsonl")]
-    pub json: bool,
-    /// Corpus mode: every input line is one text (a JSON string, a JSON object with a "text" field,
-    /// or raw text); print one JSON result per line, streaming.
+    /// Let the model drop words of fenced code blocks.
     #[arg(long)]
-    pub jsonl: bool,
-    /// Show every word with its fate: kept by the model, protected, table, unscored, or dropped
-    /// (colored on a terminal, `[-dropped-]` otherwise; a "words" list with --json/--jsonl).
-    /// Colors: dropped red and struck through, protected yellow, table cyan, unscored magenta, kept by
-    /// the model or passed through plain.
+    pub no_protect_code: bool,
+    /// Compress an input that is JSON as text, instead of passing it through.
     #[arg(long)]
-    pub explain: bool,
-    /// Replace invalid UTF-8 with U+FFFD instead of failing.
-    #[arg(long)]
-    pub lossy: bool,
+    pub no_protect_json: bool,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModeName {
-    Card,
-    Threshold,
-    Ratio,
+/// `--threshold`: a number in [0, 1].
+fn threshold(s: &str) -> Result<f64, String> {
+    let t: f64 = s.parse().map_err(|_| "not a number".to_string())?;
+    (0.0..=1.0).contains(&t).then_some(t).ok_or_else(|| "not in [0, 1]".into())
 }
 
-impl CompressArgs {
-    fn options(&self) -> anyhow::Result<CompressOptions> {
-        let mode = match (self.mode, self.threshold, self.ratio) {
-            (_, Some(_), Some(_)) => anyhow::bail!("--threshold and --ratio exclude each other"),
-            (None | Some(ModeName::Ratio), None, Some(r)) => Mode::Ratio(r),
-            (None | Some(ModeName::Threshold), Some(t), None) => Mode::Threshold(t),
-            (Some(ModeName::Threshold), None, None) => Mode::Threshold(0.5),
-            (None | Some(ModeName::Card), None, None) => Mode::Card,
-            (Some(ModeName::Ratio), None, None) => anyhow::bail!("--mode ratio needs --ratio R"),
-            (Some(m), _, _) => anyhow::bail!(
-                "--threshold goes with --mode threshold and --ratio with --mode ratio, not --mode {}",
-                format!("{m:?}").to_lowercase()
-            ),
+/// `--ratio`: a number in (0, 1].
+fn ratio(s: &str) -> Result<f64, String> {
+    let r: f64 = s.parse().map_err(|_| "not a number".to_string())?;
+    (r > 0.0 && r <= 1.0).then_some(r).ok_or_else(|| "not in (0, 1]".into())
+}
+
+impl CompressFlags {
+    /// The options these flags give over the library's defaults; `cpu` picks the batch size.
+    pub fn options(&self, explain: bool, cpu: bool) -> anyhow::Result<CompressOptions> {
+        if self.compat.as_deref() == Some("headroom") && self.target_tokens.is_some() {
+            anyhow::bail!("--target-tokens has no Headroom 0.42 equivalent: leave out --compat headroom");
+        }
+        let on = |set: bool| set.then_some(true);
+        let fields = CompressFields {
+            mode: self.mode.as_deref().map(str::parse::<CompressMode>).transpose()?,
+            threshold: self.threshold,
+            ratio: self.ratio,
+            target_tokens: self.target_tokens,
+            count_tokens: self.count_tokens.map(|c| c.to_string()),
+            compat: self.compat.clone(),
+            chunk_words: Some(self.chunk_words.get()),
+            chunk_tokens: Some(self.chunk_tokens),
+            batch_size: Some(self.batch_size.map_or(if cpu { 1 } else { 8 }, NonZeroUsize::get)),
+            min_words: Some(self.min_words),
+            no_protect: on(self.no_protect),
+            no_protect_words: on(self.no_protect_words),
+            no_protect_tables: on(self.no_protect_tables),
+            no_protect_code: on(self.no_protect_code),
+            no_protect_json: on(self.no_protect_json),
+            explain: Some(explain),
         };
-        Ok(CompressOptions {
-            mode,
-            chunk_words: self.chunk_words,
-            chunk_tokens: self.chunk_tokens,
-            batch_size: self.batch_size,
-            min_words: self.min_words,
-            protect_words: !(self.no_protect || self.no_protect_words),
-            protect_tables: !(self.no_protect || self.no_protect_tables),
-            explain: self.explain,
+        fields.resolve(&CompressOptions::default()).map_err(|(field, message)| {
+            let flag = field.replace('_', "-");
+            anyhow::anyhow!("--{flag}: {message}")
         })
     }
 }
 
+impl CompressArgs {
+    fn inputs(&self) -> Vec<Option<&PathBuf>> {
+        match self.inputs.is_empty() {
+            true => vec![None],
+            false => self.inputs.iter().map(Some).collect(),
+        }
+    }
+}
+
 pub fn run(args: CompressArgs) -> anyhow::Result<()> {
-    let opts = args.options()?;
-    let inputs: Vec<Option<&PathBuf>> = match args.inputs.is_empty() {
-        true => vec![None],
-        false => args.inputs.iter().map(Some).collect(),
-    };
+    let args = &args;
+    // Checked before the model loads; the batch size then follows its device.
+    args.flags.options(args.explain, true)?;
+    let inputs = args.inputs();
     if args.jsonl {
-        return run_jsonl(&args, &opts, &inputs);
+        return run_jsonl(args, &inputs);
     }
-    let texts =
-        inputs.iter().map(|p| read_input(*p, Some(args.lossy))).collect::<anyhow::Result<Vec<_>>>()?;
-    let model = args.model.load()?;
-    let started = Instant::now();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let mut bar = ProgressBar::new(opts.chunk_words * opts.batch_size);
-    let results = compress_batch_with_progress(&model, &refs, &opts, |p| bar.show(p))?;
-    bar.clear();
-    let seconds = started.elapsed().as_secs_f64();
-    let mut out = std::io::stdout().lock();
-    for (path, result) in inputs.iter().zip(&results) {
-        let name = input_name(*path);
-        if args.model.verbose {
-            eprintln!("{}", summary(&name, result, seconds));
-        }
-        if args.json {
-            writeln!(out, "{}", json_line(&args, &opts, &model, result, &[("input", json!(name))]))?;
-            continue;
-        }
-        if inputs.len() > 1 {
-            writeln!(out, "==> {name} <==")?;
-        }
-        let text = match (&result.words, args.explain) {
-            (Some(words), true) => explained(words, std::io::stdout().is_terminal()),
-            _ => result.compressed.clone(),
-        };
-        write!(out, "{text}")?;
-        if !text.ends_with('\n') {
-            writeln!(out)?;
+    let mut read = Vec::new();
+    let mut unreadable = 0;
+    for path in inputs.iter().copied() {
+        match read_input(path, Some(args.lossy)) {
+            Ok(text) => read.push((input_name(path), text)),
+            Err(e) => {
+                unreadable += 1;
+                eprintln!("kompress: {}", crate::one_line(&e));
+            }
         }
     }
-    Ok(())
+    if !read.is_empty() {
+        let model = args.model.load()?;
+        let opts = args.flags.options(args.explain, model.device().is_cpu())?;
+        let mut printer = Printer::new(args, &opts, &model, &read, inputs.len() > 1);
+        let refs: Vec<&str> = read.iter().map(|(_, t)| t.as_str()).collect();
+        compress_stream(&model, &refs, &opts, |event| printer.event(event).map_err(stdout_error))?;
+        printer.out.flush().map_err(stdout_error)?;
+    }
+    match unreadable {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} of {} inputs could not be read", inputs.len()),
+    }
+}
+
+fn stdout_error(source: std::io::Error) -> kompress::Error {
+    kompress::Error::Io { path: "standard output".into(), source }
+}
+
+/// Writes results as they come: plain output piece by piece, or one JSON object per text.
+struct Printer<'r> {
+    args: &'r CompressArgs,
+    opts: &'r CompressOptions,
+    model: &'r Kompress,
+    inputs: &'r [(String, String)],
+    headers: bool,
+    /// The text whose header was written.
+    started: Option<usize>,
+    /// Whether the output so far ends with a line ending (or is empty).
+    at_line_start: bool,
+    out: std::io::StdoutLock<'static>,
+    bar: ProgressBar,
+    started_at: Instant,
+}
+
+impl<'r> Printer<'r> {
+    fn new(
+        args: &'r CompressArgs,
+        opts: &'r CompressOptions,
+        model: &'r Kompress,
+        inputs: &'r [(String, String)],
+        headers: bool,
+    ) -> Self {
+        Self {
+            args,
+            opts,
+            model,
+            inputs,
+            headers,
+            started: None,
+            at_line_start: true,
+            out: std::io::stdout().lock(),
+            bar: ProgressBar::new(opts.chunk_words * opts.batch_size),
+            started_at: Instant::now(),
+        }
+    }
+
+    fn event(&mut self, event: Event<'_>) -> std::io::Result<()> {
+        match event {
+            Event::Progress(p) => self.bar.show(p),
+            // --explain shows every word once the text is done; --json prints the whole result.
+            Event::Output { .. } if self.args.explain || self.args.json => {}
+            Event::Output { text, piece } => {
+                self.start(text)?;
+                self.write(piece)?;
+            }
+            Event::Done { text, result } => self.done(text, &result)?,
+        }
+        Ok(())
+    }
+
+    /// Writes the `==> name <==` header before a text's first output, when there are several.
+    fn start(&mut self, text: usize) -> std::io::Result<()> {
+        if self.started == Some(text) {
+            return Ok(());
+        }
+        self.started = Some(text);
+        if self.headers {
+            self.bar.clear();
+            if !self.at_line_start {
+                writeln!(self.out)?;
+            }
+            writeln!(self.out, "==> {} <==", self.inputs[text].0)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, piece: &str) -> std::io::Result<()> {
+        self.bar.clear();
+        self.out.write_all(piece.as_bytes())?;
+        self.at_line_start = piece.ends_with('\n') || (piece.is_empty() && self.at_line_start);
+        Ok(())
+    }
+
+    fn done(&mut self, text: usize, result: &CompressResult) -> std::io::Result<()> {
+        self.bar.clear();
+        let name = &self.inputs[text].0;
+        notes(name, result, self.opts, self.args.model.verbose, self.started_at.elapsed().as_secs_f64());
+        if self.args.json {
+            let line = json_line(self.args, self.opts, self.model, result, &[("input", json!(name))]);
+            return writeln!(self.out, "{line}");
+        }
+        self.start(text)?;
+        if let (Some(words), true) = (&result.words, self.args.explain) {
+            let shown = explained(words, std::io::stdout().is_terminal());
+            self.write(&shown)?;
+        }
+        // The output ends with a line ending exactly when the input does; an annotated view, Headroom's
+        // output (which never ends with one) and a header to come get one.
+        let more = text + 1 < self.inputs.len() && self.headers;
+        if !self.at_line_start && (self.args.explain || self.opts.compat == Compat::Headroom || more) {
+            self.write("\n")?;
+        }
+        Ok(())
+    }
 }
 
 /// Streams a corpus: every line is one text; results are printed as their batch completes, so memory
-/// holds one batch of texts.
-fn run_jsonl(args: &CompressArgs, opts: &CompressOptions, inputs: &[Option<&PathBuf>]) -> anyhow::Result<()> {
+/// holds one batch of texts. A file that cannot be opened is reported and skipped.
+fn run_jsonl(args: &CompressArgs, inputs: &[Option<&PathBuf>]) -> anyhow::Result<()> {
     let model = args.model.load()?;
+    let opts = &args.flags.options(args.explain, model.device().is_cpu())?;
     let mut out = std::io::stdout().lock();
+    let mut unreadable = 0;
     for &path in inputs {
         let name = input_name(path);
-        let mut lines = open(path)?.split(b'\n').enumerate().peekable();
+        let reader = match open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                unreadable += 1;
+                eprintln!("kompress: {}", crate::one_line(&e));
+                continue;
+            }
+        };
+        let mut lines = reader.split(b'\n').enumerate().peekable();
         while lines.peek().is_some() {
             let batch: Vec<(usize, Vec<u8>)> = lines
                 .by_ref()
@@ -167,12 +326,17 @@ fn run_jsonl(args: &CompressArgs, opts: &CompressOptions, inputs: &[Option<&Path
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let results = kompress::compress_batch(&model, &refs, opts)?;
             for ((n, _), result) in batch.iter().zip(&results) {
+                notes(&format!("{name}, line {n}"), result, opts, args.model.verbose, 0.0);
                 let extra = [("input", json!(name)), ("line", json!(n))];
                 writeln!(out, "{}", json_line(args, opts, &model, result, &extra))?;
             }
         }
     }
-    Ok(())
+    out.flush()?;
+    match unreadable {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} of {} inputs could not be read", inputs.len()),
+    }
 }
 
 fn open(path: Option<&PathBuf>) -> anyhow::Result<Box<dyn BufRead>> {
@@ -184,7 +348,8 @@ fn open(path: Option<&PathBuf>) -> anyhow::Result<Box<dyn BufRead>> {
     })
 }
 
-/// One corpus line as text: a JSON string, a JSON object's "text", or the raw line.
+/// One corpus line as text: a JSON string, a JSON object's "text" string, or the raw line (a line that
+/// is not a JSON string or object).
 fn corpus_text(line: &[u8], lossy: bool) -> anyhow::Result<String> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let raw = decode(line.to_vec(), "the line", Some(lossy))?;
@@ -192,17 +357,30 @@ fn corpus_text(line: &[u8], lossy: bool) -> anyhow::Result<String> {
         Ok(Value::String(text)) => text,
         Ok(Value::Object(mut o)) => match o.remove("text") {
             Some(Value::String(text)) => text,
-            _ => raw,
+            Some(other) => anyhow::bail!("its \"text\" field is {}, not a string", json_kind(&other)),
+            None => anyhow::bail!("a JSON object without a \"text\" field"),
         },
         _ => raw,
     })
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 fn input_name(path: Option<&PathBuf>) -> String {
     file_arg(path).map_or("-".to_string(), |p| p.display().to_string())
 }
 
-/// One line of --json or --jsonl: the result with the run's settings and `extra` fields.
+/// One line of --json or --jsonl: the result as the library writes it, with the run's model and
+/// device and `extra` fields.
 fn json_line(
     args: &CompressArgs,
     opts: &CompressOptions,
@@ -210,8 +388,7 @@ fn json_line(
     result: &CompressResult,
     extra: &[(&str, Value)],
 ) -> String {
-    let mut v = serde_json::to_value(result).expect("results serialize");
-    v["mode"] = json!(opts.mode.to_string());
+    let mut v = result.to_json(opts);
     v["model"] = json!(args.model.model);
     v["device"] = json!(kompress::device::device_name(model.device()));
     v["dtype"] = json!(model.dtype().as_str());
@@ -221,22 +398,53 @@ fn json_line(
     v.to_string()
 }
 
+/// What stderr says about a result: an over-budget note always, the rest with -v.
+fn notes(name: &str, r: &CompressResult, opts: &CompressOptions, verbose: bool, seconds: f64) {
+    if let (true, Mode::TargetTokens(n)) = (r.over_budget, opts.mode) {
+        let what = match r.passthrough_reason {
+            Some(Passthrough::Structured) => "the JSON input, passed through,",
+            _ => "its protected text alone",
+        };
+        eprintln!(
+            "kompress: {name}: {what} has {} {} tokens, more than --target-tokens {n}",
+            r.compressed_tokens, r.token_counter
+        );
+    }
+    if !verbose {
+        return;
+    }
+    if r.passthrough_reason == Some(Passthrough::Structured) {
+        eprintln!("kompress: {name}: the whole input is JSON: passed through unchanged (structured; --no-protect-json compresses it)");
+    }
+    eprintln!("kompress: {}", summary(name, r, seconds));
+}
+
 fn summary(name: &str, r: &CompressResult, seconds: f64) -> String {
+    let why = match r.passthrough_reason {
+        None => "",
+        Some(Passthrough::Short) => ", passed through (under --min-words)",
+        Some(Passthrough::NothingKept) => ", passed through (nothing kept)",
+        Some(Passthrough::Structured) => ", passed through (JSON)",
+        Some(Passthrough::FitsBudget) => ", passed through (fits --target-tokens)",
+    };
     format!(
-        "kompress: {name}: {} -> {} words ({:.1}% kept, {} saved), {} chunk{}, {} unscored{} in {seconds:.2} s",
+        "{name}: {} -> {} words, {} -> {} {} tokens ({:.1}% kept, {} saved), {} {}, {} unscored{why} in {seconds:.2} s",
         r.original_words,
         r.kept_words,
+        r.original_tokens,
+        r.compressed_tokens,
+        r.token_counter,
         100.0 * r.compression_ratio,
         r.tokens_saved,
         r.chunks,
-        if r.chunks == 1 { "" } else { "s" },
+        if r.chunks == 1 { "chunk" } else { "chunks" },
         r.unscored_words,
-        if r.passthrough { ", passed through" } else { "" },
     )
 }
 
 /// Every input word, line by line, marked with its fate: ANSI colors on a terminal (dropped words
-/// struck through in red, protected yellow, table cyan, unscored magenta), else `[-dropped-]`.
+/// struck through in red, protected yellow, table cyan, code blue, unscored magenta), else
+/// `[-dropped-]`.
 fn explained(words: &[WordDecision], color: bool) -> String {
     let mut out = String::new();
     for (i, d) in words.iter().enumerate() {
@@ -247,8 +455,9 @@ fn explained(words: &[WordDecision], color: bool) -> String {
             Reason::Dropped => "9;31",
             Reason::Protected => "33",
             Reason::Table => "36",
+            Reason::Code => "34",
             Reason::Unscored => "35",
-            Reason::Model | Reason::Passthrough => "",
+            Reason::Model | Reason::Passthrough | Reason::Structured => "",
         };
         match (color, d.reason) {
             (true, _) if !style.is_empty() => out.push_str(&format!("\x1b[{style}m{}\x1b[0m", d.word)),
@@ -272,7 +481,7 @@ impl ProgressBar {
     }
 
     fn show(&mut self, p: Progress) {
-        if !self.enabled || p.words_total <= self.min_words {
+        if !self.enabled || p.words_total <= self.min_words || p.words_done >= p.words_total {
             return;
         }
         let done = p.words_done * 30 / p.words_total.max(1);
@@ -280,9 +489,10 @@ impl ProgressBar {
         self.drawn = true;
     }
 
-    fn clear(&self) {
+    fn clear(&mut self) {
         if self.drawn {
             eprint!("\r\x1b[2K");
+            self.drawn = false;
         }
     }
 }

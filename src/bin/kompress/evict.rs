@@ -88,7 +88,9 @@ pub struct EvictArgs {
     /// or oracle.
     #[arg(long, short, default_value = "learned")]
     policy: PolicyKind,
-    /// Print every line with whether it was kept and why, instead of the compressed text.
+    /// Print every line with whether it was kept and why, instead of the compressed text (lines
+    /// numbered from 1, as editors and `grep -n` number them; with --json, an "annotations" list
+    /// whose "line" is a 0-based index, like the result's "kept_lines", as SuperCompress reports them).
     #[arg(long)]
     annotate: bool,
 }
@@ -151,7 +153,7 @@ fn evict(args: EvictArgs) -> anyhow::Result<()> {
         let lines = split_lines(&text);
         for a in &annotations {
             let mark = if a.kept { '+' } else { '-' };
-            writeln!(out, "{mark} {:>5} {:<22} {}", a.line, a.reason.to_string(), lines[a.line])?;
+            writeln!(out, "{mark} {:>5} {:<22} {}", a.line + 1, a.reason.to_string(), lines[a.line])?;
         }
     } else {
         writeln!(out, "{}", result.compressed_text)?;

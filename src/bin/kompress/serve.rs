@@ -7,10 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use kompress::evict::EvictionNetwork;
-use kompress::server::{BatchLimits, CompressFields, ModeName, Server, ServerConfig};
-use kompress::CompressOptions;
+use kompress::server::{BatchLimits, Server, ServerConfig};
 
 use crate::args::ModelArgs;
+use crate::compress::CompressFlags;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -26,37 +26,9 @@ pub struct ServeArgs {
     /// `X-API-Key: <token>`.
     #[arg(long, env = "KOMPRESS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Keep rule of requests that name none: card, threshold or ratio (as `kompress compress`)
-    /// [default: card].
-    #[arg(long, value_parser = ["card", "threshold", "ratio"])]
-    pub mode: Option<String>,
-    /// Default final-score threshold; implies `--mode threshold`.
-    #[arg(long)]
-    pub threshold: Option<f64>,
-    /// Default share of each chunk's words to keep; implies `--mode ratio`.
-    #[arg(long)]
-    pub ratio: Option<f64>,
-    /// Default most words per chunk [default: 350].
-    #[arg(long)]
-    pub chunk_words: Option<usize>,
-    /// Default most tokens per chunk, [CLS]/[SEP] included [default: 512].
-    #[arg(long)]
-    pub chunk_tokens: Option<usize>,
-    /// Default chunks a request hands the model at a time [default: 1 on CPU, 8 on a GPU].
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Default word count under which a text passes through unchanged [default: 64].
-    #[arg(long)]
-    pub min_words: Option<usize>,
-    /// By default let the model drop must-keep words and table rows too.
-    #[arg(long)]
-    pub no_protect: bool,
-    /// By default let the model drop must-keep words.
-    #[arg(long)]
-    pub no_protect_words: bool,
-    /// By default let the model drop words of table rows.
-    #[arg(long)]
-    pub no_protect_tables: bool,
+    /// The compression options of a request that names none (the flags of `kompress compress`).
+    #[command(flatten, next_help_heading = "Compression defaults")]
+    pub compress: CompressFlags,
     /// Most padded tokens (chunks x longest) in one forward pass shared by requests
     /// [default: 512 on CPU, 8192 on a GPU].
     #[arg(long)]
@@ -89,20 +61,7 @@ impl ServeArgs {
     /// The server's settings; `gpu` picks the batching defaults.
     fn config(&self, gpu: bool) -> anyhow::Result<ServerConfig> {
         let base = ServerConfig::default();
-        let fields = CompressFields {
-            mode: self.mode.as_deref().map(str::parse::<ModeName>).transpose()?,
-            threshold: self.threshold,
-            ratio: self.ratio,
-            chunk_words: self.chunk_words,
-            chunk_tokens: self.chunk_tokens,
-            batch_size: self.batch_size.or(gpu.then_some(8)),
-            min_words: self.min_words,
-            no_protect: Some(self.no_protect),
-            no_protect_words: Some(self.no_protect_words),
-            no_protect_tables: Some(self.no_protect_tables),
-            explain: None,
-        };
-        let defaults: CompressOptions = fields.apply(&base.defaults).context("invalid default options")?;
+        let defaults = self.compress.options(false, !gpu).context("invalid default options")?;
         let batch = BatchLimits {
             tokens: self.batch_tokens.unwrap_or(if gpu { 8192 } else { base.batch.tokens }),
             wait: Duration::from_millis(self.batch_wait_ms.unwrap_or(if gpu { 2 } else { 0 })),
