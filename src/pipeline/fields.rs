@@ -69,7 +69,8 @@ impl CompressFields {
             .map_err(|(field, message)| crate::Error::Invalid(format!("{field}: {message}")))
     }
 
-    /// [`apply`](Self::apply), with the field at fault and the message apart.
+    /// [`apply`](Self::apply), with the field at fault and the message apart; the message quotes the
+    /// fields it names in backticks, so a front end can name them as its users typed them.
     pub fn resolve(&self, defaults: &CompressOptions) -> Result<CompressOptions, (&'static str, String)> {
         let compat = match self.compat.as_deref() {
             None => defaults.compat,
@@ -107,15 +108,17 @@ impl CompressFields {
         let excl = |field, m: &str| Err((field, m.to_string()));
         match (self.mode, self.threshold, self.ratio, self.target_tokens) {
             (None, None, None, Some(n)) => Ok(Mode::TargetTokens(n)),
-            (_, _, _, Some(_)) => excl("target_tokens", "target_tokens excludes mode, threshold and ratio"),
-            (_, Some(_), Some(_), _) => excl("ratio", "threshold and ratio exclude each other"),
+            (_, _, _, Some(_)) => {
+                excl("target_tokens", "`target_tokens` excludes `mode`, `threshold` and `ratio`")
+            }
+            (_, Some(_), Some(_), _) => excl("ratio", "`threshold` and `ratio` exclude each other"),
             (None | Some(ModeName::Ratio), None, Some(r), _) => Ok(Mode::Ratio(r)),
             (None | Some(ModeName::Threshold), Some(t), None, _) => Ok(Mode::Threshold(t)),
             (Some(ModeName::Threshold), None, None, _) => Ok(Mode::Threshold(0.5)),
             (Some(ModeName::Card), None, None, _) => Ok(Mode::Card),
             (None, None, None, _) => Ok(default),
-            (Some(ModeName::Ratio), None, None, _) => excl("ratio", "mode ratio needs a ratio"),
-            (Some(_), ..) => excl("mode", "threshold goes with mode threshold, ratio with mode ratio"),
+            (Some(ModeName::Ratio), None, None, _) => excl("ratio", "mode ratio needs a `ratio`"),
+            (Some(_), ..) => excl("mode", "`threshold` goes with mode threshold, `ratio` with mode ratio"),
         }
     }
 }

@@ -107,6 +107,21 @@ pub struct CompressFlags {
     pub no_protect_json: bool,
 }
 
+/// The flag of a [`CompressFields`] field: `chunk_words` is `--chunk-words`.
+fn flag(field: &str) -> String {
+    format!("--{}", field.replace('_', "-"))
+}
+
+/// A [`CompressFields`] message with the fields it quotes (`` `ratio` ``) named as flags (`--ratio`).
+fn flags_named(message: &str) -> String {
+    let mut parts = message.split('`');
+    let mut out = parts.next().unwrap_or_default().to_string();
+    for (i, part) in parts.enumerate() {
+        out.push_str(&if i % 2 == 0 { flag(part) } else { part.to_string() });
+    }
+    out
+}
+
 /// `--threshold`: a number in [0, 1].
 fn threshold(s: &str) -> Result<f64, String> {
     let t: f64 = s.parse().map_err(|_| "not a number".to_string())?;
@@ -144,10 +159,9 @@ impl CompressFlags {
             no_protect_json: on(self.no_protect_json),
             explain: Some(explain),
         };
-        fields.resolve(&CompressOptions::default()).map_err(|(field, message)| {
-            let flag = field.replace('_', "-");
-            anyhow::anyhow!("--{flag}: {message}")
-        })
+        fields
+            .resolve(&CompressOptions::default())
+            .map_err(|(field, message)| anyhow::anyhow!("{}: {}", flag(field), flags_named(&message)))
     }
 }
 
