@@ -26,9 +26,6 @@ pub struct ServeArgs {
     /// `X-API-Key: <token>`.
     #[arg(long, env = "KOMPRESS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// The compression options of a request that names none (the flags of `kompress compress`).
-    #[command(flatten, next_help_heading = "Compression defaults")]
-    pub compress: CompressFlags,
     /// Most padded tokens (chunks x longest) in one forward pass shared by requests
     /// [default: 512 on CPU, 8192 on a GPU].
     #[arg(long)]
@@ -55,6 +52,9 @@ pub struct ServeArgs {
     /// Weights of the eviction routes' learned policy (default: the built-in weights).
     #[arg(long)]
     pub evict_checkpoint: Option<PathBuf>,
+    /// The compression options of a request that names none (the flags of `kompress compress`).
+    #[command(flatten, next_help_heading = "Compression defaults")]
+    pub compress: CompressFlags,
 }
 
 impl ServeArgs {
