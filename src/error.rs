@@ -50,6 +50,10 @@ pub enum Error {
     /// Invalid input or argument to a library call.
     #[error("{0}")]
     Invalid(String),
+    /// A service cannot take the work now (shutting down, its model worker gone, the work cancelled):
+    /// not the caller's fault, and worth retrying elsewhere or later.
+    #[error("{0}")]
+    Unavailable(String),
     /// An input/output error, with the path it concerns.
     #[error("{path}: {source}")]
     Io {

@@ -607,3 +607,52 @@ fn the_binary_serves_idles_at_zero_cpu_leaks_no_thread_and_exits_0_on_sigterm() 
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[test]
+fn a_body_that_never_arrives_is_dropped_at_the_deadline() {
+    let server = start(ServerConfig::default());
+    let mut s = connect(server.addr);
+    let head =
+        "POST /compress HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\nX-Kompress-Deadline-Ms: 200\r\n\r\n";
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(b"{\"content\": \"only the start").unwrap();
+    let started = Instant::now();
+    let answer = read_answer(&mut s);
+    assert_eq!(answer.status, 408, "{}", answer.body);
+    assert!(started.elapsed() < Duration::from_secs(2), "408 took {:?}", started.elapsed());
+    // Its share of the body budget came back: a whole request goes through.
+    assert_eq!(server.post("/compress", &json!({ "content": prose(100, 2) })).status, 200);
+}
+
+#[test]
+fn admission_counts_what_a_request_really_costs() {
+    let server = start(ServerConfig { queue_chunks: 4, ..Default::default() });
+    // Huge chunks do not make a long text cheap: a chunk holds at most its token cap of words.
+    let long = json!({ "text": prose(3000, 1), "options": { "chunk_words": 1_000_000_000u64 } });
+    let answer = server.post("/v1/compress", &long);
+    assert_eq!(answer.status, 413, "{}", answer.body);
+    // Nor does cutting it into many texts too short to compress.
+    let tiny: Vec<String> = (0..3000).map(|i| format!("w{i}")).collect();
+    let answer = server.post("/v1/compress", &json!({ "text": tiny }));
+    assert_eq!(answer.status, 413, "{}", answer.body);
+    // A request within the queue is served, whatever batch size it asks for.
+    let ok = json!({ "text": prose(400, 3), "options": { "batch_size": 1_000_000u64 } });
+    assert_eq!(server.post("/v1/compress", &ok).status, 200);
+}
+
+#[test]
+fn serve_refuses_settings_that_could_serve_nothing() {
+    for (flag, value, says) in [
+        ("--queue-chunks", "0", "--queue-chunks 0"),
+        ("--deadline-ms", "0", "--deadline-ms 0"),
+        ("--body-bytes-in-flight", "10", "less than --max-body-bytes"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kompress"))
+            .args(["serve", "--port", "0", "--device", "cpu", flag, value, "-m"])
+            .arg(common::model_dir("v5"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{flag} {value}: {err}");
+    }
+}

@@ -28,6 +28,10 @@ pub(crate) struct Planner<'a, I> {
 
 impl<'a, I: Iterator<Item = Word<'a>>> Planner<'a, I> {
     pub(crate) fn new(source: I, chunk_words: usize, chunk_tokens: usize) -> Self {
+        // Every word has a token, so a chunk never sees more than `chunk_tokens` words whole: pulling
+        // more only tokenizes the rest of the text again for each chunk. With at least `chunk_tokens`
+        // words the encoding still overflows the cap, so the cut (and every score) is the same.
+        let chunk_words = chunk_words.min(chunk_tokens.max(1));
         Self { source, carry: VecDeque::new(), chunk_words, chunk_tokens }
     }
 

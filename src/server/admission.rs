@@ -74,7 +74,7 @@ impl Ticket {
     /// `Err` once the work should stop; the caller learns why from the request's own state.
     pub(crate) fn check(&self) -> Result<()> {
         match self.is_cancelled() {
-            true => Err(Error::Invalid("request cancelled".into())),
+            true => Err(Error::Unavailable("request cancelled".into())),
             false => Ok(()),
         }
     }

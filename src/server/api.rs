@@ -97,7 +97,10 @@ async fn handle_inner<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -
         .bodies
         .try_take(declared.unwrap_or(max))
         .map_err(|_| ApiError::busy("too many request bodies in memory; retry shortly", 1))?;
-    let bytes = read_body(body, max).await?;
+    // A body that trickles in holds its share of the body budget: it gets the request's deadline too.
+    let bytes = tokio::time::timeout_at(deadline.into(), read_body(body, max)).await.map_err(|_| {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive before the deadline")
+    })??;
     let shared = s.clone();
     let (work, cost) = tokio::task::spawn_blocking(move || {
         let mut work = parse::<W>(&bytes)?;
@@ -130,6 +133,7 @@ async fn handle_inner<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -
             false => ApiError::busy(format!("the server is shutting down ({e})"), 1),
         }),
         Ok(Ok(Err(Error::Invalid(m)))) => Err(ApiError::new(StatusCode::BAD_REQUEST, m)),
+        Ok(Ok(Err(Error::Unavailable(m)))) => Err(ApiError::busy(m, 1)),
         Ok(Ok(Err(e))) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
 }
@@ -207,13 +211,27 @@ fn engine(s: &Shared) -> Result<&Engine, ApiError> {
     s.engine.get().ok_or_else(|| ApiError::busy("the model is loading; retry shortly", 1))
 }
 
-/// The chunks a text will need at most `chunk_words` words each (0 for a text that passes through).
-fn chunks(text: &str, opts: &CompressOptions) -> usize {
-    let n = words(text).count();
-    if n < opts.min_words {
-        return 0;
+/// What a request's texts cost in the admission queue: the chunks they need, counting at most as many
+/// words per chunk as its token cap holds, and every word of the short texts that pass through too
+/// (so a list of many tiny texts is not free).
+fn chunks(texts: &[&str], opts: &CompressOptions) -> usize {
+    let per_chunk = opts.chunk_words.min(opts.chunk_tokens.saturating_sub(2)).max(1);
+    let (mut scored, mut passed) = (0, 0);
+    for text in texts {
+        let n = words(text).count();
+        match n < opts.min_words {
+            true => passed += n,
+            false => scored += n.div_ceil(per_chunk),
+        }
     }
-    n.div_ceil(opts.chunk_words.max(1))
+    scored + passed.div_ceil(per_chunk)
+}
+
+/// A request's batch size, at most what fits the server's tokens per forward pass (or its default):
+/// one request cannot make a pass of unbounded size.
+fn bounded_batch(opts: &mut CompressOptions, s: &Shared) {
+    let cap = (s.config.batch.tokens / opts.chunk_tokens.max(1)).max(s.config.defaults.batch_size).max(1);
+    opts.batch_size = opts.batch_size.min(cap);
 }
 
 /// Runs the pipeline for `texts` on the shared model, counting words for `/metrics`.
@@ -223,7 +241,7 @@ fn run_pipeline(
     texts: &[&str],
     opts: &CompressOptions,
 ) -> crate::Result<Vec<crate::CompressResult>> {
-    let engine = s.engine.get().ok_or_else(|| Error::Invalid("the model is not loaded".into()))?;
+    let engine = s.engine.get().ok_or_else(|| Error::Unavailable("the model is not loaded".into()))?;
     let scorer = engine.batcher.scorer(ticket.clone())?;
     let results = compress_batch(&scorer, texts, opts)?;
     for r in &results {
@@ -248,7 +266,7 @@ impl Work for Headroom {
         if let Some(r) = self.body.target_ratio {
             opts.mode = Mode::Ratio(r);
         }
-        let cost = chunks(&self.body.content, &opts);
+        let cost = chunks(&[&self.body.content], &opts);
         self.opts = Some(opts);
         Ok(cost)
     }
@@ -281,9 +299,10 @@ impl Compress {
 impl Work for Compress {
     fn admit(&mut self, s: &Shared) -> Result<usize, ApiError> {
         engine(s)?;
-        let opts = (self.body.options.resolve(&s.config.defaults))
+        let mut opts = (self.body.options.resolve(&s.config.defaults))
             .map_err(|(f, m)| ApiError::field(format!("options.{f}"), m))?;
-        let cost = self.texts().iter().map(|t| chunks(t, &opts)).sum();
+        bounded_batch(&mut opts, s);
+        let cost = chunks(&self.texts(), &opts);
         self.opts = Some(opts);
         Ok(cost)
     }

@@ -66,7 +66,7 @@ impl Batcher {
     /// A scorer for one request; `Err` once the server is stopping.
     pub(crate) fn scorer(&self, ticket: Arc<Ticket>) -> Result<RemoteScorer<'_>> {
         let jobs = self.jobs.lock().expect("batcher lock").clone();
-        let jobs = jobs.ok_or_else(|| Error::Invalid("the server is shutting down".into()))?;
+        let jobs = jobs.ok_or_else(|| Error::Unavailable("the server is shutting down".into()))?;
         Ok(RemoteScorer { model: &self.model, jobs, ticket })
     }
 
@@ -98,7 +98,7 @@ impl ChunkScorer for RemoteScorer<'_> {
         let (reply, answer) = mpsc::sync_channel(1);
         let job =
             Job { encodings: chunks.to_vec(), ticket: self.ticket.clone(), arrived: Instant::now(), reply };
-        let gone = || Error::Invalid("the model worker has stopped".into());
+        let gone = || Error::Unavailable("the model worker has stopped".into());
         self.jobs.send(job).map_err(|_| gone())?;
         answer.recv().map_err(|_| gone())?
     }
@@ -122,7 +122,7 @@ fn work(model: &Kompress, jobs: &Receiver<Job>, limits: BatchLimits, metrics: &M
             true => {
                 metrics.dropped_chunks(job.encodings.len());
                 // The requester may be gone already; nobody else waits for this answer.
-                let _ = job.reply.send(Err(Error::Invalid("request cancelled".into())));
+                let _ = job.reply.send(Err(Error::Unavailable("request cancelled".into())));
                 false
             }
             false => true,
@@ -185,9 +185,10 @@ fn run(model: &Kompress, mut batch: Vec<Job>, metrics: &Metrics) {
             }
         }
         Err(e) => {
+            // A failed forward pass is the device's failure, not the requests' (a 500, not a 400).
             let message = e.to_string();
             for job in batch {
-                let _ = job.reply.send(Err(Error::Invalid(message.clone())));
+                let _ = job.reply.send(Err(Error::Device(message.clone())));
             }
         }
     }

@@ -203,7 +203,7 @@ impl Server {
                 engine.batcher.stop();
             }
         });
-        stopped.await.map_err(|e| Error::Invalid(format!("model worker: {e}")))?;
+        stopped.await.map_err(|e| Error::Unavailable(format!("model worker: {e}")))?;
         served.map_err(|e| Error::io("the listening socket", e))
     }
 

@@ -244,7 +244,7 @@ impl<'r> Printer<'r> {
             started: None,
             at_line_start: true,
             out: std::io::stdout().lock(),
-            bar: ProgressBar::new(opts.chunk_words * opts.batch_size),
+            bar: ProgressBar::new(opts.chunk_words.saturating_mul(opts.batch_size)),
             started_at: Instant::now(),
         }
     }

@@ -61,6 +61,20 @@ impl ServeArgs {
     /// The server's settings; `gpu` picks the batching defaults.
     fn config(&self, gpu: bool) -> anyhow::Result<ServerConfig> {
         let base = ServerConfig::default();
+        // Settings under which no request could ever be served are refused at start.
+        if self.queue_chunks == 0 {
+            anyhow::bail!("--queue-chunks 0: the queue must hold at least 1 chunk");
+        }
+        if self.body_bytes_in_flight < self.max_body_bytes {
+            anyhow::bail!(
+                "--body-bytes-in-flight {} is less than --max-body-bytes {}: a request body of the largest size could never be read",
+                self.body_bytes_in_flight,
+                self.max_body_bytes
+            );
+        }
+        if self.deadline_ms == 0 {
+            anyhow::bail!("--deadline-ms 0: every request would be past its deadline");
+        }
         let defaults = self.compress.options(false, !gpu).context("invalid default options")?;
         let batch = BatchLimits {
             tokens: self.batch_tokens.unwrap_or(if gpu { 8192 } else { base.batch.tokens }),
@@ -106,22 +120,29 @@ async fn serve(server: Server, args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("cannot read the listening address")?;
     tracing::info!("listening on http://{addr} (the model loads in the background; /readyz says when)");
     // Loads off the async threads, so /healthz answers meanwhile; a failure stops the server.
-    let (failed, on_failure) = tokio::sync::oneshot::channel();
+    let (loaded_tx, loaded) = tokio::sync::oneshot::channel();
     let loader = server.clone();
     std::thread::spawn(move || {
         let loaded = args.model.load().and_then(|m| Ok(loader.set_model(m, &args.model.model)?));
-        match loaded {
-            Ok(()) => tracing::info!("model {} ready", args.model.model),
-            Err(e) => {
-                let _ = failed.send(e);
-            }
+        if loaded.is_ok() {
+            tracing::info!("model {} ready", args.model.model);
         }
+        let _ = loaded_tx.send(loaded);
     });
+    // The load's failure, if it fails; a loader that panicked drops its sender, which is one too.
+    let load_failure = async move {
+        match loaded.await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some(anyhow::anyhow!("the model loader stopped without a model")),
+        }
+    };
     let (stop, mut load_error) = tokio::sync::oneshot::channel();
     let shutdown = async move {
         tokio::select! {
             () = signal() => {}
-            Ok(e) = on_failure => { let _ = stop.send(e); }
+            // A load that succeeds disables this branch; the server then runs until a signal.
+            Some(e) = load_failure => { let _ = stop.send(e); }
         }
     };
     server.run(listener, shutdown).await?;
