@@ -27,7 +27,7 @@ fn threshold() -> CompressOptions {
     CompressOptions { mode: Mode::Threshold(0.5), ..Default::default() }
 }
 
-/// Input lines (1-based) whose words all have `reason`.
+/// Input lines (1-based) holding a word with `reason`.
 fn lines_with(r: &CompressResult, reason: Reason) -> Vec<usize> {
     let mut lines: Vec<usize> =
         r.words.as_ref().unwrap().iter().filter(|d| d.reason == reason).map(|d| d.line).collect();

@@ -410,6 +410,10 @@ fn a_token_guards_every_route_but_the_probes() {
     assert_eq!(server.get("/nowhere", &[]).status, 401);
     assert_eq!(server.get("/healthz", &[]).status, 200);
     assert_eq!(server.get("/readyz", &[]).status, 200);
+    let both = [("X-API-Key", "stale"), ("Authorization", "Bearer s3cret")];
+    assert_eq!(server.get("/metrics", &both).status, 200, "a right Bearer token beside a wrong key");
+    let empty = ServerConfig { token: Some(" ".into()), ..Default::default() };
+    assert!(Server::new(empty).is_err(), "an empty token is refused");
 }
 
 #[test]

@@ -19,10 +19,14 @@ pub(crate) async fn require_token(State(s): State<Arc<Shared>>, request: Request
     if OPEN_ROUTES.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    match presented(request.headers()) {
-        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => next.run(request).await,
-        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "wrong token").into_response(),
-        None => ApiError::new(
+    let given = presented(request.headers());
+    match given.is_empty() {
+        // Every header is compared (no early exit), so the time does not tell which one matched.
+        false if given.iter().fold(false, |ok, g| constant_time_eq(g.as_bytes(), token.as_bytes()) | ok) => {
+            next.run(request).await
+        }
+        false => ApiError::new(StatusCode::UNAUTHORIZED, "wrong token").into_response(),
+        true => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "this server needs a token: `Authorization: Bearer <token>` or `X-API-Key: <token>`",
         )
@@ -30,14 +34,15 @@ pub(crate) async fn require_token(State(s): State<Arc<Shared>>, request: Request
     }
 }
 
-/// The token a request carries, if any.
-fn presented(headers: &HeaderMap) -> Option<&str> {
-    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(key.trim());
-    }
-    let auth = headers.get("authorization")?.to_str().ok()?;
-    let (scheme, token) = auth.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+/// The tokens a request carries: its `X-API-Key`, then its Bearer token, where present.
+fn presented(headers: &HeaderMap) -> Vec<&str> {
+    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim);
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| auth.split_once(' '))
+        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()));
+    key.into_iter().chain(bearer).collect()
 }
 
 /// Equality whose time depends only on the lengths, not on where the bytes first differ.
@@ -65,12 +70,12 @@ mod tests {
     #[test]
     fn both_header_styles_are_read() {
         let mut h = HeaderMap::new();
-        assert_eq!(presented(&h), None);
+        assert!(presented(&h).is_empty());
         h.insert("authorization", "Bearer abc".parse().unwrap());
-        assert_eq!(presented(&h), Some("abc"));
-        h.insert("authorization", "Basic abc".parse().unwrap());
-        assert_eq!(presented(&h), None);
+        assert_eq!(presented(&h), ["abc"]);
         h.insert("x-api-key", "k1".parse().unwrap());
-        assert_eq!(presented(&h), Some("k1"));
+        assert_eq!(presented(&h), ["k1", "abc"], "a wrong key does not hide a right Bearer token");
+        h.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(presented(&h), ["k1"]);
     }
 }

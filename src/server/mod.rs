@@ -148,6 +148,10 @@ impl Server {
 
     /// A server whose eviction routes use `network`.
     pub fn with_network(config: ServerConfig, network: EvictionNetwork) -> Result<Self> {
+        if config.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            // Headers are trimmed, so an empty token would open the server to `Bearer ` alone.
+            return Err(Error::Invalid("the server's token is empty: give a token or none".into()));
+        }
         let shared = Shared {
             queue: Pool::new(config.queue_chunks),
             bodies: Pool::new(config.body_bytes_in_flight),
