@@ -46,6 +46,18 @@ pub struct CompressResult {
     pub output_chars: usize,
 }
 
+impl CompressResult {
+    /// The result as `kompress evict --json` prints it, with every line's fate under `annotations`
+    /// when given (`kompress evict --json --annotate`).
+    pub fn to_json(&self, annotations: Option<&[LineAnnotation]>) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("results serialize");
+        if let Some(a) = annotations {
+            v["annotations"] = serde_json::to_value(a).expect("annotations serialize");
+        }
+        v
+    }
+}
+
 /// Why a line is in the output, or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -27,12 +27,14 @@ pub(crate) struct Planner<'a, I> {
 }
 
 impl<'a, I: Iterator<Item = Word<'a>>> Planner<'a, I> {
+    /// `chunk_words` is at most [`words_per_chunk`].
     pub(crate) fn new(source: I, chunk_words: usize, chunk_tokens: usize) -> Self {
-        // Every word has a token, so a chunk never sees more than `chunk_tokens` words whole: pulling
-        // more only tokenizes the rest of the text again for each chunk. With at least `chunk_tokens`
-        // words the encoding still overflows the cap, so the cut (and every score) is the same.
-        let chunk_words = chunk_words.min(chunk_tokens.max(1));
-        Self { source, carry: VecDeque::new(), chunk_words, chunk_tokens }
+        Self {
+            source,
+            carry: VecDeque::new(),
+            chunk_words: words_per_chunk(chunk_words, chunk_tokens),
+            chunk_tokens,
+        }
     }
 
     /// The next chunk, or `None` once every word was planned.
@@ -49,6 +51,14 @@ impl<'a, I: Iterator<Item = Word<'a>>> Planner<'a, I> {
             n => Planned::Chunk { words: self.carry.drain(..n).collect(), encoding },
         }))
     }
+}
+
+/// The most words a chunk pulls in. Every word has a token, so a chunk never sees more than
+/// `chunk_tokens` words whole: pulling more only tokenizes the rest of the text again for each chunk.
+/// With at least `chunk_tokens` words the encoding still overflows the cap, so the cut (and every
+/// score) is the same as with more.
+pub(crate) fn words_per_chunk(chunk_words: usize, chunk_tokens: usize) -> usize {
+    chunk_words.min(chunk_tokens).max(1)
 }
 
 /// Cuts an encoding to `cap` tokens as the reference tokenizer's truncation does (leading and

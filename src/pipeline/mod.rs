@@ -38,6 +38,7 @@ pub mod table;
 pub mod tokens;
 pub mod words;
 
+pub(crate) use chunk::words_per_chunk;
 pub use explain::{Reason, WordDecision};
 pub use fields::{CompressFields, ModeName};
 pub use keep::Mode;
@@ -236,6 +237,21 @@ impl CompressResult {
         if opts.headroom() {
             v["compat"] = serde_json::json!("headroom");
         }
+        v
+    }
+
+    /// [`to_json`](Self::to_json) with the model that scored it, named `model_name`, and its device and
+    /// dtype: what `kompress compress --json` prints, less its `input`.
+    pub fn to_json_with_model(
+        &self,
+        opts: &CompressOptions,
+        model_name: &str,
+        model: &crate::Kompress,
+    ) -> serde_json::Value {
+        let mut v = self.to_json(opts);
+        v["model"] = serde_json::json!(model_name);
+        v["device"] = serde_json::json!(crate::device::device_name(model.device()));
+        v["dtype"] = serde_json::json!(model.dtype().as_str());
         v
     }
 }

@@ -21,7 +21,7 @@ use super::options::{
 };
 use super::{render, Engine, Shared};
 use crate::evict::{compress_detailed, compress_for_turn, split_lines, PolicyKind};
-use crate::pipeline::{compress_batch, words::words, Mode};
+use crate::pipeline::{compress_batch, words::words, words_per_chunk, Mode};
 use crate::{CompressOptions, Error};
 
 /// The request header that shortens the server's deadline for one request.
@@ -211,11 +211,11 @@ fn engine(s: &Shared) -> Result<&Engine, ApiError> {
     s.engine.get().ok_or_else(|| ApiError::busy("the model is loading; retry shortly", 1))
 }
 
-/// What a request's texts cost in the admission queue: the chunks they need, counting at most as many
-/// words per chunk as its token cap holds, and every word of the short texts that pass through too
+/// What a request's texts cost in the admission queue: the chunks they need, at the planner's words
+/// per chunk, and every word of the short texts that pass through too
 /// (so a list of many tiny texts is not free).
 fn chunks(texts: &[&str], opts: &CompressOptions) -> usize {
-    let per_chunk = opts.chunk_words.min(opts.chunk_tokens.saturating_sub(2)).max(1);
+    let per_chunk = words_per_chunk(opts.chunk_words, opts.chunk_tokens);
     let (mut scored, mut passed) = (0, 0);
     for text in texts {
         let n = words(text).count();
@@ -311,7 +311,7 @@ impl Work for Compress {
         let opts = self.opts.clone().expect("admitted");
         let results = run_pipeline(s, ticket, &self.texts(), &opts)?;
         let engine = s.engine.get().expect("admitted with a model");
-        let mut rendered = results.iter().map(|r| render::compress(r, &opts, engine));
+        let mut rendered = results.iter().map(|r| r.to_json_with_model(&opts, &engine.name, engine.model()));
         Ok(match self.body.text {
             Texts::One(_) => rendered.next().expect("one result per text"),
             Texts::Many(_) => json!({ "results": rendered.collect::<Vec<_>>() }),
@@ -369,6 +369,6 @@ impl Work for EvictBody {
         let (r, annotations) =
             compress_detailed(&self.context, &self.question, self.budget, policy.as_ref())?;
         s.metrics.evict_tokens(r.original_tokens, r.kept_tokens);
-        Ok(render::evict(&r, self.annotate.then_some(annotations.as_slice())))
+        Ok(r.to_json(self.annotate.then_some(annotations.as_slice())))
     }
 }

@@ -1,19 +1,11 @@
-//! The one place where results become JSON answers.
+//! The answers of the Headroom and SuperCompress contracts; our own routes answer with the results'
+//! own JSON (`to_json_with_model`, `evict::CompressResult::to_json`), as the CLI prints it.
 
 use serde_json::{json, Value};
 
 use super::Engine;
-use crate::evict::{self, LineAnnotation};
-use crate::{CompressOptions, CompressResult};
-
-/// A result as `kompress compress --json` prints it: the result's fields with the run's settings.
-pub(crate) fn compress(r: &CompressResult, opts: &CompressOptions, engine: &Engine) -> Value {
-    let mut v = r.to_json(opts);
-    v["model"] = json!(engine.name);
-    v["device"] = json!(crate::device::device_name(engine.model().device()));
-    v["dtype"] = json!(engine.model().dtype().as_str());
-    v
-}
+use crate::evict;
+use crate::CompressResult;
 
 /// Headroom's remote Kompress answer; its counts and ratio are words, as Headroom's own compressor
 /// reports them (the result's own ratio counts LLM tokens).
@@ -61,15 +53,6 @@ pub(crate) fn blocks(r: &evict::CompressResult, budget_ratio: f64) -> Value {
             "budget_ratio": budget_ratio,
         },
     })
-}
-
-/// A result as `kompress evict --json [--annotate]` prints it.
-pub(crate) fn evict(r: &evict::CompressResult, annotations: Option<&[LineAnnotation]>) -> Value {
-    let mut v = serde_json::to_value(r).expect("results serialize");
-    if let Some(a) = annotations {
-        v["annotations"] = serde_json::to_value(a).expect("annotations serialize");
-    }
-    v
 }
 
 /// Python's `round(x, digits)` for the magnitudes here (half-to-even differs only on exact ties).

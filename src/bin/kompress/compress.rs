@@ -416,10 +416,7 @@ fn json_line(
     result: &CompressResult,
     extra: &[(&str, Value)],
 ) -> String {
-    let mut v = result.to_json(opts);
-    v["model"] = json!(args.model.model);
-    v["device"] = json!(kompress::device::device_name(model.device()));
-    v["dtype"] = json!(model.dtype().as_str());
+    let mut v = result.to_json_with_model(opts, &args.model.model, model);
     for (k, x) in extra {
         v[*k] = x.clone();
     }

@@ -144,10 +144,7 @@ fn evict(args: EvictArgs) -> anyhow::Result<()> {
     let (result, annotations) = compress_detailed(&text, &ctx.question, ctx.budget, policy.as_ref())?;
     let mut out = String::new();
     if ctx.json {
-        let mut value = serde_json::to_value(&result)?;
-        if args.annotate {
-            value["annotations"] = serde_json::to_value(&annotations)?;
-        }
+        let value = result.to_json(args.annotate.then_some(annotations.as_slice()));
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
     } else if args.annotate {
         let lines = split_lines(&text);
