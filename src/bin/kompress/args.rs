@@ -35,6 +35,11 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load(&self) -> anyhow::Result<Kompress> {
+        self.load_on(&self.open_device()?)
+    }
+
+    /// [`load`](Self::load) onto a device already opened with [`open_device`](Self::open_device).
+    pub fn load_on(&self, device: &Device) -> anyhow::Result<Kompress> {
         let hub = HubOptions {
             revision: self.revision.clone(),
             offline: self.offline,
@@ -43,8 +48,7 @@ impl ModelArgs {
         };
         let load = || {
             let files = ModelFiles::locate(&self.model, &hub).map_err(with_remedy)?;
-            let device = self.open_device()?;
-            anyhow::Ok(Kompress::from_files_on(&files, &device, self.dtype)?)
+            anyhow::Ok(Kompress::from_files_on(&files, device, self.dtype)?)
         };
         let model = load().with_context(|| format!("cannot load model {}", self.model))?;
         if self.verbose {

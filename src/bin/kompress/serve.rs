@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use candle_core::Device;
 use clap::Args;
 use kompress::evict::EvictionNetwork;
 use kompress::server::{BatchLimits, Server, ServerConfig};
@@ -95,8 +96,8 @@ impl ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
-    let gpu = !args.model.open_device()?.is_cpu();
-    let config = args.config(gpu)?;
+    let device = args.model.open_device()?;
+    let config = args.config(!device.is_cpu())?;
     let network = match &args.evict_checkpoint {
         Some(path) => EvictionNetwork::load(path)?,
         None => EvictionNetwork::embedded()?,
@@ -110,10 +111,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let server = Server::with_network(config, network)?;
-    runtime.block_on(serve(server, args))
+    runtime.block_on(serve(server, args, device))
 }
 
-async fn serve(server: Server, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(server: Server, args: ServeArgs, device: Device) -> anyhow::Result<()> {
     let addr = SocketAddr::new(args.host, args.port);
     let listener =
         tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
@@ -123,7 +124,7 @@ async fn serve(server: Server, args: ServeArgs) -> anyhow::Result<()> {
     let (loaded_tx, loaded) = tokio::sync::oneshot::channel();
     let loader = server.clone();
     std::thread::spawn(move || {
-        let loaded = args.model.load().and_then(|m| Ok(loader.set_model(m, &args.model.model)?));
+        let loaded = args.model.load_on(&device).and_then(|m| Ok(loader.set_model(m, &args.model.model)?));
         if loaded.is_ok() {
             tracing::info!("model {} ready", args.model.model);
         }
