@@ -436,9 +436,10 @@ struct TextState<'a> {
     planner: Option<Planner<'a, Words<'a>>>,
     /// Every word, in order: the words of verbatim lines are applied as the model's words pass them.
     all: Peekable<Words<'a>>,
-    /// Lines kept byte for byte without the model.
+    /// Code lines, kept byte for byte without the model.
     code: LineSet,
-    tables: LineSet,
+    /// Every line kept byte for byte without the model: the code and the table lines.
+    verbatim: LineSet,
     /// Headroom's table rows: scored, but kept whatever the model says.
     headroom_tables: LineSet,
     protect_words: bool,
@@ -476,7 +477,7 @@ impl<'a> TextState<'a> {
         let code = find(!headroom && opts.protect_code, code::fenced_code);
         let tables = find(!headroom && opts.protect_tables, table::tables);
         let headroom_tables = find(headroom && opts.protect_tables, table::headroom_tables);
-        let verbatim = code.clone().union(tables.clone());
+        let verbatim = code.clone().union(tables);
         let planner = scored.then(|| {
             let v = verbatim.clone();
             let source: Words<'a> = Box::new(words(text).filter(move |w| !v.contains(w.line)));
@@ -490,10 +491,10 @@ impl<'a> TextState<'a> {
             planner,
             all: all.peekable(),
             code,
-            tables,
+            out: Output::new(text, headroom, verbatim.clone()),
+            verbatim,
             headroom_tables,
             protect_words: opts.protect_words,
-            out: Output::new(text, headroom, verbatim),
             staged: opts.mode.global(headroom).then(Vec::new),
             decisions: opts.explain.then(Vec::new),
             passthrough,
@@ -521,12 +522,11 @@ impl<'a> TextState<'a> {
 
     fn apply_chunk(&mut self, words: &[Word<'a>], verdicts: &[WordVerdict]) {
         self.chunks += 1;
-        let global = self.staged.is_some();
         for (word, v) in words.iter().zip(verdicts) {
             let reason = match v.keep {
                 true => Reason::Model,
                 false if self.protect_words && protect::must_keep(word.text) => Reason::Protected,
-                false if !global && self.headroom_tables.contains(word.line) => Reason::Table,
+                false if self.headroom_tables.contains(word.line) => Reason::Table,
                 false => Reason::Dropped,
             };
             self.apply(word, reason, v.score);
@@ -672,7 +672,7 @@ impl<'a> TextState<'a> {
     fn render(&self, staged: &[Staged<'a>], chosen: &[usize]) -> String {
         let mut keep: Vec<bool> = staged.iter().map(|s| s.reason.kept()).collect();
         chosen.iter().for_each(|&i| keep[i] = true);
-        let mut out = Output::new(self.text, false, self.code.clone().union(self.tables.clone()));
+        let mut out = Output::new(self.text, false, self.verbatim.clone());
         for (s, k) in staged.iter().zip(keep) {
             out.push(&s.word, k);
         }
