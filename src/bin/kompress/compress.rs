@@ -352,9 +352,12 @@ fn run_jsonl(args: &CompressArgs, inputs: &[Option<&PathBuf>]) -> anyhow::Result
                 .map(|(n, line)| corpus_text(line, args.lossy).with_context(|| format!("{name}, line {n}")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let started = Instant::now();
             let results = kompress::compress_batch(&model, &refs, opts)?;
+            // The texts of a batch share its forward passes, so each is done when the batch is.
+            let seconds = started.elapsed().as_secs_f64();
             for ((n, _), result) in batch.iter().zip(&results) {
-                notes(&format!("{name}, line {n}"), result, opts, args.model.verbose, 0.0);
+                notes(&format!("{name}, line {n}"), result, opts, args.model.verbose, seconds);
                 let extra = [("input", json!(name)), ("line", json!(n))];
                 writeln!(out, "{}", json_line(args, opts, &model, result, &extra))?;
             }
