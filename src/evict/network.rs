@@ -15,7 +15,7 @@ use crate::{Error, Result};
 /// Hidden width of the network.
 pub const HIDDEN_DIM: usize = 64;
 /// PyTorch's `nn.LayerNorm` default epsilon.
-const LN_EPS: f64 = 1e-5;
+pub(super) const LN_EPS: f64 = 1e-5;
 
 /// This crate's trained weights (see `weights/README.md` for the command and seed).
 const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../weights/evict-default.safetensors");

@@ -58,8 +58,8 @@ impl Trained {
     }
 }
 
-/// PyTorch's `nn.LayerNorm` default epsilon.
-const LN_EPS: f32 = 1e-5;
+/// The network's LayerNorm epsilon, in the f32 these loops compute in.
+const LN_EPS: f32 = super::network::LN_EPS as f32;
 // Indices of the tensors in [`TENSOR_SHAPES`] (and in [`Params`]).
 const W0: usize = 0;
 const B0: usize = 1;
@@ -341,7 +341,7 @@ impl AdamW {
 }
 
 /// Trains a network from scratch; `progress(step, loss)` is called after every step with the mean
-/// masked binary cross-entropy of that step's batch.
+/// binary cross-entropy over the tokens of that step's batch.
 pub fn train(config: &TrainConfig, mut progress: impl FnMut(usize, f32)) -> Result<Trained> {
     if config.steps == 0 || config.batch == 0 || !config.lr.is_finite() || config.lr <= 0.0 {
         return Err(Error::Invalid(

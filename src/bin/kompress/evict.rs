@@ -246,7 +246,7 @@ fn train_evict(args: TrainArgs) -> anyhow::Result<()> {
     let config = TrainConfig { seed: args.seed, steps: args.steps, batch: args.batch, lr: args.lr };
     let trained = train(&config, |step, loss| {
         if step == 0 || (step + 1) % 20 == 0 || step + 1 == config.steps {
-            eprintln!("step {:>4}/{}: masked BCE {loss:.5}", step + 1, config.steps);
+            eprintln!("step {:>4}/{}: mean BCE {loss:.5}", step + 1, config.steps);
         }
     })?;
     trained.save(&args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
