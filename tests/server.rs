@@ -639,9 +639,13 @@ fn admission_counts_what_a_request_really_costs() {
     let tiny: Vec<String> = (0..3000).map(|i| format!("w{i}")).collect();
     let answer = server.post("/v1/compress", &json!({ "text": tiny }));
     assert_eq!(answer.status, 413, "{}", answer.body);
-    // A request within the queue is served, whatever batch size it asks for.
+    // A request within the queue is served, whatever batch size it asks for, in passes of at most
+    // what --batch-tokens allows (512 tokens: one chunk).
     let ok = json!({ "text": prose(400, 3), "options": { "batch_size": 1_000_000u64 } });
     assert_eq!(server.post("/v1/compress", &ok).status, 200);
+    let passes = server.metric("kompress_batch_chunks_count");
+    assert!(passes >= 2.0, "{passes} passes: the text must need several chunks");
+    assert_eq!(server.metric("kompress_batch_chunks_bucket{le=\"1\"}"), passes, "every pass held one chunk");
 }
 
 #[test]
