@@ -139,7 +139,7 @@ impl Default for CompressOptions {
 }
 
 impl CompressOptions {
-    fn validate(&self, max_tokens: usize) -> Result<()> {
+    pub(crate) fn validate(&self, max_tokens: usize) -> Result<()> {
         let invalid = |m: String| Err(Error::Invalid(m));
         match self.mode {
             Mode::Threshold(t) if !(0.0..=1.0).contains(&t) => {

@@ -227,6 +227,12 @@ fn chunks(texts: &[&str], opts: &CompressOptions) -> usize {
     scored + passed.div_ceil(per_chunk)
 }
 
+/// Options the pipeline would refuse are a `400` before the request takes a place in the queue.
+fn checked(opts: &CompressOptions, engine: &Engine) -> Result<(), ApiError> {
+    let invalid = |e: Error| ApiError::new(StatusCode::BAD_REQUEST, e.to_string());
+    opts.validate(engine.model().max_tokens()).map_err(invalid)
+}
+
 /// A request's batch size, at most what fits the server's tokens per forward pass (or its default):
 /// one request cannot make a pass of unbounded size.
 fn bounded_batch(opts: &mut CompressOptions, s: &Shared) {
@@ -261,11 +267,12 @@ struct Headroom {
 
 impl Work for Headroom {
     fn admit(&mut self, s: &Shared) -> Result<usize, ApiError> {
-        engine(s)?;
+        let engine = engine(s)?;
         let mut opts = s.config.defaults.clone();
         if let Some(r) = self.body.target_ratio {
             opts.mode = Mode::Ratio(r);
         }
+        checked(&opts, engine)?;
         let cost = chunks(&[&self.body.content], &opts);
         self.opts = Some(opts);
         Ok(cost)
@@ -298,10 +305,11 @@ impl Compress {
 
 impl Work for Compress {
     fn admit(&mut self, s: &Shared) -> Result<usize, ApiError> {
-        engine(s)?;
+        let engine = engine(s)?;
         let mut opts = (self.body.options.resolve(&s.config.defaults))
             .map_err(|(f, m)| ApiError::field(format!("options.{f}"), m))?;
         bounded_batch(&mut opts, s);
+        checked(&opts, engine)?;
         let cost = chunks(&self.texts(), &opts);
         self.opts = Some(opts);
         Ok(cost)
