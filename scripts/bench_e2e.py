@@ -1,0 +1,285 @@
+"""End-to-end compression time: Headroom 0.42's KompressCompressor (ONNX Runtime) beside `kompress compress`.
+
+One long real text, one model directory, the same keep rule on both sides: Headroom's ONNX backend
+(`_OnnxModel.get_keep_mask`: final score > 0.5, chunks of 350 words and at most 512 tokens, one chunk
+per forward) against `kompress compress --compat headroom --mode threshold` (the same rule, chunking
+and output; docs/COMPRESS.md). Engines run alternating, --reps times each, every run a fresh process:
+
+- `headroom-ort-fp32`, `headroom-ort-int8-wo`, `headroom-ort-int8-dyn`: a Python process that imports
+  Headroom, opens an ONNX Runtime session on that form of the model (exported from the model directory
+  by scripts/ort_models.py and cached; export and quantization are done before any timing) with
+  Headroom's own session options (`_onnx_session_options`: HEADROOM_KOMPRESS_ONNX_INTRA_THREADS =
+  --threads, inter-op 1, no idle spinning, no CPU arena) and its smoke run, loads the model directory's
+  tokenizer, and calls `KompressCompressor(KompressConfig(enable_ccr=False)).compress(text)` once, with
+  Headroom's 20 s deadline and time budget off (else it stops scoring at 20 s and keeps the rest).
+- `kompress-f32`, `kompress-int8`: `$KOMPRESS_BIN compress -m MODEL --threads N --compat headroom
+  --mode threshold --dtype f32|int8 --json -v TEXT` (int8 is skipped, with a line saying so, when the
+  binary rejects `--dtype int8`). Its chunk batch size is the binary's default unless --batch-size.
+
+Three times per run, medians over the reps: `whole` = the process's wall time, start to exit (Python
+start, imports, session or weights load, tokenizer, compression; the same work a cold CLI call does);
+`whole CPU` = that process's user + system seconds over all its threads (less swayed by other load);
+`compress` = the compression call alone, the model already loaded (Headroom: `compress()` timed
+inside the worker; kompress: the seconds `-v` prints, measured from after the model load to the end).
+Also printed: words in/out, the ratio of each engine's median to kompress f32's and to Headroom
+ORT fp32's, and whether each output (the kept words, rebuilt as text) is identical to Headroom ORT
+fp32's, with the count of differing words when not.
+
+    python scripts/bench_e2e.py [TEXT] [--model DIR] [--reps 3] [--threads 2]
+        [--engines headroom-ort-fp32,kompress-f32,kompress-int8,headroom-ort-int8-wo,headroom-ort-int8-dyn]
+        [--batch-size N]
+
+TEXT defaults to /usr/share/common-licenses/GPL-3 (about 5,600 words). --model defaults to a
+kompress-base-shaped model with seeded random weights written by scripts/make_full_model.py into
+$KOMPRESS_ONNX_CACHE/full-model (made once). KOMPRESS_BIN defaults to target/release/kompress, built
+with `cargo build --release --quiet` when that default is used.
+Requirements: torch, transformers, tokenizers, safetensors, onnx, onnxruntime, headroom-ai 0.42 in this
+Python (`pip install headroom-ai==0.42.0`); no network.
+"""
+
+import argparse
+import difflib
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+HEADROOM_FORMS = {"headroom-ort-fp32": "fp32", "headroom-ort-int8-wo": "int8-wo", "headroom-ort-int8-dyn": "int8-dyn"}
+KOMPRESS_DTYPES = {"kompress-f32": "f32", "kompress-int8": "int8"}
+DEFAULT_ENGINES = "headroom-ort-fp32,kompress-f32,kompress-int8,headroom-ort-int8-wo,headroom-ort-int8-dyn"
+
+
+def read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def headroom_worker(onnx_path: str, model_dir: str, text_path: str, threads: int) -> None:
+    """Runs in its own process: load as Headroom does, compress once, print a JSON result."""
+    started = time.perf_counter()
+    os.environ["HEADROOM_KOMPRESS_ONNX_INTRA_THREADS"] = str(threads)
+    os.environ["HEADROOM_KOMPRESS_ONNX_INTER_THREADS"] = "1"
+    os.environ["HEADROOM_COMPRESSION_DEADLINE_MS"] = "0"
+    os.environ["HEADROOM_KOMPRESS_TIME_BUDGET_SECONDS"] = "0"
+    import onnxruntime as ort
+    from transformers import PreTrainedTokenizerFast
+
+    import headroom.transforms.kompress_compressor as kc
+
+    session = ort.InferenceSession(onnx_path, kc._onnx_session_options(ort), providers=["CPUExecutionProvider"])
+    kc._smoke_run(session)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=os.path.join(model_dir, "tokenizer.json"))
+    tokenizer.pad_token = "[PAD]"
+    loaded = (kc._OnnxModel(session), tokenizer, "onnx")
+    kc._load_kompress = lambda *a, **k: loaded
+    kept: list[list[int]] = []
+    join = kc._join_kept_words_by_line
+
+    def spy(words, line_ids, kept_ids):
+        kept.append(sorted(kept_ids))
+        return join(words, line_ids, kept_ids)
+
+    kc._join_kept_words_by_line = spy
+    comp = kc.KompressCompressor(kc.KompressConfig(device="cpu", enable_ccr=False))
+
+    def fail(exc):  # Headroom turns inference errors into passthrough: surface them instead.
+        raise exc
+
+    comp._record_inference_failure = fail
+    text = read_text(text_path)
+    load_s = time.perf_counter() - started
+    t0 = time.perf_counter()
+    result = comp.compress(text)
+    compress_s = time.perf_counter() - t0
+    n_words = len(kc._words_by_line(text)[0])
+    print(json.dumps({"load_s": load_s, "compress_s": compress_s, "compressed": result.compressed,
+                      "words_in": n_words, "words_out": len(kept[0]) if kept else n_words,
+                      "passthrough": not kept}))
+
+
+def timed_run(cmd: list[str]) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Runs cmd; returns it with its wall seconds and its CPU seconds (user + system, all its threads)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return proc, wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def run_headroom(form_path: str, model_dir: str, text: str, threads: int) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--headroom-worker", form_path, model_dir, text, str(threads)]
+    proc, whole, cpu = timed_run(cmd)
+    if proc.returncode != 0:
+        sys.exit(f"error: the Headroom worker failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["whole_s"], out["cpu_s"] = whole, cpu
+    return out
+
+
+def run_kompress(binary: str, dtype: str, model_dir: str, text: str, threads: int, batch_size) -> dict | None:
+    """None when the binary rejects the dtype."""
+    cmd = [binary, "compress", "-m", model_dir, "--device", "cpu", "--dtype", dtype, "--threads", str(threads),
+           "--compat", "headroom", "--mode", "threshold", "--json", "-v", text]
+    if batch_size:
+        cmd += ["--batch-size", str(batch_size)]
+    proc, whole, cpu = timed_run(cmd)
+    if proc.returncode != 0:
+        if re.search(rf"invalid value '{dtype}'|unknown dtype", proc.stderr):
+            return None
+        sys.exit(f"error: {' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout)
+    seconds = re.findall(r" in ([0-9.]+) s$", proc.stderr, re.MULTILINE)
+    return {"whole_s": whole, "cpu_s": cpu, "compress_s": float(seconds[-1]) if seconds else None,
+            "compressed": result["compressed"], "words_in": result["original_words"],
+            "words_out": result["kept_words"], "passthrough": result.get("passthrough", False)}
+
+
+def default_model() -> str:
+    import ort_models
+
+    path = os.path.join(ort_models.cache_root(), "full-model")
+    if not os.path.exists(os.path.join(path, "model.safetensors")):
+        print(f"writing a full-size random model to {path} (once)", file=sys.stderr)
+        subprocess.run([sys.executable, os.path.join(HERE, "make_full_model.py"), path], check=True)
+    return path
+
+
+def kompress_binary() -> str:
+    binary = os.environ.get("KOMPRESS_BIN")
+    if binary:
+        return binary
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    return os.path.join(ROOT, "target/release/kompress")
+
+
+def machine_line(threads: int) -> str:
+    """CPU model, its SIMD flags that matter here, threads and KOMPRESS_CPU_KERNELS (as bench_compare.sh)."""
+    info = {}
+    try:
+        for line in open("/proc/cpuinfo"):
+            k, _, v = line.partition(":")
+            info.setdefault(k.strip(), v.strip())
+    except OSError:
+        pass
+    present = set((info.get("flags") or info.get("Features") or "").split())
+    wanted = ["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+              "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm", "bf16", "sve", "sve2"]
+    flags = " ".join(f for f in wanted if f in present) or "none of the listed"
+    kernels = os.environ.get("KOMPRESS_CPU_KERNELS") or "(unset: best available)"
+    return (f"machine: {info.get('model name') or info.get('CPU part') or 'unknown CPU'}; flags: {flags}; "
+            f"{threads} threads; KOMPRESS_CPU_KERNELS={kernels}")
+
+
+def fmt(x) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--headroom-worker":
+        headroom_worker(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("text", nargs="?", default="/usr/share/common-licenses/GPL-3")
+    ap.add_argument("--model")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--engines", default=DEFAULT_ENGINES)
+    ap.add_argument("--batch-size", type=int, help="kompress's --batch-size (default: the binary's own)")
+    args = ap.parse_args()
+    engines = args.engines.split(",")
+    unknown = [e for e in engines if e not in HEADROOM_FORMS and e not in KOMPRESS_DTYPES]
+    if unknown:
+        ap.error(f"unknown engine(s) {', '.join(unknown)}: expected {DEFAULT_ENGINES}")
+    if not os.path.isfile(args.text):
+        sys.exit(f"error: no such text file {args.text}")
+    try:
+        import headroom.transforms.kompress_compressor  # noqa: F401
+        import onnxruntime
+
+        from kompress_ref import load_dir
+    except ImportError as e:
+        sys.exit(f"error: {sys.executable} lacks a requirement ({e}); see this script's header")
+    import ort_models
+
+    model_dir = os.path.abspath(args.model or default_model())
+    binary = kompress_binary()
+    with open(os.path.join(model_dir, "config.json")) as f:
+        config = json.load(f)
+    key = ort_models.key_of(config, ort_models.weights_origin(model_dir), extra_outputs=False)
+    paths = {}
+    for engine in engines:
+        if engine in HEADROOM_FORMS:  # exported and quantized on a cache miss only, before any timing
+            paths[engine] = ort_models.ensure(HEADROOM_FORMS[engine], key, lambda: load_dir(model_dir)[0])
+    n_words = len(read_text(args.text).split())
+    import headroom
+
+    print(machine_line(args.threads))
+    print(f"text: {args.text}, {n_words} words; model: {model_dir} ({config.get('num_hidden_layers')} layers, "
+          f"hidden {config.get('hidden_size')}); {args.threads} threads; {args.reps} reps, engines alternating; "
+          f"headroom-ai {getattr(headroom, '__version__', '?')}, onnxruntime {onnxruntime.__version__}; "
+          f"{subprocess.run([binary, '--version'], capture_output=True, text=True).stdout.strip()}; "
+          f"batch size {args.batch_size or 'kompress default'}; "
+          f"date {time.strftime('%Y-%m-%dT%H:%M%z')}", flush=True)
+    runs: dict[str, list[dict]] = {e: [] for e in engines}
+    skipped: dict[str, str] = {}
+    for rep in range(args.reps):
+        for engine in engines:
+            if engine in skipped:
+                continue
+            if engine in HEADROOM_FORMS:
+                r = run_headroom(paths[engine], model_dir, args.text, args.threads)
+            else:
+                r = run_kompress(binary, KOMPRESS_DTYPES[engine], model_dir, args.text, args.threads, args.batch_size)
+                if r is None:
+                    skipped[engine] = f"skipped: {binary} rejects --dtype {KOMPRESS_DTYPES[engine]}"
+                    print(f"{engine}: {skipped[engine]}", flush=True)
+                    continue
+            runs[engine].append(r)
+            print(f"rep {rep + 1} {engine}: whole {r['whole_s']:.2f} s (CPU {r['cpu_s']:.1f} s), compress {fmt(r['compress_s'])} s, "
+                  f"{r['words_in']} -> {r['words_out']} words", file=sys.stderr, flush=True)
+
+    def median(engine, field):
+        vals = [r[field] for r in runs.get(engine, []) if r[field] is not None]
+        return statistics.median(vals) if vals else None
+
+    ref_text = runs["headroom-ort-fp32"][0]["compressed"] if runs.get("headroom-ort-fp32") else None
+    print("| engine | whole s (median) | whole CPU s (median) | compress s (median) | compress / kompress f32 | compress / Headroom ORT fp32 "
+          "| words in -> out | output = Headroom ORT fp32 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for engine in engines:
+        if engine in skipped or not runs[engine]:
+            print(f"| {engine} | {skipped.get(engine, 'no runs')} | | | | | | |")
+            continue
+        first = runs[engine][0]
+        comp = median(engine, "compress_s")
+        ratios = []
+        for ref in ("kompress-f32", "headroom-ort-fp32"):
+            base = median(ref, "compress_s")
+            ratios.append(f"{comp / base:.2f}x" if comp and base else "-")
+        if ref_text is None:
+            same = "-"
+        elif first["compressed"] == ref_text:
+            same = "identical"
+        else:
+            a, b = ref_text.split(), first["compressed"].split()
+            matched = sum(m.size for m in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks())
+            same = f"differs: {len(a) - matched} words only in Headroom's, {len(b) - matched} only in this"
+        consistent = all(r["compressed"] == first["compressed"] for r in runs[engine])
+        print(f"| {engine} | {fmt(median(engine, 'whole_s'))} | {fmt(median(engine, 'cpu_s'))} | {fmt(comp)} | {ratios[0]} | {ratios[1]} | "
+              f"{first['words_in']} -> {first['words_out']} | {same}{'' if consistent else ' (varies between reps)'} |")
+    print("whole: process start to exit (imports, model load, compression); whole CPU: that process's user + system "
+          "seconds, all threads (steadier than wall time on a loaded machine); compress: the compression call after "
+          "the load. Ratios: compress median / reference median (above 1: slower).")
+
+
+if __name__ == "__main__":
+    main()
