@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use super::rope::RopeTables;
 use super::Linear;
 use crate::config::{Config, LayerKind};
-use crate::device::gpu_matmul;
+use crate::device::{gpu_matmul, Precision};
 use crate::kernels::attention::{CpuAttention, RopeSplit};
 use crate::weights::Weights;
 use crate::Result;
@@ -227,18 +227,18 @@ pub struct Attention {
 }
 
 impl Attention {
-    pub fn new(cfg: &Config, kind: LayerKind, w: &Weights, prefix: &str, dtype: DType) -> Result<Self> {
+    pub fn new(cfg: &Config, kind: LayerKind, w: &Weights, prefix: &str, p: Precision) -> Result<Self> {
         let h = cfg.hidden_size;
-        let wqkv = w.get(&[3 * h, h], &format!("{prefix}.Wqkv.weight"), dtype)?;
+        let wqkv = w.get(&[3 * h, h], &format!("{prefix}.Wqkv.weight"), p.dtype)?;
         // 1/sqrt(head_dim) folded into the query rows: RoPE is linear, so this equals scaling the
-        // scores, without a pass over them (exact for power-of-two head sizes).
+        // scores, without a pass over them (exact for power-of-two head sizes). Int8 quantises after.
         let scale = 1.0 / (cfg.head_dim() as f64).sqrt();
-        let wqkv =
-            Linear::new(&Tensor::cat(&[(wqkv.narrow(0, 0, h)? * scale)?, wqkv.narrow(0, h, 2 * h)?], 0)?)?;
+        let wqkv = Tensor::cat(&[(wqkv.narrow(0, 0, h)? * scale)?, wqkv.narrow(0, h, 2 * h)?], 0)?;
+        let wqkv = Linear::new(&wqkv, p.int8)?;
         let score_budget = if w.device().is_cpu() { SCORE_BUDGET } else { GPU_SCORE_BUDGET };
         Ok(Self {
             wqkv,
-            wo: Linear::new(&w.get(&[h, h], &format!("{prefix}.Wo.weight"), dtype)?)?,
+            wo: Linear::new(&w.get(&[h, h], &format!("{prefix}.Wo.weight"), p.dtype)?, p.int8)?,
             kind,
             heads: cfg.num_attention_heads,
             head_dim: cfg.head_dim(),
@@ -388,7 +388,7 @@ mod tests {
         let ctx = AttentionContext::new(&cfg, &lengths, t, DType::F32, &Device::Cpu).unwrap();
         let x = Tensor::randn(0f32, 1.0, (lengths.iter().sum::<usize>(), 32), &Device::Cpu).unwrap();
         for kind in [LayerKind::Global, LayerKind::Local] {
-            let mut attn = Attention::new(&cfg, kind, &w, "layer", DType::F32).unwrap();
+            let mut attn = Attention::new(&cfg, kind, &w, "layer", DType::F32.into()).unwrap();
             let fused = attn.forward(&x, &x, &ctx).unwrap();
             attn.fused = false;
             let whole = attn.forward(&x, &x, &ctx).unwrap();

@@ -1,0 +1,255 @@
+//! Int8 linear layers for the CPU (`--dtype int8`): weights quantised once at load, symmetric per
+//! output channel; activations quantised per call, symmetric per row (token); products accumulated
+//! exactly in i32, then `out = out + acc as f32 * (sx[row] * sw[col])`.
+//!
+//! Every path ([`Isa`]: `vnni`, `avx2`, `portable`) computes the same i32 accumulators and hands them to
+//! the one dequantising function [`dequantise`], so their outputs are bit-identical; the tests check
+//! it, and check the portable path against a naive product of the quantised values.
+
+mod avx2;
+mod portable;
+mod vnni;
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
+use rayon::prelude::*;
+
+use super::isa::{isa, Isa};
+use super::{f32_input, SharedOut};
+
+/// Output columns per packed panel: two AVX-512 registers of i32 accumulators (four AVX2 ones).
+pub(crate) const PANEL: usize = 32;
+
+/// Inner (k) values per 32-bit lane: `vpdpbusd` and `vpmaddubsw` + `vpmaddwd` sum 4 byte products.
+const GROUP: usize = 4;
+
+/// Bytes of one packed group row: `PANEL` columns of `GROUP` weights.
+const GROUP_BYTES: usize = PANEL * GROUP;
+
+/// Rows per parallel task: their quantised activations (128 x 1152 bytes at most) stay in L1/L2 while
+/// the task's panel streams past them.
+const ROW_BLOCK: usize = 128;
+
+/// The largest quantised magnitude: symmetric, so -128 never occurs (the AVX2 sign trick needs it).
+const QMAX: f32 = 127.0;
+
+/// A weight `[out, in]` quantised per output channel and packed for the kernels: `ceil(out / PANEL)`
+/// panels, each `ceil(in / GROUP)` group rows of `PANEL` columns x `GROUP` consecutive k values (one
+/// 32-bit lane per column), k past `in` and columns past `out` zero.
+pub(crate) struct Int8Weight {
+    out: usize,
+    inner: usize,
+    data: Vec<i8>,
+    /// Per column, padded to whole panels with zeros.
+    scales: Vec<f32>,
+    /// Per column `128 * sum_k w[col][k]`: the VNNI kernel feeds activations as `x + 128` (unsigned)
+    /// and subtracts this, exactly.
+    offsets: Vec<i32>,
+}
+
+impl Int8Weight {
+    /// Quantises a row-major `[out, inner]` f32 weight.
+    pub(crate) fn new(w: &[f32], out: usize, inner: usize) -> Self {
+        let (panels, groups) = (out.div_ceil(PANEL), inner.div_ceil(GROUP));
+        let mut data = vec![0i8; panels * groups * GROUP_BYTES];
+        let mut scales = vec![0f32; panels * PANEL];
+        let mut offsets = vec![0i32; panels * PANEL];
+        let mut row = vec![0u8; inner];
+        for (o, src) in w.chunks_exact(inner).enumerate() {
+            scales[o] = quantise_row(src, &mut row, 0);
+            let (panel, col) = (o / PANEL, o % PANEL);
+            let base = panel * groups * GROUP_BYTES + col * GROUP;
+            for (k, &q) in row.iter().enumerate() {
+                data[base + (k / GROUP) * GROUP_BYTES + k % GROUP] = q as i8;
+            }
+            offsets[o] = 128 * row.iter().map(|&q| i32::from(q as i8)).sum::<i32>();
+        }
+        Self { out, inner, data, scales, offsets }
+    }
+
+    fn groups(&self) -> usize {
+        self.inner.div_ceil(GROUP)
+    }
+}
+
+/// Quantises `src` into `dst[..src.len()]` (each value's i8 bit pattern xor `flip`) and returns the
+/// scale `max|src| / 127`. Round half to even through the `1.5 * 2^23` trick: adding it leaves the
+/// rounded value in the low mantissa bits, integer-only work that LLVM vectorises on any x86 level
+/// (`round_ties_even` is a libm call below SSE4.1). `|v| <= 127 (1 + 2^-22)` here, far inside the
+/// trick's `2^22` range, and never rounds past 127. An all-zero row gets scale 0 and zeros.
+fn quantise_row(src: &[f32], dst: &mut [u8], flip: u8) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    // Through the bits: an integer max vectorises, `f32::max` (NaN rules) does not.
+    let amax = f32::from_bits(src.iter().map(|v| v.to_bits() & 0x7fff_ffff).max().unwrap_or(0));
+    let inv = if amax > 0.0 { QMAX / amax } else { 0.0 };
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = ((v * inv + MAGIC).to_bits() as u8) ^ flip;
+    }
+    amax / QMAX
+}
+
+/// Activations quantised per row, each row `stride` bytes (`in` padded to whole groups).
+struct QuantRows {
+    data: Vec<u8>,
+    scales: Vec<f32>,
+    stride: usize,
+}
+
+impl QuantRows {
+    /// `flip` 0x80 gives the unsigned `x + 128` that `vpdpbusd` takes; padding holds 0 either way.
+    fn new(x: &[f32], inner: usize, groups: usize, flip: u8) -> Self {
+        let (rows, stride) = (x.len() / inner.max(1), groups * GROUP);
+        let mut data = vec![flip; rows * stride];
+        let mut scales = vec![0f32; rows];
+        // 16 rows a task: enough work per task that rayon's overhead stays small.
+        data.par_chunks_mut(16 * stride)
+            .zip(scales.par_chunks_mut(16))
+            .zip(x.par_chunks(16 * inner.max(1)))
+            .for_each(|((dst, scales), src)| {
+                for ((d, s), x) in dst.chunks_mut(stride).zip(scales).zip(src.chunks(inner)) {
+                    *s = quantise_row(x, d, flip);
+                }
+            });
+        Self { data, scales, stride }
+    }
+}
+
+/// One task's operands: `rows` quantised activation rows against one packed panel, adding into `out`
+/// (`rows x cols`, rows `ldc` apart).
+#[derive(Clone, Copy)]
+struct Block {
+    x: *const u8,
+    stride: usize,
+    sx: *const f32,
+    rows: usize,
+    panel: *const i8,
+    groups: usize,
+    sw: *const f32,
+    offsets: *const i32,
+    out: *mut f32,
+    ldc: usize,
+    cols: usize,
+}
+
+impl Block {
+    /// The block's rows `first..` (for the row tiles of a kernel).
+    ///
+    /// # Safety
+    /// `first` must be at most `rows`.
+    unsafe fn from_row(self, first: usize) -> Self {
+        Self {
+            x: self.x.add(first * self.stride),
+            sx: self.sx.add(first),
+            out: self.out.add(first * self.ldc),
+            rows: self.rows - first,
+            ..self
+        }
+    }
+}
+
+/// `out[r][c] = out[r][c] + acc[c] as f32 * (sx * sw[c])` for the block's `cols` columns: the one
+/// dequantising expression of every path (no FMA), so that their outputs are bit-identical. Inlined
+/// into each kernel, where LLVM vectorises it with that kernel's instruction set.
+///
+/// # Safety
+/// `out` must address `cols` floats, `sw` at least `cols`.
+#[inline(always)]
+unsafe fn dequantise(acc: &[i32; PANEL], sx: f32, sw: *const f32, out: *mut f32, cols: usize) {
+    let sw = std::slice::from_raw_parts(sw, cols);
+    let out = std::slice::from_raw_parts_mut(out, cols);
+    for ((o, &a), &s) in out.iter_mut().zip(acc).zip(sw) {
+        *o += a as f32 * (sx * s);
+    }
+}
+
+/// `out += x @ W^T` for `x` `[rows, in]` row-major and `out` `[rows, out]`, on the kernels of `isa`
+/// (which must not exceed what the CPU has: [`super::isa::detected`]).
+fn product(w: &Int8Weight, x: &[f32], out: &mut [f32], isa: Isa) {
+    let vnni = isa >= Isa::Avx512Vnni;
+    let (groups, cols) = (w.groups(), w.out);
+    let q = QuantRows::new(x, w.inner, groups, if vnni { 0x80 } else { 0 });
+    let rows = q.scales.len();
+    let panels = cols.div_ceil(PANEL);
+    let ptr = SharedOut(out.as_mut_ptr());
+    // Row-block-major order: rayon hands each thread a contiguous range of tasks, so a thread keeps one
+    // block of activations while the panels change.
+    (0..rows.div_ceil(ROW_BLOCK) * panels).into_par_iter().for_each(|task| {
+        let (block, panel) = (task / panels, task % panels);
+        let (first_row, first_col) = (block * ROW_BLOCK, panel * PANEL);
+        // SAFETY: q holds rows x stride bytes and rows scales, w.data panels x groups x GROUP_BYTES,
+        // scales and offsets panels x PANEL, out rows x cols; this task reads rows first_row..
+        // + ROW_BLOCK of q and writes those rows of columns first_col.. + PANEL of out only.
+        unsafe {
+            let b = Block {
+                x: q.data.as_ptr().add(first_row * q.stride),
+                stride: q.stride,
+                sx: q.scales.as_ptr().add(first_row),
+                rows: ROW_BLOCK.min(rows - first_row),
+                panel: w.data.as_ptr().add(panel * groups * GROUP_BYTES),
+                groups,
+                sw: w.scales.as_ptr().add(first_col),
+                offsets: w.offsets.as_ptr().add(first_col),
+                out: ptr.at(first_row * cols + first_col),
+                ldc: cols,
+                cols: PANEL.min(cols - first_col),
+            };
+            match isa {
+                Isa::Avx512Vnni => vnni::panel_product(b),
+                Isa::Avx512 | Isa::Avx2 => avx2::panel_product(b),
+                Isa::Portable => portable::panel_product(b),
+            }
+        }
+    });
+}
+
+/// `x @ W^T` (as a [`CustomOp1`]) or `residual + x @ W^T` (as a [`CustomOp2`] on `(x, residual)`, added
+/// as the product is stored), `x` a contiguous f32 `[rows, in]`, on the kernels [`isa`] chooses.
+#[derive(Clone)]
+pub(crate) struct Int8Linear {
+    pub weight: Arc<Int8Weight>,
+}
+
+impl Int8Linear {
+    fn run(&self, x: (&CpuStorage, &Layout), out: Option<Vec<f32>>) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x_data = f32_input(x.0, x.1, "int8 linear")?;
+        let w = &self.weight;
+        let &[rows, inner] = x.1.dims() else { candle_core::bail!("int8 linear: expects [rows, in]") };
+        let mut out = out.unwrap_or_else(|| vec![0f32; rows * w.out]);
+        if inner != w.inner || out.len() != rows * w.out {
+            candle_core::bail!("int8 linear: [{rows}, {inner}] @ [{}, {}]^T", w.out, w.inner)
+        }
+        product(w, x_data, &mut out, isa());
+        Ok((CpuStorage::F32(out), Shape::from((rows, w.out))))
+    }
+}
+
+impl CustomOp1 for Int8Linear {
+    fn name(&self) -> &'static str {
+        "kompress-int8-linear"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.run((s, l), None)
+    }
+}
+
+impl CustomOp2 for Int8Linear {
+    fn name(&self) -> &'static str {
+        "kompress-int8-linear-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x_s: &CpuStorage,
+        x_l: &Layout,
+        r_s: &CpuStorage,
+        r_l: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let residual = f32_input(r_s, r_l, "int8 linear residual")?.to_vec();
+        self.run((x_s, x_l), Some(residual))
+    }
+}
+
+#[cfg(test)]
+mod tests;
