@@ -310,10 +310,11 @@ mod tests {
                     assert!(diff < 1e-4, "{rows}x{inner}x{out}, {layout:?}: {diff}");
                 }
             }
-            // Int8 is the f32 product up to quantisation: per-element error well under 1% of the
-            // product's typical size (sqrt(inner) for unit normal operands) on these shapes.
+            // Int8 is the f32 product up to quantisation: the rounding errors (about 1/127 of each
+            // row's largest value, per element) sum to a few % of sqrt(inner), the product's typical
+            // size for unit normal operands; a wrong kernel errs by that whole size.
             let linear = Linear::laid_out(&w, Layout::Int8)?;
-            let bound = 0.03 * (inner as f32).sqrt();
+            let bound = 0.1 * (inner as f32).sqrt();
             for (got, want) in [(linear.forward(&x)?, &want), (linear.forward_add(&x, &residual)?, &with_residual)] {
                 let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
                 assert!(diff < bound, "{rows}x{inner}x{out}, int8: {diff} >= {bound}");
