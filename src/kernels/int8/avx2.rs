@@ -70,7 +70,7 @@ mod imp {
         for (i, acc) in acc.iter().enumerate() {
             _mm256_storeu_si256(sums.as_mut_ptr().cast(), acc[0]);
             _mm256_storeu_si256(sums.as_mut_ptr().add(8).cast(), acc[1]);
-            dequantise(&sums, *b.sx.add(i), sw, b.out.add(i * b.ldc + half * HALF), cols);
+            dequantise(&sums, *b.sx.add(i), sw, b.out.add(i * b.ldc + half * HALF), cols, b.add);
         }
     }
 }

@@ -115,8 +115,8 @@ impl QuantRows {
     }
 }
 
-/// One task's operands: `rows` quantised activation rows against one packed panel, adding into `out`
-/// (`rows x cols`, rows `ldc` apart).
+/// One task's operands: `rows` quantised activation rows against one packed panel, stored into `out`
+/// (`rows x cols`, rows `ldc` apart), or added to it when `add`.
 #[derive(Clone, Copy)]
 struct Block {
     x: *const u8,
@@ -130,6 +130,7 @@ struct Block {
     out: *mut f32,
     ldc: usize,
     cols: usize,
+    add: bool,
 }
 
 impl Block {
@@ -148,29 +149,34 @@ impl Block {
     }
 }
 
-/// `out[r][c] = out[r][c] + acc[c] as f32 * (sx * sw[c])` for the block's `cols` columns: the one
+/// `out[c] = acc[c] as f32 * (sx * sw[c])`, or `out[c] + ...` when `add`, for `cols` columns: the one
 /// dequantising expression of every path (no FMA), so that their outputs are bit-identical. Inlined
 /// into each kernel, where LLVM vectorises it with that kernel's instruction set.
 ///
 /// # Safety
-/// `out` must address `cols` floats, `sw` at least `cols`.
+/// `out` must address `cols` floats (initialised when `add`), `sw` at least `cols`.
 #[inline(always)]
-unsafe fn dequantise(acc: &[i32; PANEL], sx: f32, sw: *const f32, out: *mut f32, cols: usize) {
+unsafe fn dequantise(acc: &[i32; PANEL], sx: f32, sw: *const f32, out: *mut f32, cols: usize, add: bool) {
     let sw = std::slice::from_raw_parts(sw, cols);
-    let out = std::slice::from_raw_parts_mut(out, cols);
-    for ((o, &a), &s) in out.iter_mut().zip(acc).zip(sw) {
-        *o += a as f32 * (sx * s);
+    // Raw writes: without `add`, `out` may be uninitialised.
+    let values = acc.iter().zip(sw).map(|(&a, &s)| a as f32 * (sx * s));
+    for (c, v) in values.enumerate() {
+        let o = out.add(c);
+        o.write(if add { o.read() + v } else { v });
     }
 }
 
-/// `out += x @ W^T` for `x` `[rows, in]` row-major and `out` `[rows, out]`, on the kernels of `isa`
-/// (which must not exceed what the CPU has: [`super::isa::detected`]).
-fn product(w: &Int8Weight, x: &[f32], out: &mut [f32], isa: Isa) {
+/// `x @ W^T`, or `residual + x @ W^T`, for `x` `[rows, in]` row-major (`residual` `[rows, out]`), on
+/// the kernels of `isa` (which must not exceed what the CPU has: [`super::isa::detected`]).
+fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, isa: Isa) -> Vec<f32> {
     let vnni = isa >= Isa::Avx512Vnni;
     let (groups, cols) = (w.groups(), w.out);
     let q = QuantRows::new(x, w.inner, groups, if vnni { 0x80 } else { 0 });
     let rows = q.scales.len();
     let panels = cols.div_ceil(PANEL);
+    let add = residual.is_some();
+    // Without a residual the kernels store every element: no zeroing pass, no reads of the output.
+    let mut out = residual.unwrap_or_else(|| Vec::with_capacity(rows * cols));
     let ptr = SharedOut(out.as_mut_ptr());
     // Row-block-major order: rayon hands each thread a contiguous range of tasks, so a thread keeps one
     // block of activations while the panels change.
@@ -193,6 +199,7 @@ fn product(w: &Int8Weight, x: &[f32], out: &mut [f32], isa: Isa) {
                 out: ptr.at(first_row * cols + first_col),
                 ldc: cols,
                 cols: PANEL.min(cols - first_col),
+                add,
             };
             match isa {
                 Isa::Avx512Vnni => vnni::panel_product(b),
@@ -201,6 +208,9 @@ fn product(w: &Int8Weight, x: &[f32], out: &mut [f32], isa: Isa) {
             }
         }
     });
+    // SAFETY: the tasks above covered every row block and panel, so all rows x cols are written.
+    unsafe { out.set_len(rows * cols) };
+    out
 }
 
 /// `x @ W^T` (as a [`CustomOp1`]) or `residual + x @ W^T` (as a [`CustomOp2`] on `(x, residual)`, added
@@ -211,15 +221,18 @@ pub(crate) struct Int8Linear {
 }
 
 impl Int8Linear {
-    fn run(&self, x: (&CpuStorage, &Layout), out: Option<Vec<f32>>) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn run(
+        &self,
+        x: (&CpuStorage, &Layout),
+        residual: Option<Vec<f32>>,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x_data = f32_input(x.0, x.1, "int8 linear")?;
         let w = &self.weight;
         let &[rows, inner] = x.1.dims() else { candle_core::bail!("int8 linear: expects [rows, in]") };
-        let mut out = out.unwrap_or_else(|| vec![0f32; rows * w.out]);
-        if inner != w.inner || out.len() != rows * w.out {
+        if inner != w.inner || residual.as_ref().is_some_and(|r| r.len() != rows * w.out) {
             candle_core::bail!("int8 linear: [{rows}, {inner}] @ [{}, {}]^T", w.out, w.inner)
         }
-        product(w, x_data, &mut out, isa());
+        let out = product(w, x_data, residual, isa());
         Ok((CpuStorage::F32(out), Shape::from((rows, w.out))))
     }
 }

@@ -40,6 +40,6 @@ unsafe fn tile<const M: usize>(b: Block) {
         }
     }
     for (i, acc) in acc.iter().enumerate() {
-        dequantise(acc, *b.sx.add(i), b.sw, b.out.add(i * b.ldc), b.cols);
+        dequantise(acc, *b.sx.add(i), b.sw, b.out.add(i * b.ldc), b.cols, b.add);
     }
 }

@@ -68,7 +68,7 @@ mod imp {
         for (i, acc) in acc.iter().enumerate() {
             _mm512_storeu_si512(sums.as_mut_ptr().cast(), _mm512_sub_epi32(acc[0], off0));
             _mm512_storeu_si512(sums.as_mut_ptr().add(PANEL / 2).cast(), _mm512_sub_epi32(acc[1], off1));
-            dequantise(&sums, *b.sx.add(i), b.sw, b.out.add(i * b.ldc), b.cols);
+            dequantise(&sums, *b.sx.add(i), b.sw, b.out.add(i * b.ldc), b.cols, b.add);
         }
     }
 }
