@@ -13,7 +13,7 @@ pub use attention::AttentionContext;
 use crate::config::Config;
 use crate::device::{gpu_matmul, Precision};
 use crate::kernels::gelu::GeGlu;
-use crate::kernels::int8::{Int8Linear, Int8Weight};
+use crate::kernels::int8::{Int8Linear, Int8Rows, Int8Weight};
 use crate::kernels::isa;
 use crate::kernels::linear::{pack, packed_supported, CpuLinear, PackedLinear, PANEL};
 use crate::weights::Weights;
@@ -110,9 +110,42 @@ impl EncoderLayer {
     }
 }
 
+/// The token embedding table: f32 (or the model's dtype), or, under `--dtype int8`, quantised per row
+/// (kompress-base: 155 MB -> 39 MB, what brings int8's peak memory at 8192 tokens under half of f32's).
+enum Embeddings {
+    Plain(Tensor),
+    Int8(Int8Rows),
+}
+
+impl Embeddings {
+    fn new(cfg: &Config, w: &Weights, p: Precision) -> Result<Self> {
+        let name = "encoder.embeddings.tok_embeddings.weight";
+        let table = w.get(&[cfg.vocab_size, cfg.hidden_size], name, p.dtype)?;
+        Ok(match p.int8 && cfg.hidden_size > 0 {
+            true => Self::Int8(Int8Rows::new(&table.flatten_all()?.to_vec1::<f32>()?, cfg.hidden_size)),
+            false => Self::Plain(table),
+        })
+    }
+
+    /// The rows of `ids` (`[n]`, u32): `[n, hidden]`.
+    fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Plain(table) => Ok(table.index_select(ids, 0)?),
+            Self::Int8(table) => {
+                let ids = ids.to_vec1::<u32>()?;
+                let rows = table.gather(&ids).map_err(|id| {
+                    crate::Error::Invalid(format!("token id {id} is past the vocabulary"))
+                })?;
+                let width = table.width();
+                Ok(Tensor::from_vec(rows, (ids.len(), width), &Device::Cpu)?)
+            }
+        }
+    }
+}
+
 /// The ModernBERT encoder (`ModernBertModel` without pooling): ids -> last hidden state.
 pub struct ModernBert {
-    tok_embeddings: Tensor,
+    tok_embeddings: Embeddings,
     embed_norm: LayerNorm,
     layers: Vec<EncoderLayer>,
     final_norm: LayerNorm,
@@ -134,11 +167,7 @@ impl ModernBert {
             return Err(crate::Error::Device("--dtype int8 runs on the CPU only, with f32 activations".into()));
         }
         Ok(Self {
-            tok_embeddings: w.get(
-                &[cfg.vocab_size, cfg.hidden_size],
-                "encoder.embeddings.tok_embeddings.weight",
-                dtype,
-            )?,
+            tok_embeddings: Embeddings::new(cfg, w, precision)?,
             embed_norm: LayerNorm::new(cfg, w, "encoder.embeddings.norm.weight", dtype)?,
             layers: (0..cfg.num_layers())
                 .map(|i| EncoderLayer::new(cfg, i, w, precision))
@@ -172,7 +201,7 @@ impl ModernBert {
         let (b, t) = input_ids.dims2()?;
         let ctx = AttentionContext::new(&self.cfg, lengths, t, self.dtype(), &self.device)?;
         let ids = ctx.packed(input_ids.flatten_all()?.unsqueeze(1)?)?.squeeze(1)?;
-        let mut x = self.embed_norm.forward(&self.tok_embeddings.index_select(&ids, 0)?)?;
+        let mut x = self.embed_norm.forward(&self.tok_embeddings.lookup(&ids)?)?;
         for layer in &self.layers {
             x = layer.forward(&x, &ctx)?;
         }

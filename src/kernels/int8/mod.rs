@@ -27,8 +27,8 @@ const GROUP: usize = 4;
 /// Bytes of one packed group row: `PANEL` columns of `GROUP` weights.
 const GROUP_BYTES: usize = PANEL * GROUP;
 
-/// Rows per parallel task: their quantised activations (128 x 1152 bytes at most) stay in L1/L2 while
-/// the task's panel streams past them.
+/// Rows per row block: their quantised activations (128 x 1152 bytes at most) stay in L2 while the
+/// panels stream past them.
 const ROW_BLOCK: usize = 128;
 
 /// The largest quantised magnitude: symmetric, so -128 never occurs (the AVX2 sign trick needs it).
@@ -89,6 +89,40 @@ fn quantise_row(src: &[f32], dst: &mut [u8], flip: u8) -> f32 {
     amax / QMAX
 }
 
+/// A table quantised per row (the token embeddings under `--dtype int8`: a quarter of f32's memory), read
+/// back a row at a time as `q as f32 * scale`.
+pub(crate) struct Int8Rows {
+    /// The i8 values' bit patterns, as [`quantise_row`] writes them.
+    data: Vec<u8>,
+    scales: Vec<f32>,
+    width: usize,
+}
+
+impl Int8Rows {
+    /// Quantises a row-major table of rows `width` long (`width > 0`).
+    pub(crate) fn new(table: &[f32], width: usize) -> Self {
+        let mut data = vec![0u8; table.len()];
+        let scales =
+            table.chunks_exact(width).zip(data.chunks_exact_mut(width)).map(|(r, q)| quantise_row(r, q, 0)).collect();
+        Self { data, scales, width }
+    }
+
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The rows `ids`, dequantised, one after another; an id out of range is the error.
+    pub(crate) fn gather(&self, ids: &[u32]) -> std::result::Result<Vec<f32>, u32> {
+        let mut out = Vec::with_capacity(ids.len() * self.width);
+        for &id in ids {
+            let scale = *self.scales.get(id as usize).ok_or(id)?;
+            let row = &self.data[id as usize * self.width..][..self.width];
+            out.extend(row.iter().map(|&q| f32::from(q as i8) * scale));
+        }
+        Ok(out)
+    }
+}
+
 /// Activations quantised per row, each row `stride` bytes (`in` padded to whole groups).
 struct QuantRows {
     data: Vec<u8>,
@@ -99,18 +133,9 @@ struct QuantRows {
 impl QuantRows {
     /// `flip` 0x80 gives the unsigned `x + 128` that `vpdpbusd` takes; padding holds 0 either way.
     fn new(x: &[f32], inner: usize, groups: usize, flip: u8) -> Self {
-        let (rows, stride) = (x.len() / inner.max(1), groups * GROUP);
-        let mut data = vec![flip; rows * stride];
-        let mut scales = vec![0f32; rows];
-        // 16 rows a task: enough work per task that rayon's overhead stays small.
-        data.par_chunks_mut(16 * stride)
-            .zip(scales.par_chunks_mut(16))
-            .zip(x.par_chunks(16 * inner.max(1)))
-            .for_each(|((dst, scales), src)| {
-                for ((d, s), x) in dst.chunks_mut(stride).zip(scales).zip(src.chunks(inner)) {
-                    *s = quantise_row(x, d, flip);
-                }
-            });
+        let stride = groups * GROUP;
+        let mut data = vec![flip; x.len() / inner * stride];
+        let scales = x.chunks_exact(inner).zip(data.chunks_exact_mut(stride)).map(|(x, d)| quantise_row(x, d, flip)).collect();
         Self { data, scales, stride }
     }
 }
@@ -169,44 +194,46 @@ unsafe fn dequantise(acc: &[i32; PANEL], sx: f32, sw: *const f32, out: *mut f32,
 /// `x @ W^T`, or `residual + x @ W^T`, for `x` `[rows, in]` row-major (`residual` `[rows, out]`), on
 /// the kernels of `isa` (which must not exceed what the CPU has: [`super::isa::detected`]).
 fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, isa: Isa) -> Vec<f32> {
-    let vnni = isa >= Isa::Avx512Vnni;
-    let (groups, cols) = (w.groups(), w.out);
-    let q = QuantRows::new(x, w.inner, groups, if vnni { 0x80 } else { 0 });
-    let rows = q.scales.len();
+    let flip = if isa >= Isa::Avx512Vnni { 0x80 } else { 0 };
+    let (groups, cols, rows) = (w.groups(), w.out, x.len() / w.inner);
     let panels = cols.div_ceil(PANEL);
     let add = residual.is_some();
     // Without a residual the kernels store every element: no zeroing pass, no reads of the output.
     let mut out = residual.unwrap_or_else(|| Vec::with_capacity(rows * cols));
     let ptr = SharedOut(out.as_mut_ptr());
-    // Row-block-major order: rayon hands each thread a contiguous range of tasks, so a thread keeps one
-    // block of activations while the panels change.
-    (0..rows.div_ceil(ROW_BLOCK) * panels).into_par_iter().for_each(|task| {
-        let (block, panel) = (task / panels, task % panels);
-        let (first_row, first_col) = (block * ROW_BLOCK, panel * PANEL);
-        // SAFETY: q holds rows x stride bytes and rows scales, w.data panels x groups x GROUP_BYTES,
-        // scales and offsets panels x PANEL, out rows x cols; this task reads rows first_row..
-        // + ROW_BLOCK of q and writes those rows of columns first_col.. + PANEL of out only.
-        unsafe {
-            let b = Block {
-                x: q.data.as_ptr().add(first_row * q.stride),
-                stride: q.stride,
-                sx: q.scales.as_ptr().add(first_row),
-                rows: ROW_BLOCK.min(rows - first_row),
-                panel: w.data.as_ptr().add(panel * groups * GROUP_BYTES),
-                groups,
-                sw: w.scales.as_ptr().add(first_col),
-                offsets: w.offsets.as_ptr().add(first_col),
-                out: ptr.at(first_row * cols + first_col),
-                ldc: cols,
-                cols: PANEL.min(cols - first_col),
-                add,
-            };
-            match isa {
-                Isa::Avx512Vnni => vnni::panel_product(b),
-                Isa::Avx512 | Isa::Avx2 => avx2::panel_product(b),
-                Isa::Portable => portable::panel_product(b),
+    // A task per row block quantises its rows (so the quantised activations are never all held: 9 MB
+    // at 8192 tokens) and runs them against every panel, as nested tasks that the other threads steal.
+    (0..rows.div_ceil(ROW_BLOCK)).into_par_iter().for_each(|block| {
+        let first_row = block * ROW_BLOCK;
+        let n_rows = ROW_BLOCK.min(rows - first_row);
+        let q = QuantRows::new(&x[first_row * w.inner..][..n_rows * w.inner], w.inner, groups, flip);
+        (0..panels).into_par_iter().for_each(|panel| {
+            let first_col = panel * PANEL;
+            // SAFETY: q holds n_rows x stride bytes and n_rows scales, w.data panels x groups x
+            // GROUP_BYTES, scales and offsets panels x PANEL, out rows x cols; this task writes rows
+            // first_row.. + n_rows of columns first_col.. + PANEL of out only.
+            unsafe {
+                let b = Block {
+                    x: q.data.as_ptr(),
+                    stride: q.stride,
+                    sx: q.scales.as_ptr(),
+                    rows: n_rows,
+                    panel: w.data.as_ptr().add(panel * groups * GROUP_BYTES),
+                    groups,
+                    sw: w.scales.as_ptr().add(first_col),
+                    offsets: w.offsets.as_ptr().add(first_col),
+                    out: ptr.at(first_row * cols + first_col),
+                    ldc: cols,
+                    cols: PANEL.min(cols - first_col),
+                    add,
+                };
+                match isa {
+                    Isa::Avx512Vnni => vnni::panel_product(b),
+                    Isa::Avx512 | Isa::Avx2 => avx2::panel_product(b),
+                    Isa::Portable => portable::panel_product(b),
+                }
             }
-        }
+        });
     });
     // SAFETY: the tasks above covered every row block and panel, so all rows x cols are written.
     unsafe { out.set_len(rows * cols) };
@@ -229,7 +256,7 @@ impl Int8Linear {
         let x_data = f32_input(x.0, x.1, "int8 linear")?;
         let w = &self.weight;
         let &[rows, inner] = x.1.dims() else { candle_core::bail!("int8 linear: expects [rows, in]") };
-        if inner != w.inner || residual.as_ref().is_some_and(|r| r.len() != rows * w.out) {
+        if inner != w.inner || inner == 0 || residual.as_ref().is_some_and(|r| r.len() != rows * w.out) {
             candle_core::bail!("int8 linear: [{rows}, {inner}] @ [{}, {}]^T", w.out, w.inner)
         }
         let out = product(w, x_data, residual, isa());
