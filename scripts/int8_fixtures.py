@@ -9,8 +9,9 @@ exactly in torch:
   kompress folds that factor into Wqkv before quantising (the emulation multiplies the query back by
   sqrt(head_dim), a power of two for the fixtures, so attention's own scaling stays exact);
 - activations: the same per row (token), at every call;
-- integer products in int64, then out = acc * (sx[row] * sw[col]) in f32.
-Everything else (embeddings, norms, attention, heads) stays f32.
+- integer products in int64, then out = acc * (sx[row] * sw[col]) in f32;
+- the token embedding table quantised per row the same way and read back as q * scale (f32).
+Everything else (norms, attention, heads) stays f32.
 
 Usage (needs torch, transformers, safetensors):
     python scripts/int8_fixtures.py [--out tests/fixtures]
@@ -59,6 +60,10 @@ class Int8Linear(nn.Module):
 
 def to_int8(model) -> None:
     cfg = model.encoder.config
+    table = model.encoder.embeddings.tok_embeddings.weight
+    q, scale = quantise_rows(table.detach())
+    with torch.no_grad():
+        table.copy_(q.to(torch.float32) * scale[:, None])
     head_dim = cfg.hidden_size // cfg.num_attention_heads
     fold = 1.0 / math.sqrt(head_dim)
     assert math.log2(head_dim) % 2 == 0, "the emulation is exact only for head sizes that are powers of 4"

@@ -91,7 +91,13 @@ impl Kompress {
     pub fn from_files_on(files: &ModelFiles, device: &Device, dtype: DTypeChoice) -> Result<Self> {
         let precision = dtype.precision(device)?;
         let cfg = Config::from_file(&files.config)?;
-        let scorer = Scorer::new(&cfg, &Weights::open(&files.weights, device)?, precision)?;
+        // Int8 keeps its own copy of every tensor: reading them unmapped keeps the file's pages out of
+        // the peak memory (a kompress-base-sized checkpoint at 512 tokens: 580 -> 151 MB, docs/PERFORMANCE.md).
+        let weights = match precision.int8 {
+            true => Weights::open_unmapped(&files.weights, device)?,
+            false => Weights::open(&files.weights, device)?,
+        };
+        let scorer = Scorer::new(&cfg, &weights, precision)?;
         let tokenizer = WordTokenizer::from_file(&files.tokenizer)?;
         Ok(Self { scorer, tokenizer })
     }

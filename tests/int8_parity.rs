@@ -4,11 +4,11 @@
 //! tests/fixtures/expected/int8.json.
 //!
 //! The integer products are exact on both sides, so what is left is f32 rounding elsewhere (norms,
-//! attention, GELU: ~1e-7). Mostly that changes nothing: 10 of the 16 (model, input) cases matched to
-//! 6e-7 when measured (2026-12-02). But now and then it moves an activation across a rounding boundary of
+//! attention, GELU: ~1e-7). Mostly that changes nothing: 11 of the 16 (model, input) cases matched to
+//! 6.6e-7 when measured (2026-12-02). But now and then it moves an activation across a rounding boundary of
 //! its quantisation; the flipped step (1/127 of its row's largest value) then moves that token's later
-//! activations, and through global attention every token's: the other 6 cases differed by 1.3e-4 to
-//! 1.2e-2 (the fixture models are 32 wide, so one value is a large share of a row). The test asserts both
+//! activations, and through global attention every token's: the other 5 cases (the 394-token input of
+//! every model, one short input) differed by 6e-3 to 1.2e-2 (the fixture models are 32 wide, so one value is a large share of a row). The test asserts both
 //! classes: most cases exact, and every case within a flip's reach.
 
 mod common;
@@ -19,7 +19,7 @@ use common::*;
 use kompress::{DTypeChoice, DeviceChoice, Kompress, LoadOptions};
 use serde::Deserialize;
 
-/// A case that matched exactly: within f32 rounding of the scores (measured: at most 6e-7).
+/// A case that matched exactly: within f32 rounding of the scores (measured: at most 6.6e-7).
 const EXACT: f32 = 1e-6;
 
 /// The largest score difference allowed in a case with rounding-boundary flips (measured: 1.2e-2).
@@ -42,7 +42,7 @@ fn reference() -> BTreeMap<String, BTreeMap<String, Case>> {
 }
 
 /// Our int8 scores against the emulated reference: every case within [`FLIPPED`], and at least half of
-/// them within [`EXACT`] on every token (10 of 16 measured).
+/// them within [`EXACT`] on every token (11 of 16 measured).
 #[test]
 fn int8_scores_match_the_emulated_reference() {
     let reference = reference();
@@ -53,9 +53,13 @@ fn int8_scores_match_the_emulated_reference() {
         for (key, text) in inputs() {
             let want = &reference[name][&key];
             let got = model.score_text(&text).unwrap();
-            let diff = max_abs_diff(&got.score, &want.score).max(max_abs_diff(&got.token_prob, &want.token_prob));
+            let diff =
+                max_abs_diff(&got.score, &want.score).max(max_abs_diff(&got.token_prob, &want.token_prob));
             let over = got.score.iter().zip(&want.score).filter(|(a, b)| (*a - *b).abs() > EXACT).count();
-            println!("{name}/{key}: max diff {diff:e}, {over} of {} tokens beyond {EXACT:e}", got.score.len());
+            println!(
+                "{name}/{key}: max diff {diff:e}, {over} of {} tokens beyond {EXACT:e}",
+                got.score.len()
+            );
             assert!(diff <= FLIPPED, "{name}/{key}: scores differ by {diff}");
             cases += 1;
             exact += usize::from(diff <= EXACT);
@@ -66,7 +70,7 @@ fn int8_scores_match_the_emulated_reference() {
 }
 
 /// Keep decisions (score > 0.5) of int8 against f32, ours both: at least 97% agree on the fixtures
-/// (measured: 2100 of 2140 tokens, 98.1%; the fixtures' random weights put many scores near 0.5).
+/// (measured: 2098 of 2140 tokens, 98.0%; the fixtures' random weights put many scores near 0.5).
 #[test]
 fn int8_keeps_what_f32_keeps() {
     let (mut tokens, mut agree, mut worst) = (0, 0, 0f32);

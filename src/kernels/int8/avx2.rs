@@ -29,10 +29,10 @@ mod imp {
         for half in 0..2 {
             let mut r = 0;
             while r + TILE <= b.rows {
-                tile::<TILE>(b.from_row(r), half);
+                tile::<TILE>(b.rows_from(r), half);
                 r += TILE;
             }
-            let b = b.from_row(r);
+            let b = b.rows_from(r);
             match b.rows {
                 0 => {}
                 1 => tile::<1>(b, half),

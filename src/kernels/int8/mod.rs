@@ -102,8 +102,11 @@ impl Int8Rows {
     /// Quantises a row-major table of rows `width` long (`width > 0`).
     pub(crate) fn new(table: &[f32], width: usize) -> Self {
         let mut data = vec![0u8; table.len()];
-        let scales =
-            table.chunks_exact(width).zip(data.chunks_exact_mut(width)).map(|(r, q)| quantise_row(r, q, 0)).collect();
+        let scales = table
+            .chunks_exact(width)
+            .zip(data.chunks_exact_mut(width))
+            .map(|(r, q)| quantise_row(r, q, 0))
+            .collect();
         Self { data, scales, width }
     }
 
@@ -135,7 +138,11 @@ impl QuantRows {
     fn new(x: &[f32], inner: usize, groups: usize, flip: u8) -> Self {
         let stride = groups * GROUP;
         let mut data = vec![flip; x.len() / inner * stride];
-        let scales = x.chunks_exact(inner).zip(data.chunks_exact_mut(stride)).map(|(x, d)| quantise_row(x, d, flip)).collect();
+        let scales = x
+            .chunks_exact(inner)
+            .zip(data.chunks_exact_mut(stride))
+            .map(|(x, d)| quantise_row(x, d, flip))
+            .collect();
         Self { data, scales, stride }
     }
 }
@@ -163,7 +170,7 @@ impl Block {
     ///
     /// # Safety
     /// `first` must be at most `rows`.
-    unsafe fn from_row(self, first: usize) -> Self {
+    unsafe fn rows_from(self, first: usize) -> Self {
         Self {
             x: self.x.add(first * self.stride),
             sx: self.sx.add(first),

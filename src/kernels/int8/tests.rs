@@ -119,14 +119,16 @@ fn the_packing_and_offsets() {
     let w: Vec<f32> = (0..out * inner).map(|i| (i % 7) as f32 - 3.0).collect();
     let weight = Int8Weight::new(&w, out, inner);
     assert_eq!(weight.data.len(), 2 * 2 * GROUP_BYTES);
+    let at = |o: usize, k: usize| {
+        (o / PANEL) * 2 * GROUP_BYTES + (k / GROUP) * GROUP_BYTES + (o % PANEL) * GROUP + k % GROUP
+    };
     for o in 0..out {
         let row = &w[o * inner..(o + 1) * inner];
         let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-        for k in 0..inner {
-            let at = (o / PANEL) * 2 * GROUP_BYTES + (k / GROUP) * GROUP_BYTES + (o % PANEL) * GROUP + k % GROUP;
-            assert_eq!(f32::from(weight.data[at]), (row[k] * (127.0 / amax)).round_ties_even());
+        for (k, v) in row.iter().enumerate() {
+            assert_eq!(f32::from(weight.data[at(o, k)]), (v * (127.0 / amax)).round_ties_even());
         }
-        let sum: i32 = (0..inner).map(|k| i32::from(weight.data[(o / PANEL) * 2 * GROUP_BYTES + (k / GROUP) * GROUP_BYTES + (o % PANEL) * GROUP + k % GROUP])).sum();
+        let sum: i32 = (0..inner).map(|k| i32::from(weight.data[at(o, k)])).sum();
         assert_eq!(weight.offsets[o], 128 * sum);
     }
     assert!(weight.data[GROUP_BYTES * 4 - 8..].iter().all(|&v| v == 0), "padding");

@@ -26,10 +26,10 @@ mod imp {
     pub unsafe fn panel_product(b: Block) {
         let mut r = 0;
         while r + TILE <= b.rows {
-            tile::<TILE>(b.from_row(r));
+            tile::<TILE>(b.rows_from(r));
             r += TILE;
         }
-        let b = b.from_row(r);
+        let b = b.rows_from(r);
         match b.rows {
             0 => {}
             1 => tile::<1>(b),
