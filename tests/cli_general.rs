@@ -96,6 +96,30 @@ fn thread_counts_are_checked_for_the_flag_and_the_variable_alike() {
     assert_eq!(ok_json(&kompress(&[&bench[..], &["--threads", "2"]].concat(), &[], b""))["threads"], 2);
 }
 
+/// `--dtype int8` through the CLI: `bench` and `compress --json` say `int8`; `KOMPRESS_CPU_KERNELS`
+/// caps the kernels without changing int8's scores (every path computes the same bits), and a value it
+/// does not know is a one-line error naming it.
+#[test]
+fn int8_runs_and_the_kernel_variable_is_checked() {
+    let bench = ["bench", "--model", &v5(), "--seq-len", "40", "--iters", "1", "--json", "--dtype", "int8"];
+    assert_eq!(ok_json(&kompress(&bench, &[], b""))["dtype"], "int8");
+    let compress = ["compress", "--model", &v5(), "--dtype", "int8", "--json"];
+    let text = b"You must not delete the production database unless the backup has completed.";
+    assert_eq!(ok_json(&kompress(&compress, &[], text))["dtype"], "int8");
+    let score = |cap: &str| {
+        let out = kompress(&["score", "--model", &v5(), "--dtype", "q8", "--json"], &[("KOMPRESS_CPU_KERNELS", cap)], text);
+        assert!(out.status.success(), "{cap}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let auto = score("auto");
+    for cap in ["avx512", "avx2", "portable"] {
+        assert_eq!(score(cap), auto, "KOMPRESS_CPU_KERNELS={cap}");
+    }
+    let bad = kompress(&bench, &[("KOMPRESS_CPU_KERNELS", "sse9")], b"");
+    assert_error(&bad, "unknown KOMPRESS_CPU_KERNELS value \"sse9\"");
+    assert_error(&kompress(&[&bench[..8], &["--dtype", "int4"]].concat(), &[], b""), "unknown dtype \"int4\"");
+}
+
 /// Runs a command whose reader closes standard output before it writes anything (the read end is
 /// dropped before the input is sent, and every command reads its input first, or runs a model).
 fn closed_before_output(args: &[&str], stdin: &[u8]) -> Output {

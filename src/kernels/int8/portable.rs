@@ -3,7 +3,7 @@
 
 use super::{dequantise, Block, GROUP, GROUP_BYTES, PANEL};
 
-/// Rows per micro-tile: each row's 32 accumulators reuse one load of a panel's group row.
+/// Rows per micro-tile: each row reuses the group row turned k-major.
 const TILE: usize = 4;
 
 /// # Safety
@@ -23,7 +23,9 @@ pub(super) unsafe fn panel_product(b: Block) {
     }
 }
 
-/// The first `M` rows of `b`.
+/// The first `M` rows of `b`. Each group row is first turned k-major (one run of 32 columns per k),
+/// so that the column loop reads contiguous values and vectorises; the products are paired in i16,
+/// where a pair sum (at most 2 * 127 * 127 = 32258) is exact, before widening to i32.
 ///
 /// # Safety
 /// As [`panel_product`], with at least `M` rows.
@@ -31,11 +33,19 @@ unsafe fn tile<const M: usize>(b: Block) {
     let panel = std::slice::from_raw_parts(b.panel, b.groups * GROUP_BYTES);
     let x: [&[u8]; M] = std::array::from_fn(|i| std::slice::from_raw_parts(b.x.add(i * b.stride), b.stride));
     let mut acc = [[0i32; PANEL]; M];
+    let mut wt = [[0i16; PANEL]; GROUP];
     for (g, w) in panel.chunks_exact(GROUP_BYTES).enumerate() {
+        for (c, w) in w.chunks_exact(GROUP).enumerate() {
+            for (j, &w) in w.iter().enumerate() {
+                wt[j][c] = i16::from(w);
+            }
+        }
         for (acc, x) in acc.iter_mut().zip(&x) {
-            let a: [i32; GROUP] = std::array::from_fn(|j| i32::from(x[g * GROUP + j] as i8));
-            for (acc, w) in acc.iter_mut().zip(w.chunks_exact(GROUP)) {
-                *acc += (0..GROUP).map(|j| a[j] * i32::from(w[j])).sum::<i32>();
+            let a: [i16; GROUP] = std::array::from_fn(|j| i16::from(x[g * GROUP + j] as i8));
+            for (c, acc) in acc.iter_mut().enumerate() {
+                let low = a[0] * wt[0][c] + a[1] * wt[1][c];
+                let high = a[2] * wt[2][c] + a[3] * wt[3][c];
+                *acc += i32::from(low) + i32::from(high);
             }
         }
     }
