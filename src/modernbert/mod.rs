@@ -121,7 +121,7 @@ impl Embeddings {
         let name = "encoder.embeddings.tok_embeddings.weight";
         let table = w.get(&[cfg.vocab_size, cfg.hidden_size], name, p.dtype)?;
         Ok(match p.int8 && cfg.hidden_size > 0 {
-            true => Self::Int8(Int8Rows::new(&table.flatten_all()?.to_vec1::<f32>()?, cfg.hidden_size)),
+            true => Self::Int8(with_values(&table, |t| Int8Rows::new(t, cfg.hidden_size))?),
             false => Self::Plain(table),
         })
     }
@@ -140,6 +140,19 @@ impl Embeddings {
             }
         }
     }
+}
+
+/// `f` of the values of an f32 CPU tensor, read in place when it is contiguous: a copy of the embedding
+/// table would be 155 MB more at load.
+fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    if let (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(data)), Some((start, end))) =
+        (&*storage, layout.contiguous_offsets())
+    {
+        return Ok(f(&data[start..end]));
+    }
+    drop(storage);
+    Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
 }
 
 /// The ModernBERT encoder (`ModernBertModel` without pooling): ids -> last hidden state.
@@ -251,7 +264,6 @@ impl Linear {
     /// [`new`](Self::new) with the layout chosen by the caller (tests run every layout on one machine).
     fn laid_out(weight: &Tensor, layout: Layout) -> Result<Self> {
         let (out, inner) = weight.dims2()?;
-        let values = || -> Result<Vec<f32>> { Ok(weight.flatten_all()?.to_vec1::<f32>()?) };
         let weight = match layout {
             Layout::Int8 if out == 0 || inner == 0 || !weight.device().is_cpu() => {
                 return Err(crate::Error::Invalid(format!(
@@ -259,11 +271,11 @@ impl Linear {
                 )));
             }
             Layout::Int8 => {
-                let weight = Int8Weight::new(&values()?, out, inner);
+                let weight = with_values(weight, |w| Int8Weight::new(w, out, inner))?;
                 LinearWeight::Int8(Int8Linear { weight: std::sync::Arc::new(weight) })
             }
             Layout::Packed => {
-                let panels = pack(&values()?, out, inner);
+                let panels = with_values(weight, |w| pack(w, out, inner))?;
                 LinearWeight::Packed(Tensor::from_vec(
                     panels,
                     (out.div_ceil(PANEL), inner, PANEL),
