@@ -250,11 +250,15 @@ impl Attention {
 
     /// `residual + attention(x)`. `x`: `[rows, hidden]`, packed when `ctx.packing` is set, else
     /// `[batch * seq, hidden]`; `residual` has the same shape.
-    pub fn forward(&self, x: &Tensor, residual: &Tensor, ctx: &AttentionContext) -> Result<Tensor> {
+    /// `x` is taken by value so that the fused path can free it once projected (at 8192 tokens, 25 MB
+    /// less at the forward's peak, where QKV and its RoPE split are both held).
+    pub fn forward(&self, x: Tensor, residual: &Tensor, ctx: &AttentionContext) -> Result<Tensor> {
         if self.fused && x.device().is_cpu() && x.dtype() == DType::F32 {
             return self.fused_cpu(x, residual, ctx);
         }
-        let (q, k, v) = self.project(x, ctx)?;
+        let (q, k, v) = self.project(&x, ctx)?;
+        let hidden = x.dim(1)?;
+        drop(x);
         let masks = ctx.masks()?;
         let out = match (self.kind, &masks.local) {
             (LayerKind::Global, _) => self.global(&q, &k, &v, masks.global.as_ref())?,
@@ -264,12 +268,12 @@ impl Attention {
             }
         };
         drop((q, k, v));
-        let out = out.transpose(1, 2)?.reshape((ctx.batch * ctx.seq_len, x.dim(1)?))?;
+        let out = out.transpose(1, 2)?.reshape((ctx.batch * ctx.seq_len, hidden))?;
         self.wo.forward_add(&ctx.packed(out)?, residual)
     }
 
     /// f32 on the CPU: the fused kernels, in the packed layout from projection to projection.
-    fn fused_cpu(&self, x: &Tensor, residual: &Tensor, ctx: &AttentionContext) -> Result<Tensor> {
+    fn fused_cpu(&self, x: Tensor, residual: &Tensor, ctx: &AttentionContext) -> Result<Tensor> {
         let rope = self.rope(ctx);
         let split = RopeSplit {
             heads: self.heads,
@@ -277,12 +281,15 @@ impl Attention {
             cos: &rope.cos_f32,
             sin: &rope.sin_f32,
         };
-        let qkv = self.wqkv.forward(x)?.apply_op1_no_bwd(&split)?;
+        let dims = x.dims().to_vec();
+        let qkv = self.wqkv.forward(&x)?;
+        drop(x);
+        let qkv = qkv.apply_op1_no_bwd(&split)?;
         let window = (self.kind == LayerKind::Local).then_some(self.window);
         let attention = CpuAttention { lengths: &ctx.lengths, offsets: &ctx.offsets, window };
         let out = qkv.get(0)?.apply_op3_no_bwd(&qkv.get(1)?, &qkv.get(2)?, &attention)?;
         drop(qkv);
-        self.wo.forward_add(&out.reshape(x.dims())?, residual)
+        self.wo.forward_add(&out.reshape(dims)?, residual)
     }
 
     fn rope<'a>(&self, ctx: &'a AttentionContext) -> &'a RopeTables {
@@ -389,11 +396,11 @@ mod tests {
         let x = Tensor::randn(0f32, 1.0, (lengths.iter().sum::<usize>(), 32), &Device::Cpu).unwrap();
         for kind in [LayerKind::Global, LayerKind::Local] {
             let mut attn = Attention::new(&cfg, kind, &w, "layer", DType::F32.into()).unwrap();
-            let fused = attn.forward(&x, &x, &ctx).unwrap();
+            let fused = attn.forward(x.clone(), &x, &ctx).unwrap();
             attn.fused = false;
-            let whole = attn.forward(&x, &x, &ctx).unwrap();
+            let whole = attn.forward(x.clone(), &x, &ctx).unwrap();
             attn.score_budget = 1; // one query (global) or one block (local) at a time
-            let chunked = attn.forward(&x, &x, &ctx).unwrap();
+            let chunked = attn.forward(x.clone(), &x, &ctx).unwrap();
             for (what, other) in [("chunked", chunked), ("fused", fused)] {
                 let diff =
                     (&whole - other).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();

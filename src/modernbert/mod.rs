@@ -104,7 +104,7 @@ impl EncoderLayer {
             Some(norm) => norm.forward(x)?,
             None => x.clone(),
         };
-        let x = self.attn.forward(&normed, x, ctx)?;
+        let x = self.attn.forward(normed, x, ctx)?;
         self.mlp.forward(&self.mlp_norm.forward(&x)?, &x)
     }
 }
