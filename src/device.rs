@@ -174,6 +174,9 @@ pub enum DTypeChoice {
     F32,
     F16,
     BF16,
+    /// f32 activations with the encoder's linear layers in int8 (weights quantised at load per
+    /// output channel, activations per token): CPU only.
+    Int8,
 }
 
 impl FromStr for DTypeChoice {
@@ -185,22 +188,57 @@ impl FromStr for DTypeChoice {
             "f32" | "float32" => Ok(Self::F32),
             "f16" | "float16" | "half" => Ok(Self::F16),
             "bf16" | "bfloat16" => Ok(Self::BF16),
-            _ => Err(Error::Device(format!("unknown dtype \"{s}\" (expected auto, f32, f16 or bf16)"))),
+            "int8" | "i8" | "q8" => Ok(Self::Int8),
+            _ => Err(Error::Device(format!("unknown dtype \"{s}\" (expected auto, f32, f16, bf16 or int8)"))),
         }
     }
 }
 
 impl DTypeChoice {
-    /// The concrete dtype on a device.
+    /// The concrete dtype of the activations on a device (f32 for int8).
     pub fn resolve(self, device: &Device) -> DType {
         match self {
-            Self::F32 => DType::F32,
+            Self::F32 | Self::Int8 => DType::F32,
             Self::F16 => DType::F16,
             Self::BF16 => DType::BF16,
             Self::Auto if device.is_cuda() => DType::BF16,
             Self::Auto if device.is_metal() => DType::F16,
             Self::Auto => DType::F32,
         }
+    }
+
+    /// The precision the model runs in on a device; int8 anywhere but the CPU is an error.
+    pub fn precision(self, device: &Device) -> Result<Precision> {
+        if self == Self::Int8 && !device.is_cpu() {
+            return Err(Error::Device("--dtype int8 runs on the CPU only".into()));
+        }
+        Ok(Precision { dtype: self.resolve(device), int8: self == Self::Int8 })
+    }
+}
+
+/// What the encoder computes in: the dtype of its weights and activations, and whether its linear
+/// layers (attention Wqkv and Wo, MLP Wi and Wo) run in int8 instead (then `dtype` is f32, which
+/// attention, norms, embeddings and heads keep).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Precision {
+    pub dtype: DType,
+    pub int8: bool,
+}
+
+impl Precision {
+    /// The name the CLI prints: `int8`, or the dtype's.
+    pub fn name(&self) -> &'static str {
+        if self.int8 {
+            "int8"
+        } else {
+            self.dtype.as_str()
+        }
+    }
+}
+
+impl From<DType> for Precision {
+    fn from(dtype: DType) -> Self {
+        Self { dtype, int8: false }
     }
 }
 
@@ -253,5 +291,17 @@ mod tests {
     fn auto_dtype_is_f32_on_cpu() {
         assert_eq!(DTypeChoice::Auto.resolve(&Device::Cpu), DType::F32);
         assert_eq!("bf16".parse::<DTypeChoice>().unwrap().resolve(&Device::Cpu), DType::BF16);
+    }
+
+    #[test]
+    fn int8_parses_and_runs_on_the_cpu_only() {
+        for name in ["int8", "I8", "q8"] {
+            assert_eq!(name.parse::<DTypeChoice>().unwrap(), DTypeChoice::Int8);
+        }
+        let p = DTypeChoice::Int8.precision(&Device::Cpu).unwrap();
+        assert_eq!((p.dtype, p.int8, p.name()), (DType::F32, true, "int8"));
+        assert_eq!(DTypeChoice::F32.precision(&Device::Cpu).unwrap().name(), "f32");
+        let err = "fp4".parse::<DTypeChoice>().unwrap_err().to_string();
+        assert!(err.contains("bf16 or int8"), "{err}");
     }
 }

@@ -34,7 +34,7 @@ impl Heads {
             false => None,
         };
         Ok(Self {
-            token_w: Linear::new(&w.get(&[2, hidden], "token_head.weight", DType::F32)?)?,
+            token_w: Linear::new(&w.get(&[2, hidden], "token_head.weight", DType::F32)?, false)?,
             token_b: w.get(&[2], "token_head.bias", DType::F32)?,
             span,
         })
@@ -96,7 +96,7 @@ impl SpanHead {
 
 /// Conv1d weight `[out, in, k]` -> `k` linear layers `[out, in]`.
 fn taps(weight: &Tensor) -> Result<Vec<Linear>> {
-    (0..weight.dim(2)?).map(|j| Linear::new(&weight.narrow(2, j, 1)?.squeeze(2)?)).collect()
+    (0..weight.dim(2)?).map(|j| Linear::new(&weight.narrow(2, j, 1)?.squeeze(2)?, false)).collect()
 }
 
 /// Same-padded Conv1d along dim 1 of `[batch, seq, in]`: `sum_j x[t + j - k/2] W_j^T + bias`.

@@ -21,7 +21,7 @@ pub mod tokenize;
 pub mod weights;
 
 pub use config::{Config, LayerKind};
-pub use device::{DTypeChoice, DeviceChoice};
+pub use device::{DTypeChoice, DeviceChoice, Precision};
 pub use error::{Error, Result};
 pub use hub::{HubOptions, ModelFiles};
 pub use model::{Kompress, LoadOptions, Scorer, TokenScores};

@@ -5,7 +5,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 
 use crate::config::Config;
-use crate::device::{DTypeChoice, DeviceChoice};
+use crate::device::{DTypeChoice, DeviceChoice, Precision};
 use crate::heads::Heads;
 use crate::hub::{HubOptions, ModelFiles};
 use crate::modernbert::ModernBert;
@@ -89,9 +89,15 @@ impl Kompress {
 
     /// Loads from explicit files onto a device already opened (see [`DeviceChoice::open_explained`]).
     pub fn from_files_on(files: &ModelFiles, device: &Device, dtype: DTypeChoice) -> Result<Self> {
-        let dtype = dtype.resolve(device);
+        let precision = dtype.precision(device)?;
         let cfg = Config::from_file(&files.config)?;
-        let scorer = Scorer::new(&cfg, &Weights::open(&files.weights, device)?, dtype)?;
+        // Int8 keeps its own copy of every tensor: reading them unmapped keeps the file's pages out of
+        // the peak memory (a kompress-base-sized checkpoint at 512 tokens: 580 -> 151 MB, docs/PERFORMANCE.md).
+        let weights = match precision.int8 {
+            true => Weights::open_unmapped(&files.weights, device)?,
+            false => Weights::open(&files.weights, device)?,
+        };
+        let scorer = Scorer::new(&cfg, &weights, precision)?;
         let tokenizer = WordTokenizer::from_file(&files.tokenizer)?;
         Ok(Self { scorer, tokenizer })
     }
@@ -106,6 +112,11 @@ impl Kompress {
 
     pub fn dtype(&self) -> DType {
         self.scorer.dtype()
+    }
+
+    /// The dtype, and whether the linear layers run in int8.
+    pub fn precision(&self) -> Precision {
+        self.scorer.precision()
     }
 
     /// The network without the tokenizer.
@@ -160,11 +171,12 @@ impl Kompress {
 }
 
 impl Scorer {
-    /// Builds encoder and heads from a checkpoint, checking every tensor's name and shape.
-    pub fn new(cfg: &Config, weights: &Weights, dtype: DType) -> Result<Self> {
+    /// Builds encoder and heads from a checkpoint, checking every tensor's name and shape. `precision`:
+    /// a dtype, or a [`Precision`] (see [`DTypeChoice::precision`]).
+    pub fn new(cfg: &Config, weights: &Weights, precision: impl Into<Precision>) -> Result<Self> {
         let device = weights.device();
         Ok(Self {
-            encoder: ModernBert::new(cfg, weights, dtype, device)?,
+            encoder: ModernBert::new(cfg, weights, precision, device)?,
             heads: Heads::new(cfg.hidden_size, weights)?,
         })
     }
@@ -179,6 +191,11 @@ impl Scorer {
 
     pub fn dtype(&self) -> DType {
         self.encoder.dtype()
+    }
+
+    /// The dtype, and whether the linear layers run in int8.
+    pub fn precision(&self) -> Precision {
+        self.encoder.precision()
     }
 
     /// The longest sequence (in tokens, specials included) the model accepts.

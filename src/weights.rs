@@ -23,6 +23,13 @@ const MERGED_PARTS: [(&str, &str); 3] = [
 
 enum Store {
     Safetensors(MmapedSafetensors),
+    /// A safetensors file read one tensor at a time with plain reads: nothing stays mapped, so a caller
+    /// that converts each tensor (int8) holds only what it keeps. Each entry's dtype and byte range.
+    #[cfg(unix)]
+    SafetensorsRead {
+        file: std::fs::File,
+        ranges: HashMap<String, (DType, u64, usize)>,
+    },
     /// One lazily read state dict per part of `MERGED_PARTS`.
     Pth(Vec<PthTensors>),
     /// Seeded random values of whatever shape is asked for (benchmarks without a download).
@@ -58,6 +65,22 @@ impl Weights {
         let (store, entries) =
             if is_pickle(path) { open_merged(path) } else { open_safetensors(path) }.map_err(fail)?;
         Ok(Self { store, entries, path: shown, device: device.clone() })
+    }
+
+    /// [`open`](Self::open), but a safetensors file is read a tensor at a time instead of memory-mapped.
+    /// For a caller that keeps a converted copy of every tensor (`--dtype int8`): with the mapping, every
+    /// page of the file would stay resident until loading ends, on top of that copy.
+    /// Elsewhere than on Unix (no positioned reads), and for pickles, the same as [`open`](Self::open).
+    pub fn open_unmapped(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let path = path.as_ref();
+        #[cfg(unix)]
+        if path.is_file() && !is_pickle(path) {
+            let shown = path.display().to_string();
+            let (store, entries) = read_safetensors_header(path)
+                .map_err(|reason| Error::Checkpoint { path: shown.clone(), reason })?;
+            return Ok(Self { store, entries, path: shown, device: device.clone() });
+        }
+        Self::open(path, device)
     }
 
     /// A model-shaped stand-in for benchmarks: every tensor asked for exists with the asked shape and
@@ -104,6 +127,8 @@ impl Weights {
         let entry = entry.expect("checked above");
         let read = match &self.store {
             Store::Safetensors(st) => st.load(&entry.name, &Device::Cpu),
+            #[cfg(unix)]
+            Store::SafetensorsRead { file, ranges } => read_tensor(file, ranges[&entry.name], &entry.shape),
             Store::Random { .. } => unreachable!("random weights return early"),
             Store::Pth(parts) => parts[entry.part].get(&entry.name).and_then(|t| {
                 t.ok_or_else(|| candle_core::Error::Msg(format!("tensor {} vanished", entry.name)))
@@ -149,6 +174,61 @@ fn open_safetensors(path: &Path) -> std::result::Result<(Store, HashMap<String, 
         .map(|(name, view)| (name.clone(), Entry { shape: view.shape().to_vec(), part: 0, name }))
         .collect();
     Ok((Store::Safetensors(st), entries))
+}
+
+#[cfg(unix)]
+/// The header of a safetensors file (an 8-byte little-endian length, then JSON giving each tensor's
+/// dtype, shape and byte range after the header), read without mapping the file.
+fn read_safetensors_header(path: &Path) -> std::result::Result<(Store, HashMap<String, Entry>), String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|e| format!("no safetensors header: {e}"))?;
+    let len = u64::from_le_bytes(len);
+    if len > 100 << 20 {
+        return Err(format!("safetensors header of {len} bytes"));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header).map_err(|e| format!("truncated safetensors header: {e}"))?;
+    let header: HashMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| format!("safetensors header: {e}"))?;
+    let (mut ranges, mut entries) = (HashMap::new(), HashMap::new());
+    for (name, info) in header.into_iter().filter(|(name, _)| name != "__metadata__") {
+        let bad = || format!("safetensors header: tensor `{name}`: {info}");
+        let dtype = match info["dtype"].as_str().ok_or_else(bad)? {
+            "F32" => DType::F32,
+            "F16" => DType::F16,
+            "BF16" => DType::BF16,
+            "F64" => DType::F64,
+            "U8" => DType::U8,
+            "U32" => DType::U32,
+            "I64" => DType::I64,
+            other => return Err(format!("tensor `{name}`: unsupported dtype {other}")),
+        };
+        let numbers =
+            |key: &str| -> Option<Vec<u64>> { info[key].as_array()?.iter().map(|v| v.as_u64()).collect() };
+        let (shape, offsets) = (numbers("shape").ok_or_else(bad)?, numbers("data_offsets").ok_or_else(bad)?);
+        let shape: Vec<usize> = shape.into_iter().map(|d| d as usize).collect();
+        let &[start, end] = offsets.as_slice() else { return Err(bad()) };
+        if end < start || (end - start) as usize != shape.iter().product::<usize>() * dtype.size_in_bytes() {
+            return Err(bad());
+        }
+        ranges.insert(name.clone(), (dtype, 8 + len + start, (end - start) as usize));
+        entries.insert(name.clone(), Entry { shape, part: 0, name });
+    }
+    Ok((Store::SafetensorsRead { file, ranges }, entries))
+}
+
+/// One tensor of a [`Store::SafetensorsRead`]: `len` bytes at `offset`, little-endian.
+#[cfg(unix)]
+fn read_tensor(
+    file: &std::fs::File,
+    (dtype, offset, len): (DType, u64, usize),
+    shape: &[usize],
+) -> candle_core::Result<Tensor> {
+    let mut bytes = vec![0u8; len];
+    std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, offset)?;
+    Tensor::from_raw_buffer(&bytes, dtype, shape, &Device::Cpu)
 }
 
 fn open_merged(path: &Path) -> std::result::Result<(Store, HashMap<String, Entry>), String> {

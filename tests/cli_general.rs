@@ -96,6 +96,40 @@ fn thread_counts_are_checked_for_the_flag_and_the_variable_alike() {
     assert_eq!(ok_json(&kompress(&[&bench[..], &["--threads", "2"]].concat(), &[], b""))["threads"], 2);
 }
 
+/// `--dtype int8` through the CLI: `bench` and `compress --json` say `int8`; `KOMPRESS_CPU_KERNELS`
+/// caps the kernels without changing int8's scores beyond f32 rounding (the int8 paths compute the same
+/// bits; the f32 heads switch between the packed kernel and the `gemm` split with the cap), and a value
+/// it does not know is a one-line error naming it.
+#[test]
+fn int8_runs_and_the_kernel_variable_is_checked() {
+    let bench = ["bench", "--model", &v5(), "--seq-len", "40", "--iters", "1", "--json", "--dtype", "int8"];
+    assert_eq!(ok_json(&kompress(&bench, &[], b""))["dtype"], "int8");
+    let compress = ["compress", "--model", &v5(), "--dtype", "int8", "--json"];
+    let text = b"You must not delete the production database unless the backup has completed.";
+    assert_eq!(ok_json(&kompress(&compress, &[], text))["dtype"], "int8");
+    let score = |cap: &str| {
+        let out = kompress(
+            &["score", "--model", &v5(), "--dtype", "q8", "--json"],
+            &[("KOMPRESS_CPU_KERNELS", cap)],
+            text,
+        );
+        let scores: Vec<f32> = serde_json::from_value(ok_json(&out)["score"].clone()).unwrap();
+        scores
+    };
+    let auto = score("auto");
+    for cap in ["avx512", "avx2", "portable"] {
+        let diff = max_abs_diff(&score(cap), &auto);
+        assert!(diff < 1e-6, "KOMPRESS_CPU_KERNELS={cap}: {diff}");
+    }
+    let bad = kompress(&bench, &[("KOMPRESS_CPU_KERNELS", "sse9")], b"");
+    assert_error(&bad, "unknown KOMPRESS_CPU_KERNELS value \"sse9\"");
+    // A flag's value is clap's error (status 2, with a hint line), naming the choices.
+    let bad = kompress(&[&bench[..8], &["--dtype", "int4"]].concat(), &[], b"");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "{err}");
+    assert!(err.contains("unknown dtype \"int4\" (expected auto, f32, f16, bf16 or int8)"), "{err}");
+}
+
 /// Runs a command whose reader closes standard output before it writes anything (the read end is
 /// dropped before the input is sent, and every command reads its input first, or runs a model).
 fn closed_before_output(args: &[&str], stdin: &[u8]) -> Output {

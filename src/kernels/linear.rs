@@ -7,6 +7,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape};
 use rayon::prelude::*;
 
+use super::isa::{isa, Isa};
 use super::{f32_input, gemm_into, SharedOut};
 
 /// Output columns per task (of 48, 96 and 192, the fastest at 128 and 2048 rows).
@@ -64,12 +65,10 @@ pub const PANEL: usize = 32;
 /// stay in a core's L2 while the task's weight panels stream past them.
 const ROW_BLOCK: usize = 128;
 
-/// Whether this CPU runs [`PackedLinear`] (AVX-512F, detected at run time).
+/// Whether this CPU runs [`PackedLinear`]: AVX-512 detected at run time and not capped below it by
+/// `KOMPRESS_CPU_KERNELS` (see [`isa`]).
 pub fn packed_supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
+    isa() >= Isa::Avx512
 }
 
 /// A weight `[out, in]` (row-major `w`) as [`PackedLinear`] reads it: `ceil(out / PANEL)` panels, each

@@ -4,6 +4,8 @@
 
 pub(crate) mod attention;
 pub(crate) mod gelu;
+pub(crate) mod int8;
+pub(crate) mod isa;
 pub(crate) mod linear;
 
 use candle_core::{CpuStorage, Layout};

@@ -11,8 +11,10 @@ use attention::Attention;
 pub use attention::AttentionContext;
 
 use crate::config::Config;
-use crate::device::gpu_matmul;
+use crate::device::{gpu_matmul, Precision};
 use crate::kernels::gelu::GeGlu;
+use crate::kernels::int8::{Int8Linear, Int8Rows, Int8Weight};
+use crate::kernels::isa;
 use crate::kernels::linear::{pack, packed_supported, CpuLinear, PackedLinear, PANEL};
 use crate::weights::Weights;
 use crate::Result;
@@ -45,13 +47,12 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    pub fn new(cfg: &Config, w: &Weights, prefix: &str, dtype: DType) -> Result<Self> {
-        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
-        Ok(Self {
-            wi: Linear::new(&w.get(&[2 * i, h], &format!("{prefix}.Wi.weight"), dtype)?)?,
-            wo: Linear::new(&w.get(&[h, i], &format!("{prefix}.Wo.weight"), dtype)?)?,
-            intermediate: i,
-        })
+    pub fn new(cfg: &Config, w: &Weights, prefix: &str, p: impl Into<Precision>) -> Result<Self> {
+        let (h, i, p) = (cfg.hidden_size, cfg.intermediate_size, p.into());
+        let linear = |shape: &[usize], name: &str| {
+            Linear::new(&w.get(shape, &format!("{prefix}.{name}"), p.dtype)?, p.int8)
+        };
+        Ok(Self { wi: linear(&[2 * i, h], "Wi.weight")?, wo: linear(&[h, i], "Wo.weight")?, intermediate: i })
     }
 
     /// `residual + mlp(x)`.
@@ -83,17 +84,18 @@ pub struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    pub fn new(cfg: &Config, index: usize, w: &Weights, dtype: DType) -> Result<Self> {
-        let p = format!("encoder.layers.{index}");
+    pub fn new(cfg: &Config, index: usize, w: &Weights, precision: impl Into<Precision>) -> Result<Self> {
+        let precision = precision.into();
+        let (p, dtype) = (format!("encoder.layers.{index}"), precision.dtype);
         let attn_norm = match index {
             0 => None,
             _ => Some(LayerNorm::new(cfg, w, &format!("{p}.attn_norm.weight"), dtype)?),
         };
         Ok(Self {
             attn_norm,
-            attn: Attention::new(cfg, cfg.layer_types[index], w, &format!("{p}.attn"), dtype)?,
+            attn: Attention::new(cfg, cfg.layer_types[index], w, &format!("{p}.attn"), precision)?,
             mlp_norm: LayerNorm::new(cfg, w, &format!("{p}.mlp_norm.weight"), dtype)?,
-            mlp: Mlp::new(cfg, w, &format!("{p}.mlp"), dtype)?,
+            mlp: Mlp::new(cfg, w, &format!("{p}.mlp"), precision)?,
         })
     }
 
@@ -102,38 +104,91 @@ impl EncoderLayer {
             Some(norm) => norm.forward(x)?,
             None => x.clone(),
         };
-        let x = self.attn.forward(&normed, x, ctx)?;
+        let x = self.attn.forward(normed, x, ctx)?;
         self.mlp.forward(&self.mlp_norm.forward(&x)?, &x)
     }
 }
 
+/// The token embedding table: f32 (or the model's dtype), or, under `--dtype int8`, quantised per row
+/// (kompress-base: 155 MB -> 39 MB, what brings int8's peak memory at 8192 tokens under half of f32's).
+enum Embeddings {
+    Plain(Tensor),
+    Int8(Int8Rows),
+}
+
+impl Embeddings {
+    fn new(cfg: &Config, w: &Weights, p: Precision) -> Result<Self> {
+        let name = "encoder.embeddings.tok_embeddings.weight";
+        let table = w.get(&[cfg.vocab_size, cfg.hidden_size], name, p.dtype)?;
+        Ok(match p.int8 && cfg.hidden_size > 0 {
+            true => Self::Int8(with_values(&table, |t| Int8Rows::new(t, cfg.hidden_size))?),
+            false => Self::Plain(table),
+        })
+    }
+
+    /// The rows of `ids` (`[n]`, u32): `[n, hidden]`.
+    fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Plain(table) => Ok(table.index_select(ids, 0)?),
+            Self::Int8(table) => {
+                let ids = ids.to_vec1::<u32>()?;
+                let rows = table
+                    .gather(&ids)
+                    .map_err(|id| crate::Error::Invalid(format!("token id {id} is past the vocabulary")))?;
+                let width = table.width();
+                Ok(Tensor::from_vec(rows, (ids.len(), width), &Device::Cpu)?)
+            }
+        }
+    }
+}
+
+/// `f` of the values of an f32 CPU tensor, read in place when it is contiguous: a copy of the embedding
+/// table would be 155 MB more at load.
+fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    if let (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(data)), Some((start, end))) =
+        (&*storage, layout.contiguous_offsets())
+    {
+        return Ok(f(&data[start..end]));
+    }
+    drop(storage);
+    Ok(f(&t.flatten_all()?.to_vec1::<f32>()?))
+}
+
 /// The ModernBERT encoder (`ModernBertModel` without pooling): ids -> last hidden state.
 pub struct ModernBert {
-    tok_embeddings: Tensor,
+    tok_embeddings: Embeddings,
     embed_norm: LayerNorm,
     layers: Vec<EncoderLayer>,
     final_norm: LayerNorm,
     cfg: Config,
-    dtype: DType,
+    precision: Precision,
     device: Device,
 }
 
 impl ModernBert {
-    /// Builds the encoder from `encoder.*` tensors, checking every name and shape.
-    pub fn new(cfg: &Config, w: &Weights, dtype: DType, device: &Device) -> Result<Self> {
+    /// Builds the encoder from `encoder.*` tensors, checking every name and shape. `precision`: a
+    /// dtype, or a [`Precision`] with int8 linear layers (CPU only).
+    pub fn new(cfg: &Config, w: &Weights, precision: impl Into<Precision>, device: &Device) -> Result<Self> {
+        let precision = precision.into();
+        let dtype = precision.dtype;
+        if device.is_cpu() {
+            isa::check_variable()?;
+        }
+        if precision.int8 && (!device.is_cpu() || dtype != DType::F32) {
+            return Err(crate::Error::Device(
+                "--dtype int8 runs on the CPU only, with f32 activations".into(),
+            ));
+        }
         Ok(Self {
-            tok_embeddings: w.get(
-                &[cfg.vocab_size, cfg.hidden_size],
-                "encoder.embeddings.tok_embeddings.weight",
-                dtype,
-            )?,
+            tok_embeddings: Embeddings::new(cfg, w, precision)?,
             embed_norm: LayerNorm::new(cfg, w, "encoder.embeddings.norm.weight", dtype)?,
             layers: (0..cfg.num_layers())
-                .map(|i| EncoderLayer::new(cfg, i, w, dtype))
+                .map(|i| EncoderLayer::new(cfg, i, w, precision))
                 .collect::<Result<_>>()?,
             final_norm: LayerNorm::new(cfg, w, "encoder.final_norm.weight", dtype)?,
             cfg: cfg.clone(),
-            dtype,
+            precision,
             device: device.clone(),
         })
     }
@@ -143,7 +198,11 @@ impl ModernBert {
     }
 
     pub fn dtype(&self) -> DType {
-        self.dtype
+        self.precision.dtype
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     pub fn device(&self) -> &Device {
@@ -154,9 +213,9 @@ impl ModernBert {
     /// Returns `[batch, seq, hidden]`, with zeros past each sequence's length.
     pub fn forward(&self, input_ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
-        let ctx = AttentionContext::new(&self.cfg, lengths, t, self.dtype, &self.device)?;
+        let ctx = AttentionContext::new(&self.cfg, lengths, t, self.dtype(), &self.device)?;
         let ids = ctx.packed(input_ids.flatten_all()?.unsqueeze(1)?)?.squeeze(1)?;
-        let mut x = self.embed_norm.forward(&self.tok_embeddings.index_select(&ids, 0)?)?;
+        let mut x = self.embed_norm.forward(&self.tok_embeddings.lookup(&ids)?)?;
         for layer in &self.layers {
             x = layer.forward(&x, &ctx)?;
         }
@@ -165,54 +224,98 @@ impl ModernBert {
 }
 
 /// A bias-free linear layer `x @ W^T`, its weight laid out once at load time for where it runs:
-/// packed panels for f32 on an AVX-512 CPU (no per-call packing), else a contiguous `[in, out]`, which
-/// the CPU GEMM runs 20-40% faster than a transposed view (measured on 128-2048 x 768 x 2304 products)
-/// and which the GPU back ends take as it is.
+/// int8 panels for `--dtype int8`; packed panels for f32 on an AVX-512 CPU (no per-call packing); else a
+/// contiguous `[in, out]`, which the CPU GEMM runs 20-40% faster than a transposed view (measured on
+/// 128-2048 x 768 x 2304 products) and which the GPU back ends take as it is.
 pub(crate) struct Linear {
-    weight: Tensor,
+    weight: LinearWeight,
     out: usize,
-    packed: bool,
+}
+
+enum LinearWeight {
+    /// `[in, out]`, for candle's matmul or [`CpuLinear`].
+    Plain(Tensor),
+    /// `[panels, in, PANEL]`, for [`PackedLinear`].
+    Packed(Tensor),
+    Int8(Int8Linear),
+}
+
+/// How [`Linear::laid_out`] lays a weight out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Plain,
+    Packed,
+    Int8,
 }
 
 impl Linear {
-    /// `weight`: `[out, in]`, as checkpoints store it.
-    pub fn new(weight: &Tensor) -> Result<Self> {
-        let packed = weight.device().is_cpu() && weight.dtype() == DType::F32 && packed_supported();
-        Self::laid_out(weight, packed)
+    /// `weight`: `[out, in]`, as checkpoints store it (f32 on the CPU when `int8`, which quantises it).
+    pub fn new(weight: &Tensor, int8: bool) -> Result<Self> {
+        let layout = match int8 {
+            true => Layout::Int8,
+            false if weight.device().is_cpu() && weight.dtype() == DType::F32 && packed_supported() => {
+                Layout::Packed
+            }
+            false => Layout::Plain,
+        };
+        Self::laid_out(weight, layout)
     }
 
-    /// [`new`](Self::new) with the layout chosen by the caller (tests run both on one machine).
-    fn laid_out(weight: &Tensor, packed: bool) -> Result<Self> {
+    /// [`new`](Self::new) with the layout chosen by the caller (tests run every layout on one machine).
+    fn laid_out(weight: &Tensor, layout: Layout) -> Result<Self> {
         let (out, inner) = weight.dims2()?;
-        let weight = match packed {
-            true => {
-                let panels = pack(&weight.flatten_all()?.to_vec1::<f32>()?, out, inner);
-                Tensor::from_vec(panels, (out.div_ceil(PANEL), inner, PANEL), &Device::Cpu)?
+        let weight = match layout {
+            Layout::Int8 if out == 0 || inner == 0 || !weight.device().is_cpu() => {
+                return Err(crate::Error::Invalid(format!(
+                    "int8 linear: weight [{out}, {inner}] on the CPU"
+                )));
             }
-            false => weight.t()?.contiguous()?,
+            Layout::Int8 => {
+                let weight = with_values(weight, |w| Int8Weight::new(w, out, inner))?;
+                LinearWeight::Int8(Int8Linear { weight: std::sync::Arc::new(weight) })
+            }
+            Layout::Packed => {
+                let panels = with_values(weight, |w| pack(w, out, inner))?;
+                LinearWeight::Packed(Tensor::from_vec(
+                    panels,
+                    (out.div_ceil(PANEL), inner, PANEL),
+                    &Device::Cpu,
+                )?)
+            }
+            Layout::Plain => LinearWeight::Plain(weight.t()?.contiguous()?),
         };
-        Ok(Self { weight, out, packed })
+        Ok(Self { weight, out })
     }
 
     /// `x`: `[..., in]` of any rank, run as one 2-D product.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (x, shape) = self.flatten(x)?;
-        let out = match (x.device(), x.dtype()) {
-            _ if self.packed => x.contiguous()?.apply_op2_no_bwd(&self.weight, &self.packed_op())?,
-            (Device::Cpu, DType::F32) => x.contiguous()?.apply_op2_no_bwd(&self.weight, &CpuLinear)?,
-            _ => gpu_matmul(&x, &self.weight)?,
+        let out = match &self.weight {
+            LinearWeight::Int8(op) => x.contiguous()?.apply_op1_no_bwd(op)?,
+            LinearWeight::Packed(w) => x.contiguous()?.apply_op2_no_bwd(w, &self.packed_op())?,
+            LinearWeight::Plain(w) if x.device().is_cpu() && x.dtype() == DType::F32 => {
+                x.contiguous()?.apply_op2_no_bwd(w, &CpuLinear)?
+            }
+            LinearWeight::Plain(w) => gpu_matmul(&x, w)?,
         };
         Ok(out.reshape(shape)?)
     }
 
-    /// `residual + forward(x)`; the packed kernel adds the product to the residual as it stores it.
+    /// `residual + forward(x)`; the packed and int8 kernels add the product to the residual as they
+    /// store it.
     pub fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        if !self.packed {
+        if let LinearWeight::Plain(_) = self.weight {
             return Ok((residual + self.forward(x)?)?);
         }
         let (x, shape) = self.flatten(x)?;
         let residual = residual.reshape((x.dim(0)?, self.out))?.contiguous()?;
-        Ok(x.contiguous()?.apply_op3_no_bwd(&self.weight, &residual, &self.packed_op())?.reshape(shape)?)
+        let x = x.contiguous()?;
+        let out = match &self.weight {
+            LinearWeight::Int8(op) => x.apply_op2_no_bwd(&residual, op)?,
+            LinearWeight::Packed(w) => x.apply_op3_no_bwd(w, &residual, &self.packed_op())?,
+            LinearWeight::Plain(_) => unreachable!("returned above"),
+        };
+        Ok(out.reshape(shape)?)
     }
 
     fn packed_op(&self) -> PackedLinear {
@@ -245,15 +348,27 @@ mod tests {
             let residual = Tensor::randn(0f32, 1.0, (2, rows, out), &Device::Cpu)?;
             let want = x.broadcast_matmul(&w.t()?)?;
             let with_residual = (&want + &residual)?;
-            let layouts = if packed_supported() { vec![false, true] } else { vec![false] };
-            for packed in layouts {
-                let linear = Linear::laid_out(&w, packed)?;
+            let layouts =
+                if packed_supported() { vec![Layout::Plain, Layout::Packed] } else { vec![Layout::Plain] };
+            for layout in layouts {
+                let linear = Linear::laid_out(&w, layout)?;
                 for (got, want) in
                     [(linear.forward(&x)?, &want), (linear.forward_add(&x, &residual)?, &with_residual)]
                 {
                     let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
-                    assert!(diff < 1e-4, "{rows}x{inner}x{out}, packed {packed}: {diff}");
+                    assert!(diff < 1e-4, "{rows}x{inner}x{out}, {layout:?}: {diff}");
                 }
+            }
+            // Int8 is the f32 product up to quantisation: the rounding errors (about 1/127 of each
+            // row's largest value, per element) sum to a few % of sqrt(inner), the product's typical
+            // size for unit normal operands; a wrong kernel errs by that whole size.
+            let linear = Linear::laid_out(&w, Layout::Int8)?;
+            let bound = 0.1 * (inner as f32).sqrt();
+            for (got, want) in
+                [(linear.forward(&x)?, &want), (linear.forward_add(&x, &residual)?, &with_residual)]
+            {
+                let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert!(diff < bound, "{rows}x{inner}x{out}, int8: {diff} >= {bound}");
             }
         }
         Ok(())

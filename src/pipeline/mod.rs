@@ -251,7 +251,7 @@ impl CompressResult {
         let mut v = self.to_json(opts);
         v["model"] = serde_json::json!(model_name);
         v["device"] = serde_json::json!(crate::device::device_name(model.device()));
-        v["dtype"] = serde_json::json!(model.dtype().as_str());
+        v["dtype"] = serde_json::json!(model.precision().name());
         v
     }
 }

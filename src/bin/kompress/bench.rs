@@ -72,8 +72,8 @@ fn load(args: &BenchArgs) -> anyhow::Result<Scorer> {
         false => Config::from_json("{}")?,
     };
     let device = args.model.open_device()?;
-    let dtype = args.model.dtype.resolve(&device);
-    Scorer::new(&cfg, &Weights::random(0, &device), dtype).context("cannot build the random model")
+    let precision = args.model.dtype.precision(&device)?;
+    Scorer::new(&cfg, &Weights::random(0, &device), precision).context("cannot build the random model")
 }
 
 /// Seeded ids from the model's vocabulary: above the first 1000 (special and byte-level tokens) when
@@ -114,7 +114,7 @@ fn report(args: &BenchArgs, scorer: &Scorer, batch: &[WordEncoding], times: &[f6
         "ms_median": median,
         "tokens_per_s": tokens_per_s,
         "device": device,
-        "dtype": scorer.dtype().as_str(),
+        "dtype": scorer.precision().name(),
         "threads": threads,
         "layers": scorer.config().num_layers(),
         "hidden": scorer.config().hidden_size,
@@ -127,7 +127,7 @@ fn report(args: &BenchArgs, scorer: &Scorer, batch: &[WordEncoding], times: &[f6
             args.seq_len,
             times[0],
             tokens_per_s,
-            scorer.dtype().as_str(),
+            scorer.precision().name(),
             if threads == 1 { "" } else { "s" }
         ),
     };

@@ -1,0 +1,302 @@
+//! Int8 linear layers for the CPU (`--dtype int8`): weights quantised once at load, symmetric per
+//! output channel; activations quantised per call, symmetric per row (token); products accumulated
+//! exactly in i32, then `out = out + acc as f32 * (sx[row] * sw[col])`.
+//!
+//! Every path ([`Isa`]: `vnni`, `avx2`, `portable`) computes the same i32 accumulators and hands them to
+//! the one dequantising function [`dequantise`], so their outputs are bit-identical; the tests check
+//! it, and check the portable path against a naive product of the quantised values.
+
+mod avx2;
+mod portable;
+mod vnni;
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
+use rayon::prelude::*;
+
+use super::isa::{isa, Isa};
+use super::{f32_input, SharedOut};
+
+/// Output columns per packed panel: two AVX-512 registers of i32 accumulators (four AVX2 ones).
+pub(crate) const PANEL: usize = 32;
+
+/// Inner (k) values per 32-bit lane: `vpdpbusd` and `vpmaddubsw` + `vpmaddwd` sum 4 byte products.
+const GROUP: usize = 4;
+
+/// Bytes of one packed group row: `PANEL` columns of `GROUP` weights.
+const GROUP_BYTES: usize = PANEL * GROUP;
+
+/// Rows per row block: their quantised activations (128 x 1152 bytes at most) stay in L2 while the
+/// panels stream past them.
+const ROW_BLOCK: usize = 128;
+
+/// The largest quantised magnitude: symmetric, so -128 never occurs (the AVX2 sign trick needs it).
+const QMAX: f32 = 127.0;
+
+/// A weight `[out, in]` quantised per output channel and packed for the kernels: `ceil(out / PANEL)`
+/// panels, each `ceil(in / GROUP)` group rows of `PANEL` columns x `GROUP` consecutive k values (one
+/// 32-bit lane per column), k past `in` and columns past `out` zero.
+pub(crate) struct Int8Weight {
+    out: usize,
+    inner: usize,
+    data: Vec<i8>,
+    /// Per column, padded to whole panels with zeros.
+    scales: Vec<f32>,
+    /// Per column `128 * sum_k w[col][k]`: the VNNI kernel feeds activations as `x + 128` (unsigned)
+    /// and subtracts this, exactly.
+    offsets: Vec<i32>,
+}
+
+impl Int8Weight {
+    /// Quantises a row-major `[out, inner]` f32 weight.
+    pub(crate) fn new(w: &[f32], out: usize, inner: usize) -> Self {
+        let (panels, groups) = (out.div_ceil(PANEL), inner.div_ceil(GROUP));
+        let mut data = vec![0i8; panels * groups * GROUP_BYTES];
+        let mut scales = vec![0f32; panels * PANEL];
+        let mut offsets = vec![0i32; panels * PANEL];
+        let mut row = vec![0u8; inner];
+        for (o, src) in w.chunks_exact(inner).enumerate() {
+            scales[o] = quantise_row(src, &mut row, 0);
+            let (panel, col) = (o / PANEL, o % PANEL);
+            let base = panel * groups * GROUP_BYTES + col * GROUP;
+            for (k, &q) in row.iter().enumerate() {
+                data[base + (k / GROUP) * GROUP_BYTES + k % GROUP] = q as i8;
+            }
+            offsets[o] = 128 * row.iter().map(|&q| i32::from(q as i8)).sum::<i32>();
+        }
+        Self { out, inner, data, scales, offsets }
+    }
+
+    fn groups(&self) -> usize {
+        self.inner.div_ceil(GROUP)
+    }
+}
+
+/// Quantises `src` into `dst[..src.len()]` (each value's i8 bit pattern xor `flip`) and returns the
+/// scale `max|src| / 127`. Round half to even through the `1.5 * 2^23` trick: adding it leaves the
+/// rounded value in the low mantissa bits, integer-only work that LLVM vectorises on any x86 level
+/// (`round_ties_even` is a libm call below SSE4.1). `|v| <= 127 (1 + 2^-22)` here, far inside the
+/// trick's `2^22` range, and never rounds past 127. An all-zero row gets scale 0 and zeros.
+fn quantise_row(src: &[f32], dst: &mut [u8], flip: u8) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    // Through the bits: an integer max vectorises, `f32::max` (NaN rules) does not.
+    let amax = f32::from_bits(src.iter().map(|v| v.to_bits() & 0x7fff_ffff).max().unwrap_or(0));
+    let inv = if amax > 0.0 { QMAX / amax } else { 0.0 };
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = ((v * inv + MAGIC).to_bits() as u8) ^ flip;
+    }
+    amax / QMAX
+}
+
+/// A table quantised per row (the token embeddings under `--dtype int8`: a quarter of f32's memory), read
+/// back a row at a time as `q as f32 * scale`.
+pub(crate) struct Int8Rows {
+    /// The i8 values' bit patterns, as [`quantise_row`] writes them.
+    data: Vec<u8>,
+    scales: Vec<f32>,
+    width: usize,
+}
+
+impl Int8Rows {
+    /// Quantises a row-major table of rows `width` long (`width > 0`).
+    pub(crate) fn new(table: &[f32], width: usize) -> Self {
+        let mut data = vec![0u8; table.len()];
+        let scales = table
+            .chunks_exact(width)
+            .zip(data.chunks_exact_mut(width))
+            .map(|(r, q)| quantise_row(r, q, 0))
+            .collect();
+        Self { data, scales, width }
+    }
+
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The rows `ids`, dequantised, one after another; an id out of range is the error.
+    pub(crate) fn gather(&self, ids: &[u32]) -> std::result::Result<Vec<f32>, u32> {
+        let mut out = Vec::with_capacity(ids.len() * self.width);
+        for &id in ids {
+            let scale = *self.scales.get(id as usize).ok_or(id)?;
+            let row = &self.data[id as usize * self.width..][..self.width];
+            out.extend(row.iter().map(|&q| f32::from(q as i8) * scale));
+        }
+        Ok(out)
+    }
+}
+
+/// Activations quantised per row, each row `stride` bytes (`in` padded to whole groups).
+struct QuantRows {
+    data: Vec<u8>,
+    scales: Vec<f32>,
+    stride: usize,
+}
+
+impl QuantRows {
+    /// `flip` 0x80 gives the unsigned `x + 128` that `vpdpbusd` takes; padding holds 0 either way.
+    fn new(x: &[f32], inner: usize, groups: usize, flip: u8) -> Self {
+        let stride = groups * GROUP;
+        let mut data = vec![flip; x.len() / inner * stride];
+        let scales = x
+            .chunks_exact(inner)
+            .zip(data.chunks_exact_mut(stride))
+            .map(|(x, d)| quantise_row(x, d, flip))
+            .collect();
+        Self { data, scales, stride }
+    }
+}
+
+/// One task's operands: `rows` quantised activation rows against one packed panel, stored into `out`
+/// (`rows x cols`, rows `ldc` apart), or added to it when `add`.
+#[derive(Clone, Copy)]
+struct Block {
+    x: *const u8,
+    stride: usize,
+    sx: *const f32,
+    rows: usize,
+    panel: *const i8,
+    groups: usize,
+    sw: *const f32,
+    offsets: *const i32,
+    out: *mut f32,
+    ldc: usize,
+    cols: usize,
+    add: bool,
+}
+
+impl Block {
+    /// The block's rows `first..` (for the row tiles of a kernel).
+    ///
+    /// # Safety
+    /// `first` must be at most `rows`.
+    unsafe fn rows_from(self, first: usize) -> Self {
+        Self {
+            x: self.x.add(first * self.stride),
+            sx: self.sx.add(first),
+            out: self.out.add(first * self.ldc),
+            rows: self.rows - first,
+            ..self
+        }
+    }
+}
+
+/// `out[c] = acc[c] as f32 * (sx * sw[c])`, or `out[c] + ...` when `add`, for `cols` columns: the one
+/// dequantising expression of every path (no FMA), so that their outputs are bit-identical. Inlined
+/// into each kernel, where LLVM vectorises it with that kernel's instruction set.
+///
+/// # Safety
+/// `out` must address `cols` floats (initialised when `add`), `sw` at least `cols`.
+#[inline(always)]
+unsafe fn dequantise(acc: &[i32; PANEL], sx: f32, sw: *const f32, out: *mut f32, cols: usize, add: bool) {
+    let sw = std::slice::from_raw_parts(sw, cols);
+    // Raw writes: without `add`, `out` may be uninitialised.
+    let values = acc.iter().zip(sw).map(|(&a, &s)| a as f32 * (sx * s));
+    for (c, v) in values.enumerate() {
+        let o = out.add(c);
+        o.write(if add { o.read() + v } else { v });
+    }
+}
+
+/// `x @ W^T`, or `residual + x @ W^T`, for `x` `[rows, in]` row-major (`residual` `[rows, out]`), on
+/// the kernels of `isa` (which must not exceed what the CPU has: [`super::isa::detected`]).
+fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, isa: Isa) -> Vec<f32> {
+    let flip = if isa >= Isa::Avx512Vnni { 0x80 } else { 0 };
+    let (groups, cols, rows) = (w.groups(), w.out, x.len() / w.inner);
+    let panels = cols.div_ceil(PANEL);
+    let add = residual.is_some();
+    // Without a residual the kernels store every element: no zeroing pass, no reads of the output.
+    let mut out = residual.unwrap_or_else(|| Vec::with_capacity(rows * cols));
+    let ptr = SharedOut(out.as_mut_ptr());
+    // A task per row block quantises its rows (so the quantised activations are never all held: 9 MB
+    // at 8192 tokens) and runs them against every panel, as nested tasks that the other threads steal.
+    (0..rows.div_ceil(ROW_BLOCK)).into_par_iter().for_each(|block| {
+        let first_row = block * ROW_BLOCK;
+        let n_rows = ROW_BLOCK.min(rows - first_row);
+        let q = QuantRows::new(&x[first_row * w.inner..][..n_rows * w.inner], w.inner, groups, flip);
+        (0..panels).into_par_iter().for_each(|panel| {
+            let first_col = panel * PANEL;
+            // SAFETY: q holds n_rows x stride bytes and n_rows scales, w.data panels x groups x
+            // GROUP_BYTES, scales and offsets panels x PANEL, out rows x cols; this task writes rows
+            // first_row.. + n_rows of columns first_col.. + PANEL of out only.
+            unsafe {
+                let b = Block {
+                    x: q.data.as_ptr(),
+                    stride: q.stride,
+                    sx: q.scales.as_ptr(),
+                    rows: n_rows,
+                    panel: w.data.as_ptr().add(panel * groups * GROUP_BYTES),
+                    groups,
+                    sw: w.scales.as_ptr().add(first_col),
+                    offsets: w.offsets.as_ptr().add(first_col),
+                    out: ptr.at(first_row * cols + first_col),
+                    ldc: cols,
+                    cols: PANEL.min(cols - first_col),
+                    add,
+                };
+                match isa {
+                    Isa::Avx512Vnni => vnni::panel_product(b),
+                    Isa::Avx512 | Isa::Avx2 => avx2::panel_product(b),
+                    Isa::Portable => portable::panel_product(b),
+                }
+            }
+        });
+    });
+    // SAFETY: the tasks above covered every row block and panel, so all rows x cols are written.
+    unsafe { out.set_len(rows * cols) };
+    out
+}
+
+/// `x @ W^T` (as a [`CustomOp1`]) or `residual + x @ W^T` (as a [`CustomOp2`] on `(x, residual)`, added
+/// as the product is stored), `x` a contiguous f32 `[rows, in]`, on the kernels [`isa`] chooses.
+#[derive(Clone)]
+pub(crate) struct Int8Linear {
+    pub weight: Arc<Int8Weight>,
+}
+
+impl Int8Linear {
+    fn run(
+        &self,
+        x: (&CpuStorage, &Layout),
+        residual: Option<Vec<f32>>,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x_data = f32_input(x.0, x.1, "int8 linear")?;
+        let w = &self.weight;
+        let &[rows, inner] = x.1.dims() else { candle_core::bail!("int8 linear: expects [rows, in]") };
+        if inner != w.inner || inner == 0 || residual.as_ref().is_some_and(|r| r.len() != rows * w.out) {
+            candle_core::bail!("int8 linear: [{rows}, {inner}] @ [{}, {}]^T", w.out, w.inner)
+        }
+        let out = product(w, x_data, residual, isa());
+        Ok((CpuStorage::F32(out), Shape::from((rows, w.out))))
+    }
+}
+
+impl CustomOp1 for Int8Linear {
+    fn name(&self) -> &'static str {
+        "kompress-int8-linear"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.run((s, l), None)
+    }
+}
+
+impl CustomOp2 for Int8Linear {
+    fn name(&self) -> &'static str {
+        "kompress-int8-linear-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x_s: &CpuStorage,
+        x_l: &Layout,
+        r_s: &CpuStorage,
+        r_l: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let residual = f32_input(r_s, r_l, "int8 linear residual")?.to_vec();
+        self.run((x_s, x_l), Some(residual))
+    }
+}
+
+#[cfg(test)]
+mod tests;
