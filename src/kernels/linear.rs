@@ -129,12 +129,11 @@ impl PackedLinear {
             #[cfg(target_arch = "x86_64")]
             unsafe {
                 avx512::panel_product(
-                    x.as_ptr().add(first_row * inner),
+                    (x.as_ptr().add(first_row * inner), inner),
                     n_rows,
                     inner,
-                    w.as_ptr().add(panel * inner * PANEL),
-                    ptr.at(first_row * cols + first_col),
-                    cols,
+                    (w.as_ptr().add(panel * inner * PANEL), PANEL),
+                    (ptr.at(first_row * cols + first_col), cols),
                     PANEL.min(cols - first_col),
                 )
             }
@@ -180,60 +179,60 @@ impl CustomOp3 for PackedLinear {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(crate) mod avx512 {
     use std::arch::x86_64::*;
-
-    use super::PANEL;
 
     /// Rows per micro-tile: 12 x 2 accumulators (24 of the 32 registers), enough independent FMA chains
     /// to hide the FMA latency and few B loads per FMA (single-thread 128-row products ran 2-5% faster
     /// than with 8).
     const TILE: usize = 12;
 
-    /// `out[rows, ..cols] += x[rows, inner] @ panel[inner, PANEL]`, `out` rows `ldc` apart.
+    /// `out[rows, ..cols] += x[rows, inner] @ panel[inner, PANEL]`. Each operand is a pointer and the
+    /// distance (in floats) between its rows: the weight products pass packed panels (`PANEL` apart),
+    /// attention passes its q/v rows in place.
     ///
     /// # Safety
-    /// AVX-512F must be available; the pointers must address the extents above.
+    /// AVX-512F must be available; the pointers must address the extents above, every panel row
+    /// `PANEL` floats wide (readable even past `cols`).
     #[target_feature(enable = "avx512f")]
     pub unsafe fn panel_product(
-        x: *const f32,
+        x: (*const f32, usize),
         rows: usize,
         inner: usize,
-        panel: *const f32,
-        out: *mut f32,
-        ldc: usize,
+        panel: (*const f32, usize),
+        out: (*mut f32, usize),
         cols: usize,
     ) {
+        let ((x, lda), (out, ldc)) = (x, out);
         let mut r = 0;
         while r + TILE <= rows {
-            tile::<TILE>(x.add(r * inner), inner, panel, out.add(r * ldc), ldc, cols);
+            tile::<TILE>((x.add(r * lda), lda), inner, panel, (out.add(r * ldc), ldc), cols);
             r += TILE;
         }
-        let (x, out) = (x.add(r * inner), out.add(r * ldc));
+        let (x, out) = ((x.add(r * lda), lda), (out.add(r * ldc), ldc));
         match rows - r {
             0 => {}
-            1 => tile::<1>(x, inner, panel, out, ldc, cols),
-            2 => tile::<2>(x, inner, panel, out, ldc, cols),
-            3 => tile::<3>(x, inner, panel, out, ldc, cols),
-            4 => tile::<4>(x, inner, panel, out, ldc, cols),
-            5 => tile::<5>(x, inner, panel, out, ldc, cols),
-            6 => tile::<6>(x, inner, panel, out, ldc, cols),
-            7 => tile::<7>(x, inner, panel, out, ldc, cols),
-            8 => tile::<8>(x, inner, panel, out, ldc, cols),
-            9 => tile::<9>(x, inner, panel, out, ldc, cols),
-            10 => tile::<10>(x, inner, panel, out, ldc, cols),
-            _ => tile::<11>(x, inner, panel, out, ldc, cols),
+            1 => tile::<1>(x, inner, panel, out, cols),
+            2 => tile::<2>(x, inner, panel, out, cols),
+            3 => tile::<3>(x, inner, panel, out, cols),
+            4 => tile::<4>(x, inner, panel, out, cols),
+            5 => tile::<5>(x, inner, panel, out, cols),
+            6 => tile::<6>(x, inner, panel, out, cols),
+            7 => tile::<7>(x, inner, panel, out, cols),
+            8 => tile::<8>(x, inner, panel, out, cols),
+            9 => tile::<9>(x, inner, panel, out, cols),
+            10 => tile::<10>(x, inner, panel, out, cols),
+            _ => tile::<11>(x, inner, panel, out, cols),
         }
     }
 
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn tile<const M: usize>(
-        x: *const f32,
+        (x, lda): (*const f32, usize),
         inner: usize,
-        panel: *const f32,
-        out: *mut f32,
-        ldc: usize,
+        (panel, ldb): (*const f32, usize),
+        (out, ldc): (*mut f32, usize),
         cols: usize,
     ) {
         let mask = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
@@ -246,10 +245,10 @@ mod avx512 {
             acc[1] = _mm512_maskz_loadu_ps(m1, out.wrapping_add(i * ldc + 16));
         }
         for k in 0..inner {
-            let b0 = _mm512_loadu_ps(panel.add(k * PANEL));
-            let b1 = _mm512_loadu_ps(panel.add(k * PANEL + 16));
+            let b0 = _mm512_loadu_ps(panel.add(k * ldb));
+            let b1 = _mm512_loadu_ps(panel.add(k * ldb + 16));
             for (i, acc) in acc.iter_mut().enumerate() {
-                let a = _mm512_set1_ps(*x.add(i * inner + k));
+                let a = _mm512_set1_ps(*x.add(i * lda + k));
                 acc[0] = _mm512_fmadd_ps(a, b0, acc[0]);
                 acc[1] = _mm512_fmadd_ps(a, b1, acc[1]);
             }
