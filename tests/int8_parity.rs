@@ -53,9 +53,13 @@ fn int8_scores_match_the_emulated_reference() {
         for (key, text) in inputs() {
             let want = &reference[name][&key];
             let got = model.score_text(&text).unwrap();
-            let diff = max_abs_diff(&got.score, &want.score).max(max_abs_diff(&got.token_prob, &want.token_prob));
+            let diff =
+                max_abs_diff(&got.score, &want.score).max(max_abs_diff(&got.token_prob, &want.token_prob));
             let over = got.score.iter().zip(&want.score).filter(|(a, b)| (*a - *b).abs() > EXACT).count();
-            println!("{name}/{key}: max diff {diff:e}, {over} of {} tokens beyond {EXACT:e}", got.score.len());
+            println!(
+                "{name}/{key}: max diff {diff:e}, {over} of {} tokens beyond {EXACT:e}",
+                got.score.len()
+            );
             assert!(diff <= FLIPPED, "{name}/{key}: scores differ by {diff}");
             cases += 1;
             exact += usize::from(diff <= EXACT);

@@ -272,7 +272,6 @@ impl Job {
                 keys[(panel * d + dd) * PANEL + col] = x;
             }
         }
-        scores.fill(0.0);
         for panel in 0..panels {
             avx512::panel_product(
                 (q, stride),
@@ -281,12 +280,13 @@ impl Job {
                 (keys.as_ptr().add(panel * d * PANEL), PANEL),
                 (scores.as_mut_ptr().add(panel * PANEL), nk),
                 PANEL.min(nk - panel * PANEL),
+                false,
             );
         }
     }
 
-    /// [`values`](Self::values) through the AVX-512 kernel, reading each `PANEL`
-    /// columns of the values in place (`d` is a multiple of `PANEL`); the output starts at zero.
+    /// [`values`](Self::values) through the AVX-512 kernel, reading each `PANEL` columns of the
+    /// values in place (`d` is a multiple of `PANEL`).
     #[cfg(target_arch = "x86_64")]
     unsafe fn values_by_panels(&self, nq: usize, nk: usize, scores: &[f32], v: *const f32, out: *mut f32) {
         for panel in 0..self.d / PANEL {
@@ -298,6 +298,7 @@ impl Job {
                 (v.add(col), self.stride),
                 (out.add(col), self.stride),
                 PANEL,
+                false,
             );
         }
     }

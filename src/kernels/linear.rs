@@ -95,12 +95,12 @@ pub struct PackedLinear {
 }
 
 impl PackedLinear {
-    /// `out += x @ W^T`, `out` being `[rows, cols]` already initialised.
+    /// `residual + x @ W^T`, `residual` being `[rows, cols]`, or `x @ W^T` without one.
     fn accumulate(
         &self,
         x: (&CpuStorage, &Layout),
         w: (&CpuStorage, &Layout),
-        mut out: Vec<f32>,
+        residual: Option<Vec<f32>>,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x_l, w_l) = (x.1, w.1);
         let (x, w) = (f32_input(x.0, x_l, "packed linear")?, f32_input(w.0, w_l, "packed linear")?);
@@ -108,9 +108,13 @@ impl PackedLinear {
             candle_core::bail!("packed linear: expects [rows, in] and [panels, in, {PANEL}]")
         };
         let cols = self.cols;
+        let add = residual.is_some();
+        // Without a residual the kernel stores every element without reading it: no zeroing pass
+        // (memset and page clearing took 4% of a 512-token forward).
+        let mut out = residual.unwrap_or_else(|| Vec::with_capacity(rows * cols));
         if inner != inner_w
             || panels != cols.div_ceil(PANEL)
-            || out.len() != rows * cols
+            || (add && out.len() != rows * cols)
             || !packed_supported()
         {
             candle_core::bail!("packed linear: [{rows}, {inner}] @ {:?} for {cols} columns", w_l.dims())
@@ -135,9 +139,12 @@ impl PackedLinear {
                     (w.as_ptr().add(panel * inner * PANEL), PANEL),
                     (ptr.at(first_row * cols + first_col), cols),
                     PANEL.min(cols - first_col),
+                    add,
                 )
             }
         });
+        // SAFETY: the tasks covered every row block and panel, so all rows x cols values are written.
+        unsafe { out.set_len(rows * cols) };
         Ok((CpuStorage::F32(out), Shape::from((rows, cols))))
     }
 }
@@ -154,8 +161,7 @@ impl CustomOp2 for PackedLinear {
         w_s: &CpuStorage,
         w_l: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let rows = x_l.dims().first().copied().unwrap_or(0);
-        self.accumulate((x_s, x_l), (w_s, w_l), vec![0f32; rows * self.cols])
+        self.accumulate((x_s, x_l), (w_s, w_l), None)
     }
 }
 
@@ -174,7 +180,7 @@ impl CustomOp3 for PackedLinear {
         r_l: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let residual = f32_input(r_s, r_l, "packed linear residual")?.to_vec();
-        self.accumulate((x_s, x_l), (w_s, w_l), residual)
+        self.accumulate((x_s, x_l), (w_s, w_l), Some(residual))
     }
 }
 
@@ -187,7 +193,8 @@ pub(crate) mod avx512 {
     /// than with 8).
     const TILE: usize = 12;
 
-    /// `out[rows, ..cols] += x[rows, inner] @ panel[inner, PANEL]`. Each operand is a pointer and the
+    /// `out[rows, ..cols] = x[rows, inner] @ panel[inner, PANEL]`, plus what `out` held when `add`
+    /// (else `out` may be uninitialised: it is only written). Each operand is a pointer and the
     /// distance (in floats) between its rows: the weight products pass packed panels (`PANEL` apart),
     /// attention passes its q/v rows in place.
     ///
@@ -202,27 +209,28 @@ pub(crate) mod avx512 {
         panel: (*const f32, usize),
         out: (*mut f32, usize),
         cols: usize,
+        add: bool,
     ) {
         let ((x, lda), (out, ldc)) = (x, out);
         let mut r = 0;
         while r + TILE <= rows {
-            tile::<TILE>((x.add(r * lda), lda), inner, panel, (out.add(r * ldc), ldc), cols);
+            tile::<TILE>((x.add(r * lda), lda), inner, panel, (out.add(r * ldc), ldc), cols, add);
             r += TILE;
         }
         let (x, out) = ((x.add(r * lda), lda), (out.add(r * ldc), ldc));
         match rows - r {
             0 => {}
-            1 => tile::<1>(x, inner, panel, out, cols),
-            2 => tile::<2>(x, inner, panel, out, cols),
-            3 => tile::<3>(x, inner, panel, out, cols),
-            4 => tile::<4>(x, inner, panel, out, cols),
-            5 => tile::<5>(x, inner, panel, out, cols),
-            6 => tile::<6>(x, inner, panel, out, cols),
-            7 => tile::<7>(x, inner, panel, out, cols),
-            8 => tile::<8>(x, inner, panel, out, cols),
-            9 => tile::<9>(x, inner, panel, out, cols),
-            10 => tile::<10>(x, inner, panel, out, cols),
-            _ => tile::<11>(x, inner, panel, out, cols),
+            1 => tile::<1>(x, inner, panel, out, cols, add),
+            2 => tile::<2>(x, inner, panel, out, cols, add),
+            3 => tile::<3>(x, inner, panel, out, cols, add),
+            4 => tile::<4>(x, inner, panel, out, cols, add),
+            5 => tile::<5>(x, inner, panel, out, cols, add),
+            6 => tile::<6>(x, inner, panel, out, cols, add),
+            7 => tile::<7>(x, inner, panel, out, cols, add),
+            8 => tile::<8>(x, inner, panel, out, cols, add),
+            9 => tile::<9>(x, inner, panel, out, cols, add),
+            10 => tile::<10>(x, inner, panel, out, cols, add),
+            _ => tile::<11>(x, inner, panel, out, cols, add),
         }
     }
 
@@ -234,11 +242,12 @@ pub(crate) mod avx512 {
         (panel, ldb): (*const f32, usize),
         (out, ldc): (*mut f32, usize),
         cols: usize,
+        add: bool,
     ) {
         let mask = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
         let (m0, m1) = (mask(cols), mask(cols.saturating_sub(16)));
         let mut acc = [[_mm512_setzero_ps(); 2]; M];
-        for (i, acc) in acc.iter_mut().enumerate() {
+        for (i, acc) in acc.iter_mut().enumerate().filter(|_| add) {
             acc[0] = _mm512_maskz_loadu_ps(m0, out.add(i * ldc));
             // Masked off entirely when the panel has at most 16 columns: then the address may lie
             // past the buffer, which `add` must not produce; it is never dereferenced.

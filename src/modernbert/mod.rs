@@ -49,12 +49,10 @@ pub struct Mlp {
 impl Mlp {
     pub fn new(cfg: &Config, w: &Weights, prefix: &str, p: Precision) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
-        let linear = |shape: &[usize], name: &str| Linear::new(&w.get(shape, &format!("{prefix}.{name}"), p.dtype)?, p.int8);
-        Ok(Self {
-            wi: linear(&[2 * i, h], "Wi.weight")?,
-            wo: linear(&[h, i], "Wo.weight")?,
-            intermediate: i,
-        })
+        let linear = |shape: &[usize], name: &str| {
+            Linear::new(&w.get(shape, &format!("{prefix}.{name}"), p.dtype)?, p.int8)
+        };
+        Ok(Self { wi: linear(&[2 * i, h], "Wi.weight")?, wo: linear(&[h, i], "Wo.weight")?, intermediate: i })
     }
 
     /// `residual + mlp(x)`.
@@ -131,7 +129,9 @@ impl ModernBert {
             isa::check_variable()?;
         }
         if precision.int8 && (!device.is_cpu() || dtype != DType::F32) {
-            return Err(crate::Error::Device("--dtype int8 runs on the CPU only, with f32 activations".into()));
+            return Err(crate::Error::Device(
+                "--dtype int8 runs on the CPU only, with f32 activations".into(),
+            ));
         }
         Ok(Self {
             tok_embeddings: w.get(
@@ -224,7 +224,9 @@ impl Linear {
         let values = || -> Result<Vec<f32>> { Ok(weight.flatten_all()?.to_vec1::<f32>()?) };
         let weight = match layout {
             Layout::Int8 if out == 0 || inner == 0 || !weight.device().is_cpu() => {
-                return Err(crate::Error::Invalid(format!("int8 linear: weight [{out}, {inner}] on the CPU")));
+                return Err(crate::Error::Invalid(format!(
+                    "int8 linear: weight [{out}, {inner}] on the CPU"
+                )));
             }
             Layout::Int8 => {
                 let weight = Int8Weight::new(&values()?, out, inner);
@@ -232,7 +234,11 @@ impl Linear {
             }
             Layout::Packed => {
                 let panels = pack(&values()?, out, inner);
-                LinearWeight::Packed(Tensor::from_vec(panels, (out.div_ceil(PANEL), inner, PANEL), &Device::Cpu)?)
+                LinearWeight::Packed(Tensor::from_vec(
+                    panels,
+                    (out.div_ceil(PANEL), inner, PANEL),
+                    &Device::Cpu,
+                )?)
             }
             Layout::Plain => LinearWeight::Plain(weight.t()?.contiguous()?),
         };
@@ -300,7 +306,8 @@ mod tests {
             let residual = Tensor::randn(0f32, 1.0, (2, rows, out), &Device::Cpu)?;
             let want = x.broadcast_matmul(&w.t()?)?;
             let with_residual = (&want + &residual)?;
-            let layouts = if packed_supported() { vec![Layout::Plain, Layout::Packed] } else { vec![Layout::Plain] };
+            let layouts =
+                if packed_supported() { vec![Layout::Plain, Layout::Packed] } else { vec![Layout::Plain] };
             for layout in layouts {
                 let linear = Linear::laid_out(&w, layout)?;
                 for (got, want) in
@@ -315,7 +322,9 @@ mod tests {
             // size for unit normal operands; a wrong kernel errs by that whole size.
             let linear = Linear::laid_out(&w, Layout::Int8)?;
             let bound = 0.1 * (inner as f32).sqrt();
-            for (got, want) in [(linear.forward(&x)?, &want), (linear.forward_add(&x, &residual)?, &with_residual)] {
+            for (got, want) in
+                [(linear.forward(&x)?, &want), (linear.forward_add(&x, &residual)?, &with_residual)]
+            {
                 let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
                 assert!(diff < bound, "{rows}x{inner}x{out}, int8: {diff} >= {bound}");
             }

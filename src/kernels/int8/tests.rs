@@ -123,10 +123,20 @@ fn the_packing_and_offsets() {
         let row = &w[o * inner..(o + 1) * inner];
         let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
         for k in 0..inner {
-            let at = (o / PANEL) * 2 * GROUP_BYTES + (k / GROUP) * GROUP_BYTES + (o % PANEL) * GROUP + k % GROUP;
+            let at =
+                (o / PANEL) * 2 * GROUP_BYTES + (k / GROUP) * GROUP_BYTES + (o % PANEL) * GROUP + k % GROUP;
             assert_eq!(f32::from(weight.data[at]), (row[k] * (127.0 / amax)).round_ties_even());
         }
-        let sum: i32 = (0..inner).map(|k| i32::from(weight.data[(o / PANEL) * 2 * GROUP_BYTES + (k / GROUP) * GROUP_BYTES + (o % PANEL) * GROUP + k % GROUP])).sum();
+        let sum: i32 = (0..inner)
+            .map(|k| {
+                i32::from(
+                    weight.data[(o / PANEL) * 2 * GROUP_BYTES
+                        + (k / GROUP) * GROUP_BYTES
+                        + (o % PANEL) * GROUP
+                        + k % GROUP],
+                )
+            })
+            .sum();
         assert_eq!(weight.offsets[o], 128 * sum);
     }
     assert!(weight.data[GROUP_BYTES * 4 - 8..].iter().all(|&v| v == 0), "padding");
