@@ -1,4 +1,4 @@
-//! Fused attention for f32 on the CPU: one task per (sequence, head, block of 64 queries), each
+//! Fused attention for f32 on the CPU: one task per (sequence, head, block of queries), each
 //! computing its scores, softmax and output with single-threaded GEMMs in a scratch buffer the size
 //! of one block's scores.
 //!
@@ -11,10 +11,19 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape};
 use rayon::prelude::*;
 
+use super::isa::{isa, Isa};
+#[cfg(target_arch = "x86_64")]
+use super::linear::avx512;
+use super::linear::PANEL;
 use super::{f32_input, gemm_into, SharedOut};
 
-/// Queries per task.
+/// Queries per task of a global layer.
 const BLOCK: usize = 64;
+
+/// Queries per task of a local layer: a block of `b` queries scores `b + 2w` keys of which each
+/// query needs `2w + 1`, so smaller blocks compute fewer masked scores (at w = 64: 1.24x the needed
+/// products with 32 queries, 1.49x with 64).
+const LOCAL_BLOCK: usize = 32;
 
 /// Attention over `q`, `k`, `v` of shape `[rows, heads, head_dim]` (contiguous f32, queries already
 /// scaled), where sequence `i` is rows `offsets[i]..offsets[i] + lengths[i]`; for local layers, keys
@@ -52,18 +61,30 @@ impl CustomOp3 for CpuAttention<'_> {
         }
         let mut out = vec![0f32; rows * h * d];
         let ptr = SharedOut(out.as_mut_ptr());
-        let blocks = self.lengths.iter().max().map_or(0, |&t| t.div_ceil(BLOCK));
-        (0..self.lengths.len() * h * blocks).into_par_iter().for_each_init(Vec::new, |scores, task| {
-            let (seq, head, block) = (task / (h * blocks), task / blocks % h, task % blocks);
-            let first = (self.offsets[seq] * h + head) * d;
-            let job = Job { len: self.lengths[seq], window: self.window, stride: h * d, d };
-            // SAFETY: q, k, v hold rows x h x d values, and this sequence's rows are in range (checked
-            // above); the output rows of this task (its queries, its head) are its own.
-            unsafe {
-                let at = |x: &[f32]| x.as_ptr().add(first);
-                job.run(block * BLOCK, at(q), at(k), at(v), ptr.at(first), scores)
-            }
-        });
+        let block_len = if self.window.is_some() { LOCAL_BLOCK } else { BLOCK };
+        let blocks = self.lengths.iter().max().map_or(0, |&t| t.div_ceil(block_len));
+        let isa = isa();
+        (0..self.lengths.len() * h * blocks).into_par_iter().for_each_init(
+            Scratch::default,
+            |scratch, task| {
+                let (seq, head, block) = (task / (h * blocks), task / blocks % h, task % blocks);
+                let first = (self.offsets[seq] * h + head) * d;
+                let job = Job {
+                    len: self.lengths[seq],
+                    window: self.window,
+                    stride: h * d,
+                    d,
+                    block: block_len,
+                    isa,
+                };
+                // SAFETY: q, k, v hold rows x h x d values, and this sequence's rows are in range (checked
+                // above); the output rows of this task (its queries, its head) are its own.
+                unsafe {
+                    let at = |x: &[f32]| x.as_ptr().add(first);
+                    job.run(block * block_len, at(q), at(k), at(v), ptr.at(first), scratch)
+                }
+            },
+        );
         Ok((CpuStorage::F32(out), Shape::from((rows, h, d))))
     }
 }
@@ -90,6 +111,7 @@ impl CustomOp1 for RopeSplit<'_> {
         let h = self.heads;
         let d = width / (3 * h);
         let half = d / 2;
+        let isa = isa();
         let max_pos = self.positions.iter().max().map_or(0, |&p| p + 1);
         if width != 3 * h * d
             || !d.is_multiple_of(2)
@@ -112,16 +134,21 @@ impl CustomOp1 for RopeSplit<'_> {
                 let src = &qkv[row * width..(row + 1) * width];
                 let pos = self.positions[row];
                 let (cos, sin) = (&self.cos[pos * half..][..half], &self.sin[pos * half..][..half]);
-                rotate(&src[..h * d], q, cos, sin);
-                rotate(&src[h * d..2 * h * d], k, cos, sin);
+                rotate(isa, &src[..h * d], q, cos, sin);
+                rotate(isa, &src[h * d..2 * h * d], k, cos, sin);
                 v.copy_from_slice(&src[2 * h * d..]);
             });
         Ok((CpuStorage::F32(out), Shape::from((3, rows, h, width / (3 * h)))))
     }
 }
 
-/// Rotate-half RoPE of each `d`-wide head of `src` into `dst`: `x1 cos - x2 sin`, `x2 cos + x1 sin`.
-fn rotate(src: &[f32], dst: &mut [f32], cos: &[f32], sin: &[f32]) {
+wide! {
+    /// Rotate-half RoPE of each `d`-wide head of `src` into `dst`: `x1 cos - x2 sin`, `x2 cos + x1 sin`.
+    fn rotate(src: &[f32], dst: &mut [f32], cos: &[f32], sin: &[f32]) => rotate_in
+}
+
+#[inline(always)]
+fn rotate_in(src: &[f32], dst: &mut [f32], cos: &[f32], sin: &[f32]) {
     let half = cos.len();
     for (x, y) in src.chunks_exact(2 * half).zip(dst.chunks_exact_mut(2 * half)) {
         let (x1, x2) = x.split_at(half);
@@ -133,16 +160,28 @@ fn rotate(src: &[f32], dst: &mut [f32], cos: &[f32], sin: &[f32]) {
     }
 }
 
+/// A task's buffers, reused across the tasks a thread runs.
+#[derive(Default)]
+struct Scratch {
+    /// One block's scores, `[queries, keys]`.
+    scores: Vec<f32>,
+    /// The block's keys as `[keys / PANEL][d][PANEL]` panels (the AVX-512 path).
+    keys: Vec<f32>,
+}
+
 /// One (sequence, head): `len` rows of `d` values each in q, k, v and the output, `stride` apart.
 struct Job {
     len: usize,
     window: Option<usize>,
     stride: usize,
     d: usize,
+    /// Queries per task.
+    block: usize,
+    isa: Isa,
 }
 
 impl Job {
-    /// Attention for queries `q0..q0 + BLOCK` (those past the sequence's length stay zero).
+    /// Attention for queries `q0..q0 + block` (those past the sequence's length stay zero).
     unsafe fn run(
         &self,
         q0: usize,
@@ -150,9 +189,9 @@ impl Job {
         k: *const f32,
         v: *const f32,
         out: *mut f32,
-        scores: &mut Vec<f32>,
+        scratch: &mut Scratch,
     ) {
-        let q1 = (q0 + BLOCK).min(self.len);
+        let q1 = (q0 + self.block).min(self.len);
         if q0 >= q1 {
             return;
         }
@@ -160,40 +199,141 @@ impl Job {
             None => (0, self.len),
             Some(w) => (q0.saturating_sub(w), (q1 + w).min(self.len)),
         };
-        let (nq, nk, d, stride) = (q1 - q0, k1 - k0, self.d, self.stride);
-        scores.resize(nq * nk, 0.0);
-        let (nk_, s_) = (nk as isize, stride as isize);
-        // scores[i][j] = q[q0 + i] . k[k0 + j]
-        gemm_into(
-            nq,
-            nk,
-            d,
-            (scores.as_mut_ptr(), nk_, 1),
-            (q.add(q0 * stride), s_, 1),
-            (k.add(k0 * stride), 1, s_),
+        let (nq, nk) = (q1 - q0, k1 - k0);
+        let (q, k, v, out) = (
+            q.add(q0 * self.stride),
+            k.add(k0 * self.stride),
+            v.add(k0 * self.stride),
+            out.add(q0 * self.stride),
         );
+        let scores = &mut scratch.scores;
+        scores.resize(nq * nk, 0.0);
+        self.scores(nq, nk, q, k, scores, &mut scratch.keys);
         for (i, row) in scores.chunks_mut(nk).enumerate() {
             let (lo, hi) = match self.window {
                 None => (0, nk),
                 Some(w) => ((q0 + i).saturating_sub(w).max(k0) - k0, (q0 + i + w + 1).min(k1) - k0),
             };
-            softmax_in(row, lo, hi);
+            softmax_in(self.isa, row, lo, hi);
         }
-        // out[q0 + i] = sum_j scores[i][j] v[k0 + j]
-        gemm_into(
-            nq,
-            d,
-            nk,
-            (out.add(q0 * stride), s_, 1),
-            (scores.as_ptr(), nk_, 1),
-            (v.add(k0 * stride), s_, 1),
-        );
+        self.values(nq, nk, scores, v, out);
+    }
+
+    /// Whether the AVX-512 panel kernel runs this job's products.
+    fn by_panels(&self) -> bool {
+        cfg!(target_arch = "x86_64") && self.isa >= Isa::Avx512 && self.d.is_multiple_of(PANEL)
+    }
+
+    /// `scores[i][j] = q[i] . k[j]`.
+    unsafe fn scores(
+        &self,
+        nq: usize,
+        nk: usize,
+        q: *const f32,
+        k: *const f32,
+        scores: &mut [f32],
+        keys: &mut Vec<f32>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.by_panels() {
+            return self.scores_by_panels(nq, nk, q, k, scores, keys);
+        }
+        let _ = keys;
+        self.scores_by_gemm(nq, nk, q, k, scores)
+    }
+
+    /// `out[i] = sum_j scores[i][j] v[j]`.
+    unsafe fn values(&self, nq: usize, nk: usize, scores: &[f32], v: *const f32, out: *mut f32) {
+        #[cfg(target_arch = "x86_64")]
+        if self.by_panels() {
+            return self.values_by_panels(nq, nk, scores, v, out);
+        }
+        self.values_by_gemm(nq, nk, scores, v, out)
+    }
+
+    /// [`scores`](Self::scores) through the `gemm` crate (which packs both operands per call).
+    unsafe fn scores_by_gemm(&self, nq: usize, nk: usize, q: *const f32, k: *const f32, scores: &mut [f32]) {
+        let (nk_, s_) = (nk as isize, self.stride as isize);
+        gemm_into(nq, nk, self.d, (scores.as_mut_ptr(), nk_, 1), (q, s_, 1), (k, 1, s_));
+    }
+
+    /// [`values`](Self::values) through the `gemm` crate.
+    unsafe fn values_by_gemm(&self, nq: usize, nk: usize, scores: &[f32], v: *const f32, out: *mut f32) {
+        let (nk_, s_) = (nk as isize, self.stride as isize);
+        gemm_into(nq, self.d, nk, (out, s_, 1), (scores.as_ptr(), nk_, 1), (v, s_, 1));
+    }
+
+    /// [`scores`](Self::scores) through the weight products' AVX-512 kernel: the
+    /// block's keys are transposed into panels once, the queries read in place. At 64 x 192 x 64 the
+    /// `gemm` crate spent about a third of its time packing.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn scores_by_panels(
+        &self,
+        nq: usize,
+        nk: usize,
+        q: *const f32,
+        k: *const f32,
+        scores: &mut [f32],
+        keys: &mut Vec<f32>,
+    ) {
+        let (d, stride) = (self.d, self.stride);
+        let panels = nk.div_ceil(PANEL);
+        keys.clear();
+        keys.resize(panels * d * PANEL, 0.0);
+        for j in 0..nk {
+            let (panel, col) = (j / PANEL, j % PANEL);
+            let key = std::slice::from_raw_parts(k.add(j * stride), d);
+            for (dd, &x) in key.iter().enumerate() {
+                keys[(panel * d + dd) * PANEL + col] = x;
+            }
+        }
+        for panel in 0..panels {
+            avx512::panel_product(
+                (q, stride),
+                nq,
+                d,
+                (keys.as_ptr().add(panel * d * PANEL), PANEL),
+                (scores.as_mut_ptr().add(panel * PANEL), nk),
+                PANEL.min(nk - panel * PANEL),
+                false,
+            );
+        }
+    }
+
+    /// [`values`](Self::values) through the AVX-512 kernel, reading each `PANEL` columns of the
+    /// values in place (`d` is a multiple of `PANEL`).
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn values_by_panels(&self, nq: usize, nk: usize, scores: &[f32], v: *const f32, out: *mut f32) {
+        for panel in 0..self.d / PANEL {
+            let col = panel * PANEL;
+            avx512::panel_product(
+                (scores.as_ptr(), nk),
+                nq,
+                nk,
+                (v.add(col), self.stride),
+                (out.add(col), self.stride),
+                PANEL,
+                false,
+            );
+        }
     }
 }
 
-/// Softmax of `row[lo..hi]` in place; entries outside it become 0 (masked keys).
-fn softmax_in(row: &mut [f32], lo: usize, hi: usize) {
-    let max = row[lo..hi].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+wide! {
+    /// Softmax of `row[lo..hi]` in place; entries outside it become 0 (masked keys).
+    fn softmax_in(row: &mut [f32], lo: usize, hi: usize) => softmax
+}
+
+#[inline(always)]
+fn softmax(row: &mut [f32], lo: usize, hi: usize) {
+    // The maximum over 16 independent lanes, so that it vectorises too (max is exact in any order).
+    let mut maxes = [f32::NEG_INFINITY; 16];
+    let chunks = row[lo..hi].chunks_exact(16);
+    let max = chunks.remainder().iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for chunk in chunks {
+        maxes.iter_mut().zip(chunk).for_each(|(m, &x)| *m = m.max(x));
+    }
+    let max = maxes.into_iter().fold(max, f32::max);
     // Separate passes with independent lanes, so that each one vectorises.
     row[lo..hi].iter_mut().for_each(|x| *x = exp(*x - max));
     let mut lanes = [0f32; 8];

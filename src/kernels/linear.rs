@@ -95,12 +95,12 @@ pub struct PackedLinear {
 }
 
 impl PackedLinear {
-    /// `out += x @ W^T`, `out` being `[rows, cols]` already initialised.
+    /// `residual + x @ W^T`, `residual` being `[rows, cols]`, or `x @ W^T` without one.
     fn accumulate(
         &self,
         x: (&CpuStorage, &Layout),
         w: (&CpuStorage, &Layout),
-        mut out: Vec<f32>,
+        residual: Option<Vec<f32>>,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x_l, w_l) = (x.1, w.1);
         let (x, w) = (f32_input(x.0, x_l, "packed linear")?, f32_input(w.0, w_l, "packed linear")?);
@@ -108,9 +108,13 @@ impl PackedLinear {
             candle_core::bail!("packed linear: expects [rows, in] and [panels, in, {PANEL}]")
         };
         let cols = self.cols;
+        let add = residual.is_some();
+        // Without a residual the kernel stores every element without reading it: no zeroing pass
+        // (memset and page clearing took 4% of a 512-token forward).
+        let mut out = residual.unwrap_or_else(|| Vec::with_capacity(rows * cols));
         if inner != inner_w
             || panels != cols.div_ceil(PANEL)
-            || out.len() != rows * cols
+            || (add && out.len() != rows * cols)
             || !packed_supported()
         {
             candle_core::bail!("packed linear: [{rows}, {inner}] @ {:?} for {cols} columns", w_l.dims())
@@ -129,16 +133,18 @@ impl PackedLinear {
             #[cfg(target_arch = "x86_64")]
             unsafe {
                 avx512::panel_product(
-                    x.as_ptr().add(first_row * inner),
+                    (x.as_ptr().add(first_row * inner), inner),
                     n_rows,
                     inner,
-                    w.as_ptr().add(panel * inner * PANEL),
-                    ptr.at(first_row * cols + first_col),
-                    cols,
+                    (w.as_ptr().add(panel * inner * PANEL), PANEL),
+                    (ptr.at(first_row * cols + first_col), cols),
                     PANEL.min(cols - first_col),
+                    add,
                 )
             }
         });
+        // SAFETY: the tasks covered every row block and panel, so all rows x cols values are written.
+        unsafe { out.set_len(rows * cols) };
         Ok((CpuStorage::F32(out), Shape::from((rows, cols))))
     }
 }
@@ -155,8 +161,7 @@ impl CustomOp2 for PackedLinear {
         w_s: &CpuStorage,
         w_l: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let rows = x_l.dims().first().copied().unwrap_or(0);
-        self.accumulate((x_s, x_l), (w_s, w_l), vec![0f32; rows * self.cols])
+        self.accumulate((x_s, x_l), (w_s, w_l), None)
     }
 }
 
@@ -175,81 +180,84 @@ impl CustomOp3 for PackedLinear {
         r_l: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let residual = f32_input(r_s, r_l, "packed linear residual")?.to_vec();
-        self.accumulate((x_s, x_l), (w_s, w_l), residual)
+        self.accumulate((x_s, x_l), (w_s, w_l), Some(residual))
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(crate) mod avx512 {
     use std::arch::x86_64::*;
-
-    use super::PANEL;
 
     /// Rows per micro-tile: 12 x 2 accumulators (24 of the 32 registers), enough independent FMA chains
     /// to hide the FMA latency and few B loads per FMA (single-thread 128-row products ran 2-5% faster
     /// than with 8).
     const TILE: usize = 12;
 
-    /// `out[rows, ..cols] += x[rows, inner] @ panel[inner, PANEL]`, `out` rows `ldc` apart.
+    /// `out[rows, ..cols] = x[rows, inner] @ panel[inner, PANEL]`, plus what `out` held when `add`
+    /// (else `out` may be uninitialised: it is only written). Each operand is a pointer and the
+    /// distance (in floats) between its rows: the weight products pass packed panels (`PANEL` apart),
+    /// attention passes its q/v rows in place.
     ///
     /// # Safety
-    /// AVX-512F must be available; the pointers must address the extents above.
+    /// AVX-512F must be available; the pointers must address the extents above, every panel row
+    /// `PANEL` floats wide (readable even past `cols`).
     #[target_feature(enable = "avx512f")]
     pub unsafe fn panel_product(
-        x: *const f32,
+        x: (*const f32, usize),
         rows: usize,
         inner: usize,
-        panel: *const f32,
-        out: *mut f32,
-        ldc: usize,
+        panel: (*const f32, usize),
+        out: (*mut f32, usize),
         cols: usize,
+        add: bool,
     ) {
+        let ((x, lda), (out, ldc)) = (x, out);
         let mut r = 0;
         while r + TILE <= rows {
-            tile::<TILE>(x.add(r * inner), inner, panel, out.add(r * ldc), ldc, cols);
+            tile::<TILE>((x.add(r * lda), lda), inner, panel, (out.add(r * ldc), ldc), cols, add);
             r += TILE;
         }
-        let (x, out) = (x.add(r * inner), out.add(r * ldc));
+        let (x, out) = ((x.add(r * lda), lda), (out.add(r * ldc), ldc));
         match rows - r {
             0 => {}
-            1 => tile::<1>(x, inner, panel, out, ldc, cols),
-            2 => tile::<2>(x, inner, panel, out, ldc, cols),
-            3 => tile::<3>(x, inner, panel, out, ldc, cols),
-            4 => tile::<4>(x, inner, panel, out, ldc, cols),
-            5 => tile::<5>(x, inner, panel, out, ldc, cols),
-            6 => tile::<6>(x, inner, panel, out, ldc, cols),
-            7 => tile::<7>(x, inner, panel, out, ldc, cols),
-            8 => tile::<8>(x, inner, panel, out, ldc, cols),
-            9 => tile::<9>(x, inner, panel, out, ldc, cols),
-            10 => tile::<10>(x, inner, panel, out, ldc, cols),
-            _ => tile::<11>(x, inner, panel, out, ldc, cols),
+            1 => tile::<1>(x, inner, panel, out, cols, add),
+            2 => tile::<2>(x, inner, panel, out, cols, add),
+            3 => tile::<3>(x, inner, panel, out, cols, add),
+            4 => tile::<4>(x, inner, panel, out, cols, add),
+            5 => tile::<5>(x, inner, panel, out, cols, add),
+            6 => tile::<6>(x, inner, panel, out, cols, add),
+            7 => tile::<7>(x, inner, panel, out, cols, add),
+            8 => tile::<8>(x, inner, panel, out, cols, add),
+            9 => tile::<9>(x, inner, panel, out, cols, add),
+            10 => tile::<10>(x, inner, panel, out, cols, add),
+            _ => tile::<11>(x, inner, panel, out, cols, add),
         }
     }
 
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn tile<const M: usize>(
-        x: *const f32,
+        (x, lda): (*const f32, usize),
         inner: usize,
-        panel: *const f32,
-        out: *mut f32,
-        ldc: usize,
+        (panel, ldb): (*const f32, usize),
+        (out, ldc): (*mut f32, usize),
         cols: usize,
+        add: bool,
     ) {
         let mask = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
         let (m0, m1) = (mask(cols), mask(cols.saturating_sub(16)));
         let mut acc = [[_mm512_setzero_ps(); 2]; M];
-        for (i, acc) in acc.iter_mut().enumerate() {
+        for (i, acc) in acc.iter_mut().enumerate().filter(|_| add) {
             acc[0] = _mm512_maskz_loadu_ps(m0, out.add(i * ldc));
             // Masked off entirely when the panel has at most 16 columns: then the address may lie
             // past the buffer, which `add` must not produce; it is never dereferenced.
             acc[1] = _mm512_maskz_loadu_ps(m1, out.wrapping_add(i * ldc + 16));
         }
         for k in 0..inner {
-            let b0 = _mm512_loadu_ps(panel.add(k * PANEL));
-            let b1 = _mm512_loadu_ps(panel.add(k * PANEL + 16));
+            let b0 = _mm512_loadu_ps(panel.add(k * ldb));
+            let b1 = _mm512_loadu_ps(panel.add(k * ldb + 16));
             for (i, acc) in acc.iter_mut().enumerate() {
-                let a = _mm512_set1_ps(*x.add(i * inner + k));
+                let a = _mm512_set1_ps(*x.add(i * lda + k));
                 acc[0] = _mm512_fmadd_ps(a, b0, acc[0]);
                 acc[1] = _mm512_fmadd_ps(a, b1, acc[1]);
             }

@@ -2,6 +2,40 @@
 //! the table. Every caller keeps the plain candle-ops formulation beside them for other devices and
 //! dtypes, and tests check each kernel against it.
 
+/// Defines `fn $name(isa: Isa, args..) -> ret` running `$body(args..)` compiled for the widest
+/// vectors `isa` allows on this CPU (AVX-512, AVX2 with FMA, else the build's baseline, which on
+/// x86_64 is SSE2: 4 lanes). `$body` must be `#[inline(always)]` so that each version compiles its own
+/// copy. Every version gives the same bits: they run the same f32 operations in the same order (Rust
+/// never fuses a multiply and an add by itself), only more lanes at a time.
+macro_rules! wide {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:path) => {
+        $(#[$meta])*
+        $vis fn $name(isa: $crate::kernels::isa::Isa, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use $crate::kernels::isa::{detected, Isa};
+                #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                // SAFETY: capped at what the CPU has, whatever the caller asked for.
+                match isa.min(detected()) {
+                    Isa::Avx512 | Isa::Avx512Vnni => return unsafe { avx512($($arg),*) },
+                    Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    Isa::Portable => {}
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = isa;
+            $body($($arg),*)
+        }
+    };
+}
+
 pub(crate) mod attention;
 pub(crate) mod gelu;
 pub(crate) mod int8;
