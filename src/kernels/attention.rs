@@ -64,27 +64,26 @@ impl CustomOp3 for CpuAttention<'_> {
         let block_len = if self.window.is_some() { LOCAL_BLOCK } else { BLOCK };
         let blocks = self.lengths.iter().max().map_or(0, |&t| t.div_ceil(block_len));
         let isa = isa();
-        (0..self.lengths.len() * h * blocks).into_par_iter().for_each_init(
-            Scratch::default,
-            |scratch, task| {
-                let (seq, head, block) = (task / (h * blocks), task / blocks % h, task % blocks);
-                let first = (self.offsets[seq] * h + head) * d;
-                let job = Job {
-                    len: self.lengths[seq],
-                    window: self.window,
-                    stride: h * d,
-                    d,
-                    block: block_len,
-                    isa,
-                };
-                // SAFETY: q, k, v hold rows x h x d values, and this sequence's rows are in range (checked
-                // above); the output rows of this task (its queries, its head) are its own.
-                unsafe {
-                    let at = |x: &[f32]| x.as_ptr().add(first);
-                    job.run(block * block_len, at(q), at(k), at(v), ptr.at(first), scratch)
-                }
-            },
-        );
+        let keys = by_panels(isa, d).then(|| KeyPanels::new(k, self.lengths, self.offsets, h, d));
+        (0..self.lengths.len() * h * blocks).into_par_iter().for_each_init(Vec::new, |scores, task| {
+            let (seq, head, block) = (task / (h * blocks), task / blocks % h, task % blocks);
+            let first = (self.offsets[seq] * h + head) * d;
+            let job = Job {
+                len: self.lengths[seq],
+                window: self.window,
+                stride: h * d,
+                d,
+                block: block_len,
+                keys: keys.as_ref().map(|keys| keys.of(seq, head)),
+                isa,
+            };
+            // SAFETY: q, k, v hold rows x h x d values, and this sequence's rows are in range (checked
+            // above); the output rows of this task (its queries, its head) are its own.
+            unsafe {
+                let at = |x: &[f32]| x.as_ptr().add(first);
+                job.run(block * block_len, at(q), at(k), at(v), ptr.at(first), scores)
+            }
+        });
         Ok((CpuStorage::F32(out), Shape::from((rows, h, d))))
     }
 }
@@ -160,27 +159,69 @@ fn rotate_in(src: &[f32], dst: &mut [f32], cos: &[f32], sin: &[f32]) {
     }
 }
 
-/// A task's buffers, reused across the tasks a thread runs.
-#[derive(Default)]
-struct Scratch {
-    /// One block's scores, `[queries, keys]`.
-    scores: Vec<f32>,
-    /// The block's keys as `[keys / PANEL][d][PANEL]` panels (the AVX-512 path).
-    keys: Vec<f32>,
+/// Whether the AVX-512 panel kernel runs the products (heads a multiple of its panel wide).
+fn by_panels(isa: Isa, d: usize) -> bool {
+    cfg!(target_arch = "x86_64") && isa >= Isa::Avx512 && d.is_multiple_of(PANEL)
+}
+
+/// Every sequence's keys, transposed once per layer into the panels the AVX-512 kernel reads: per
+/// head, per sequence, `ceil(len / PANEL)` panels of `[d][PANEL]` (keys past the length zero). Packed
+/// per query block instead, each key was transposed once for every block that reads it (8 times at
+/// 512 tokens in a global layer), a twentieth of an int8 forward.
+struct KeyPanels {
+    data: Vec<f32>,
+    /// Per sequence, its first panel within a head.
+    first: Vec<usize>,
+    /// Panels per head.
+    panels: usize,
+    d: usize,
+}
+
+impl KeyPanels {
+    fn new(k: &[f32], lengths: &[usize], offsets: &[usize], h: usize, d: usize) -> Self {
+        let mut first = Vec::with_capacity(lengths.len());
+        let mut panels = 0;
+        for &len in lengths {
+            first.push(panels);
+            panels += len.div_ceil(PANEL);
+        }
+        let mut data = vec![0f32; h * panels * d * PANEL];
+        data.par_chunks_mut(panels * d * PANEL).enumerate().for_each(|(head, dst)| {
+            for ((&len, &start), &first) in lengths.iter().zip(offsets).zip(&first) {
+                for j in 0..len {
+                    let key = &k[((start + j) * h + head) * d..][..d];
+                    let panel = &mut dst[(first + j / PANEL) * d * PANEL..][..d * PANEL];
+                    for (dd, &x) in key.iter().enumerate() {
+                        panel[dd * PANEL + j % PANEL] = x;
+                    }
+                }
+            }
+        });
+        Self { data, first, panels, d }
+    }
+
+    /// One head's panels from one sequence's first key on.
+    fn of(&self, seq: usize, head: usize) -> &[f32] {
+        let per_panel = self.d * PANEL;
+        &self.data[(head * self.panels + self.first[seq]) * per_panel..]
+            [..(self.panels - self.first[seq]) * per_panel]
+    }
 }
 
 /// One (sequence, head): `len` rows of `d` values each in q, k, v and the output, `stride` apart.
-struct Job {
+struct Job<'a> {
     len: usize,
     window: Option<usize>,
     stride: usize,
     d: usize,
     /// Queries per task.
     block: usize,
+    /// This sequence's keys for this head as [`KeyPanels`], when the panel kernel runs.
+    keys: Option<&'a [f32]>,
     isa: Isa,
 }
 
-impl Job {
+impl Job<'_> {
     /// Attention for queries `q0..q0 + block` (those past the sequence's length stay zero).
     unsafe fn run(
         &self,
@@ -189,7 +230,7 @@ impl Job {
         k: *const f32,
         v: *const f32,
         out: *mut f32,
-        scratch: &mut Scratch,
+        scores: &mut Vec<f32>,
     ) {
         let q1 = (q0 + self.block).min(self.len);
         if q0 >= q1 {
@@ -199,6 +240,8 @@ impl Job {
             None => (0, self.len),
             Some(w) => (q0.saturating_sub(w), (q1 + w).min(self.len)),
         };
+        // The panel kernel starts at a panel boundary: the keys before the window are masked.
+        let k0 = if self.keys.is_some() { k0 / PANEL * PANEL } else { k0 };
         let (nq, nk) = (q1 - q0, k1 - k0);
         let (q, k, v, out) = (
             q.add(q0 * self.stride),
@@ -206,9 +249,8 @@ impl Job {
             v.add(k0 * self.stride),
             out.add(q0 * self.stride),
         );
-        let scores = &mut scratch.scores;
         scores.resize(nq * nk, 0.0);
-        self.scores(nq, nk, q, k, scores, &mut scratch.keys);
+        self.scores(nq, nk, q, k0, k, scores);
         for (i, row) in scores.chunks_mut(nk).enumerate() {
             let (lo, hi) = match self.window {
                 None => (0, nk),
@@ -219,33 +261,28 @@ impl Job {
         self.values(nq, nk, scores, v, out);
     }
 
-    /// Whether the AVX-512 panel kernel runs this job's products.
-    fn by_panels(&self) -> bool {
-        cfg!(target_arch = "x86_64") && self.isa >= Isa::Avx512 && self.d.is_multiple_of(PANEL)
-    }
-
-    /// `scores[i][j] = q[i] . k[j]`.
+    /// `scores[i][j] = q[i] . k[j]`, `k` pointing at key `k0`.
     unsafe fn scores(
         &self,
         nq: usize,
         nk: usize,
         q: *const f32,
+        k0: usize,
         k: *const f32,
         scores: &mut [f32],
-        keys: &mut Vec<f32>,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if self.by_panels() {
-            return self.scores_by_panels(nq, nk, q, k, scores, keys);
+        if let Some(keys) = self.keys {
+            return self.scores_by_panels(nq, nk, q, &keys[k0 / PANEL * self.d * PANEL..], scores);
         }
-        let _ = keys;
+        let _ = k0;
         self.scores_by_gemm(nq, nk, q, k, scores)
     }
 
     /// `out[i] = sum_j scores[i][j] v[j]`.
     unsafe fn values(&self, nq: usize, nk: usize, scores: &[f32], v: *const f32, out: *mut f32) {
         #[cfg(target_arch = "x86_64")]
-        if self.by_panels() {
+        if self.keys.is_some() {
             return self.values_by_panels(nq, nk, scores, v, out);
         }
         self.values_by_gemm(nq, nk, scores, v, out)
@@ -263,30 +300,14 @@ impl Job {
         gemm_into(nq, self.d, nk, (out, s_, 1), (scores.as_ptr(), nk_, 1), (v, s_, 1));
     }
 
-    /// [`scores`](Self::scores) through the weight products' AVX-512 kernel: the
-    /// block's keys are transposed into panels once, the queries read in place. At 64 x 192 x 64 the
-    /// `gemm` crate spent about a third of its time packing.
+    /// [`scores`](Self::scores) through the weight products' AVX-512 kernel: the keys come as
+    /// [`KeyPanels`] (from the block's first key on), the queries are read in place. At 64 x 192 x 64
+    /// the `gemm` crate spent about a third of its time packing.
     #[cfg(target_arch = "x86_64")]
-    unsafe fn scores_by_panels(
-        &self,
-        nq: usize,
-        nk: usize,
-        q: *const f32,
-        k: *const f32,
-        scores: &mut [f32],
-        keys: &mut Vec<f32>,
-    ) {
+    unsafe fn scores_by_panels(&self, nq: usize, nk: usize, q: *const f32, keys: &[f32], scores: &mut [f32]) {
         let (d, stride) = (self.d, self.stride);
         let panels = nk.div_ceil(PANEL);
-        keys.clear();
-        keys.resize(panels * d * PANEL, 0.0);
-        for j in 0..nk {
-            let (panel, col) = (j / PANEL, j % PANEL);
-            let key = std::slice::from_raw_parts(k.add(j * stride), d);
-            for (dd, &x) in key.iter().enumerate() {
-                keys[(panel * d + dd) * PANEL + col] = x;
-            }
-        }
+        debug_assert!(keys.len() >= panels * d * PANEL);
         for panel in 0..panels {
             avx512::panel_product(
                 (q, stride),

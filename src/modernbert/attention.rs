@@ -385,10 +385,10 @@ mod tests {
     /// Chunked global attention, grouped local blocks and the fused CPU kernel give what one-shot
     /// attention gives, on a ragged batch. Heads of 16 take the fused kernel's `gemm` path; heads of 64
     /// (kompress-base's) its AVX-512 panel path where the CPU has it, with several query blocks, key
-    /// panels cut short and windows clipped at both ends.
+    /// panels cut short, windows clipped at both ends and (window 40) starting inside a key panel.
     #[test]
     fn chunking_does_not_change_results() {
-        let shapes = [(32, 8, 37, [37, 29]), (128, 64, 150, [150, 97])];
+        let shapes = [(32, 8, 37, [37, 29]), (128, 64, 150, [150, 97]), (128, 40, 150, [150, 97])];
         for (hidden, window, t, lengths) in shapes {
             let cfg = Config::from_json(&format!(
                 r#"{{"hidden_size": {hidden}, "num_attention_heads": 2, "num_hidden_layers": 2, "local_attention": {window}}}"#
