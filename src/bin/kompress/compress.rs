@@ -83,8 +83,8 @@ pub struct CompressFlags {
     /// Most tokens per chunk, [CLS]/[SEP] included (at most the model's maximum).
     #[arg(long, default_value_t = 512)]
     pub chunk_tokens: usize,
-    /// Chunks per forward pass [default: 8 on a GPU or an AVX-512 CPU, 1 on other CPUs, where larger
-    /// batches were measured slower].
+    /// Chunks per forward pass [default: 8 on a GPU and for f32 on an AVX-512 CPU, 1 for int8 and on
+    /// other CPUs, where larger batches were measured slower].
     #[arg(long)]
     pub batch_size: Option<NonZeroUsize>,
     /// Texts with fewer words pass through unchanged.
@@ -107,16 +107,28 @@ pub struct CompressFlags {
     pub no_protect_json: bool,
 }
 
-/// Chunks per forward pass on this CPU, by measurement (full kompress-base shape, a 3,200-word text,
-/// `--mode threshold`): with AVX-512, 8 chunks a pass took 22.9/23.2 s against 24.2/25.2 s for one;
-/// on an AVX2-only CPU one chunk a pass took 15.3 s against 19.9 s for 8 (3,196 words). Without
-/// measurements elsewhere (Apple Silicon), one.
-fn cpu_batch_size() -> usize {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        return 8;
+/// Chunks per forward pass, by measurement (full kompress-base shape, `--mode threshold`, 2 threads):
+/// - int8 on the CPU: one. On a Zen 4 EPYC (AVX-512 VNNI, 2026-12-02, GPL-3, 5,644 words) 1, 4 and 8
+///   chunks a pass took 15.0, 15.5 and 16.4 s, peak RSS 172, 213 and 268 MB.
+/// - f32 on an AVX-512 CPU: eight. There the measurements split: 22.9/23.2 s with 8 against 24.2/25.2 s
+///   with 1 (3,200 words, one EPYC), 33.1 against 31.9 s (GPL-3, the Zen 4); batches of short texts
+///   (`--jsonl`) gain most: 160 against 142 words/s.
+/// - f32 on other CPUs: one (AVX2-only EPYC: 15.3 s with 1 against 19.9 s with 8, 3,196 words;
+///   unmeasured elsewhere, e.g. Apple Silicon).
+/// - GPUs: eight.
+pub fn default_batch_size(gpu: bool, int8: bool) -> usize {
+    match (gpu, int8) {
+        (true, _) => 8,
+        (false, true) => 1,
+        #[cfg(target_arch = "x86_64")]
+        (false, false) if std::arch::is_x86_feature_detected!("avx512f") => 8,
+        (false, false) => 1,
     }
-    1
+}
+
+/// [`default_batch_size`] for a loaded model.
+fn model_batch_size(model: &Kompress) -> usize {
+    default_batch_size(!model.device().is_cpu(), model.precision().int8)
 }
 
 /// The flag of a [`CompressFields`] field: `chunk_words` is `--chunk-words`.
@@ -147,8 +159,9 @@ fn ratio(s: &str) -> Result<f64, String> {
 }
 
 impl CompressFlags {
-    /// The options these flags give over the library's defaults; `cpu` picks the batch size.
-    pub fn options(&self, explain: bool, cpu: bool) -> anyhow::Result<CompressOptions> {
+    /// The options these flags give over the library's defaults, `batch` chunks a pass unless
+    /// `--batch-size` says otherwise ([`default_batch_size`]).
+    pub fn options(&self, explain: bool, batch: usize) -> anyhow::Result<CompressOptions> {
         if self.compat.as_deref() == Some("headroom") && self.target_tokens.is_some() {
             anyhow::bail!("--target-tokens has no Headroom 0.42 equivalent: leave out --compat headroom");
         }
@@ -162,9 +175,7 @@ impl CompressFlags {
             compat: self.compat.clone(),
             chunk_words: Some(self.chunk_words.get()),
             chunk_tokens: Some(self.chunk_tokens),
-            batch_size: Some(
-                self.batch_size.map_or(if cpu { cpu_batch_size() } else { 8 }, NonZeroUsize::get),
-            ),
+            batch_size: Some(self.batch_size.map_or(batch, NonZeroUsize::get)),
             min_words: Some(self.min_words),
             no_protect: on(self.no_protect),
             no_protect_words: on(self.no_protect_words),
@@ -191,7 +202,7 @@ impl CompressArgs {
 pub fn run(args: CompressArgs) -> anyhow::Result<()> {
     let args = &args;
     // Checked before the model loads; the batch size then follows its device.
-    args.flags.options(args.explain, true)?;
+    args.flags.options(args.explain, 1)?;
     let inputs = args.inputs();
     if args.jsonl {
         return run_jsonl(args, &inputs);
@@ -209,7 +220,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<()> {
     }
     if !read.is_empty() {
         let model = args.model.load()?;
-        let opts = args.flags.options(args.explain, model.device().is_cpu())?;
+        let opts = args.flags.options(args.explain, model_batch_size(&model))?;
         let mut printer = Printer::new(args, &opts, &model, &read, inputs.len() > 1);
         let refs: Vec<&str> = read.iter().map(|(_, t)| t.as_str()).collect();
         compress_stream(&model, &refs, &opts, |event| printer.event(event).map_err(stdout_error))?;
@@ -327,7 +338,7 @@ impl<'r> Printer<'r> {
 /// holds one batch of texts. A file that cannot be opened is reported and skipped.
 fn run_jsonl(args: &CompressArgs, inputs: &[Option<&PathBuf>]) -> anyhow::Result<()> {
     let model = args.model.load()?;
-    let opts = &args.flags.options(args.explain, model.device().is_cpu())?;
+    let opts = &args.flags.options(args.explain, model_batch_size(&model))?;
     let mut out = std::io::stdout().lock();
     let mut unreadable = 0;
     for &path in inputs {

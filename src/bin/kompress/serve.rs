@@ -9,9 +9,10 @@ use candle_core::Device;
 use clap::Args;
 use kompress::evict::EvictionNetwork;
 use kompress::server::{BatchLimits, Server, ServerConfig};
+use kompress::DTypeChoice;
 
 use crate::args::ModelArgs;
-use crate::compress::CompressFlags;
+use crate::compress::{default_batch_size, CompressFlags};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -76,7 +77,9 @@ impl ServeArgs {
         if self.deadline_ms == 0 {
             anyhow::bail!("--deadline-ms 0: every request would be past its deadline");
         }
-        let defaults = self.compress.options(false, !gpu).context("invalid default options")?;
+        let int8 = self.model.dtype == DTypeChoice::Int8;
+        let defaults =
+            self.compress.options(false, default_batch_size(gpu, int8)).context("invalid default options")?;
         let batch = BatchLimits {
             tokens: self.batch_tokens.unwrap_or(if gpu { 8192 } else { base.batch.tokens }),
             wait: Duration::from_millis(self.batch_wait_ms.unwrap_or(if gpu { 2 } else { 0 })),
