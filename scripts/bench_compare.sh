@@ -96,18 +96,10 @@ import datetime, json, platform, sys
 
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 threads, iters, version, kernels, notes = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
-info = {}
-try:
-    for line in open("/proc/cpuinfo"):
-        k, _, v = line.partition(":")
-        info.setdefault(k.strip(), v.strip())
-except OSError:
-    pass
-cpu = info.get("model name") or info.get("CPU part") or platform.processor() or "unknown CPU"
-present = set((info.get("flags") or info.get("Features") or "").split())
-wanted = ["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
-          "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm", "bf16", "sve", "sve2"]
-flags = " ".join(f for f in wanted if f in present) or "none of the listed"
+sys.path.insert(0, "scripts")
+from bench_e2e import cpu_and_flags
+
+cpu, flags = cpu_and_flags()
 ort = next((r["onnxruntime"] for r in rows if "onnxruntime" in r), "-")
 torch = next((r["torch"] for r in rows if "torch" in r), "-")
 print(f"machine: {cpu} ({platform.machine()}); flags: {flags}; {threads} threads; "

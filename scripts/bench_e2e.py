@@ -41,6 +41,7 @@ import argparse
 import difflib
 import json
 import os
+import platform
 import re
 import resource
 import statistics
@@ -62,6 +63,27 @@ def read_text(path: str) -> str:
         return f.read()
 
 
+def headroom_compressor(kc, model, tokenizer):
+    """Headroom's `KompressCompressor` on this model (CCR off), and the list into which each `compress`
+    call appends its kept word indices (read by wrapping `_join_kept_words_by_line`)."""
+    kc._load_kompress = lambda *a, **k: (model, tokenizer, "onnx")
+    kept: list[list[int]] = []
+    join = kc._join_kept_words_by_line
+
+    def spy(words, line_ids, kept_ids):
+        kept.append(sorted(kept_ids))
+        return join(words, line_ids, kept_ids)
+
+    kc._join_kept_words_by_line = spy
+    comp = kc.KompressCompressor(kc.KompressConfig(device="cpu", enable_ccr=False))
+
+    def fail(exc):  # Headroom turns inference errors into passthrough: surface them instead.
+        raise exc
+
+    comp._record_inference_failure = fail
+    return comp, kept
+
+
 def headroom_worker(onnx_path: str, model_dir: str, text_path: str, threads: int) -> None:
     """Runs in its own process: load as Headroom does, compress once, print a JSON result."""
     started = time.perf_counter()
@@ -78,22 +100,7 @@ def headroom_worker(onnx_path: str, model_dir: str, text_path: str, threads: int
     kc._smoke_run(session)
     tokenizer = PreTrainedTokenizerFast(tokenizer_file=os.path.join(model_dir, "tokenizer.json"))
     tokenizer.pad_token = "[PAD]"
-    loaded = (kc._OnnxModel(session), tokenizer, "onnx")
-    kc._load_kompress = lambda *a, **k: loaded
-    kept: list[list[int]] = []
-    join = kc._join_kept_words_by_line
-
-    def spy(words, line_ids, kept_ids):
-        kept.append(sorted(kept_ids))
-        return join(words, line_ids, kept_ids)
-
-    kc._join_kept_words_by_line = spy
-    comp = kc.KompressCompressor(kc.KompressConfig(device="cpu", enable_ccr=False))
-
-    def fail(exc):  # Headroom turns inference errors into passthrough: surface them instead.
-        raise exc
-
-    comp._record_inference_failure = fail
+    comp, kept = headroom_compressor(kc, kc._OnnxModel(session), tokenizer)
     text = read_text(text_path)
     load_s = time.perf_counter() - started
     t0 = time.perf_counter()
@@ -161,8 +168,8 @@ def kompress_binary() -> str:
     return os.path.join(ROOT, "target/release/kompress")
 
 
-def machine_line(threads: int) -> str:
-    """CPU model, its SIMD flags that matter here, threads and KOMPRESS_CPU_KERNELS (as bench_compare.sh)."""
+def cpu_and_flags() -> tuple[str, str]:
+    """The CPU's model name and those of its SIMD flags that matter here (bench_compare.sh prints them too)."""
     info = {}
     try:
         for line in open("/proc/cpuinfo"):
@@ -174,9 +181,15 @@ def machine_line(threads: int) -> str:
     wanted = ["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
               "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm", "bf16", "sve", "sve2"]
     flags = " ".join(f for f in wanted if f in present) or "none of the listed"
+    cpu = info.get("model name") or info.get("CPU part") or platform.processor() or "unknown CPU"
+    return cpu, flags
+
+
+def machine_line(threads: int) -> str:
+    """CPU model, its SIMD flags, threads and KOMPRESS_CPU_KERNELS (as bench_compare.sh)."""
+    cpu, flags = cpu_and_flags()
     kernels = os.environ.get("KOMPRESS_CPU_KERNELS") or "(unset: best available)"
-    return (f"machine: {info.get('model name') or info.get('CPU part') or 'unknown CPU'}; flags: {flags}; "
-            f"{threads} threads; KOMPRESS_CPU_KERNELS={kernels}")
+    return f"machine: {cpu}; flags: {flags}; {threads} threads; KOMPRESS_CPU_KERNELS={kernels}"
 
 
 def fmt(x) -> str:

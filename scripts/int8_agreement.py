@@ -93,21 +93,10 @@ class RuleModel:
 
 def headroom_kept(kc, model, tokenizer, text):
     """Headroom's kept word indices for the text with this model, and its word count."""
-    kc._load_kompress = lambda *a, **k: (model, tokenizer, "onnx")
-    kept = []
+    from bench_e2e import headroom_compressor
+
     join = kc._join_kept_words_by_line
-
-    def spy(words, line_ids, kept_ids):
-        kept.append(sorted(kept_ids))
-        return join(words, line_ids, kept_ids)
-
-    kc._join_kept_words_by_line = spy
-    comp = kc.KompressCompressor(kc.KompressConfig(device="cpu", enable_ccr=False))
-
-    def fail(exc):
-        raise exc
-
-    comp._record_inference_failure = fail
+    comp, kept = headroom_compressor(kc, model, tokenizer)
     try:
         comp.compress(text)
     finally:
