@@ -38,6 +38,8 @@ pub mod table;
 pub mod tokens;
 pub mod words;
 
+// The server sizes its admission by it.
+#[cfg(feature = "server")]
 pub(crate) use chunk::words_per_chunk;
 pub use explain::{Reason, WordDecision};
 pub use fields::{CompressFields, ModeName};
