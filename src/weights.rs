@@ -190,31 +190,20 @@ fn read_safetensors_header(path: &Path) -> std::result::Result<(Store, HashMap<S
     }
     let mut header = vec![0u8; len as usize];
     file.read_exact(&mut header).map_err(|e| format!("truncated safetensors header: {e}"))?;
-    let header: HashMap<String, serde_json::Value> =
+    let header: safetensors::tensor::Metadata =
         serde_json::from_slice(&header).map_err(|e| format!("safetensors header: {e}"))?;
     let (mut ranges, mut entries) = (HashMap::new(), HashMap::new());
-    for (name, info) in header.into_iter().filter(|(name, _)| name != "__metadata__") {
-        let bad = || format!("safetensors header: tensor `{name}`: {info}");
-        let dtype = match info["dtype"].as_str().ok_or_else(bad)? {
-            "F32" => DType::F32,
-            "F16" => DType::F16,
-            "BF16" => DType::BF16,
-            "F64" => DType::F64,
-            "U8" => DType::U8,
-            "U32" => DType::U32,
-            "I64" => DType::I64,
-            other => return Err(format!("tensor `{name}`: unsupported dtype {other}")),
-        };
-        let numbers =
-            |key: &str| -> Option<Vec<u64>> { info[key].as_array()?.iter().map(|v| v.as_u64()).collect() };
-        let (shape, offsets) = (numbers("shape").ok_or_else(bad)?, numbers("data_offsets").ok_or_else(bad)?);
-        let shape: Vec<usize> = shape.into_iter().map(|d| d as usize).collect();
-        let &[start, end] = offsets.as_slice() else { return Err(bad()) };
-        if end < start || (end - start) as usize != shape.iter().product::<usize>() * dtype.size_in_bytes() {
-            return Err(bad());
+    for (name, info) in header.tensors() {
+        let dtype = DType::try_from(info.dtype).map_err(|e| format!("tensor `{name}`: {e}"))?;
+        let (start, end) = info.data_offsets;
+        if end < start || end - start != info.shape.iter().product::<usize>() * dtype.size_in_bytes() {
+            return Err(format!(
+                "safetensors header: tensor `{name}`: {:?} bytes for {:?} {dtype:?}",
+                info.data_offsets, info.shape
+            ));
         }
-        ranges.insert(name.clone(), (dtype, 8 + len + start, (end - start) as usize));
-        entries.insert(name.clone(), Entry { shape, part: 0, name });
+        ranges.insert(name.clone(), (dtype, 8 + len + start as u64, end - start));
+        entries.insert(name.clone(), Entry { shape: info.shape.clone(), part: 0, name });
     }
     Ok((Store::SafetensorsRead { file, ranges }, entries))
 }
