@@ -24,8 +24,8 @@ macro_rules! wide {
                 }
                 // SAFETY: capped at what the CPU has, whatever the caller asked for.
                 match isa.min(detected()) {
-                    Isa::Avx512 | Isa::Avx512Vnni => return unsafe { avx512($($arg),*) },
-                    Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    Isa::Avx512 | Isa::Avx512Vnni | Isa::Amx => return unsafe { avx512($($arg),*) },
+                    Isa::Avx2 | Isa::AvxVnni => return unsafe { avx2($($arg),*) },
                     Isa::Portable => {}
                 }
             }

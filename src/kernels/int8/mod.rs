@@ -2,11 +2,14 @@
 //! output channel; activations quantised per call, symmetric per row (token); products accumulated
 //! exactly in i32, then `out = out + acc as f32 * (sx[row] * sw[col])`.
 //!
-//! Every path ([`Isa`]: `vnni`, `avx2`, `portable`) computes the same i32 accumulators and hands them to
-//! the one dequantising function [`dequantise`], so their outputs are bit-identical; the tests check
-//! it, and check the portable path against a naive product of the quantised values.
+//! Every path ([`Isa`]: `amx`, `vnni` (AVX-512), `avxvnni`, `avx2`, `portable`) computes the same i32
+//! accumulators and hands them to the one dequantising function [`dequantise`], so their outputs are
+//! bit-identical; the tests check it, and check the portable path against a naive product of the
+//! quantised values.
 
+pub(crate) mod amx;
 mod avx2;
+mod avxvnni;
 mod portable;
 mod vnni;
 
@@ -27,16 +30,26 @@ const GROUP: usize = 4;
 /// Bytes of one packed group row: `PANEL` columns of `GROUP` weights.
 const GROUP_BYTES: usize = PANEL * GROUP;
 
+/// Inner values per k block: the group rows of a panel, and the bytes of a quantised activation row, are
+/// padded with zeros to whole k blocks, so that AMX tiles (16 group rows of 64 bytes) need no tails.
+/// The model's widths (768, 1152, 3072 ...) are whole blocks already.
+const K_BLOCK: usize = 64;
+
 /// Rows per row block: their quantised activations (128 x 1152 bytes at most) stay in L2 while the
 /// panels stream past them.
 const ROW_BLOCK: usize = 128;
+
+/// Quantised activation rows are allocated in whole tiles of this many rows (the extra rows are
+/// padding), so that an AMX tile load never reads past them.
+const ROW_TILE: usize = 16;
 
 /// The largest quantised magnitude: symmetric, so -128 never occurs (the AVX2 sign trick needs it).
 const QMAX: f32 = 127.0;
 
 /// A weight `[out, in]` quantised per output channel and packed for the kernels: `ceil(out / PANEL)`
-/// panels, each `ceil(in / GROUP)` group rows of `PANEL` columns x `GROUP` consecutive k values (one
-/// 32-bit lane per column), k past `in` and columns past `out` zero.
+/// panels, each `groups` (`in` rounded up to whole [`K_BLOCK`]s, over `GROUP`) group rows of `PANEL`
+/// columns x `GROUP` consecutive k values (one 32-bit lane per column), k past `in` and columns past
+/// `out` zero.
 pub(crate) struct Int8Weight {
     out: usize,
     inner: usize,
@@ -51,7 +64,7 @@ pub(crate) struct Int8Weight {
 impl Int8Weight {
     /// Quantises a row-major `[out, inner]` f32 weight.
     pub(crate) fn new(w: &[f32], out: usize, inner: usize) -> Self {
-        let (panels, groups) = (out.div_ceil(PANEL), inner.div_ceil(GROUP));
+        let (panels, groups) = (out.div_ceil(PANEL), groups(inner));
         let mut data = vec![0i8; panels * groups * GROUP_BYTES];
         let mut scales = vec![0f32; panels * PANEL];
         let mut offsets = vec![0i32; panels * PANEL];
@@ -69,8 +82,13 @@ impl Int8Weight {
     }
 
     fn groups(&self) -> usize {
-        self.inner.div_ceil(GROUP)
+        groups(self.inner)
     }
+}
+
+/// Group rows per panel for `inner` k values: whole [`K_BLOCK`]s.
+fn groups(inner: usize) -> usize {
+    inner.div_ceil(K_BLOCK) * (K_BLOCK / GROUP)
 }
 
 /// Quantises `src` into `dst[..src.len()]` (each value's i8 bit pattern xor `flip`) and returns the
@@ -126,7 +144,29 @@ impl Int8Rows {
     }
 }
 
-/// Activations quantised per row, each row `stride` bytes (`in` padded to whole groups).
+/// How a kernel takes its quantised activations.
+#[derive(Clone, Copy, PartialEq)]
+enum Form {
+    /// i8 (the portable path).
+    Signed,
+    /// `x + 128` as u8, what `vpdpbusd` and AMX's `tdpbusd` take (with the offsets subtracted).
+    Unsigned,
+    /// i8 values widened to i16, for AVX2's `vpmaddwd`.
+    Wide,
+}
+
+impl Form {
+    fn of(kernel: Isa) -> Self {
+        match kernel {
+            Isa::Amx | Isa::Avx512Vnni | Isa::AvxVnni => Form::Unsigned,
+            Isa::Avx512 | Isa::Avx2 => Form::Wide,
+            Isa::Portable => Form::Signed,
+        }
+    }
+}
+
+/// Activations quantised per row, each row `stride` bytes (`groups * GROUP` values), in whole
+/// [`ROW_TILE`]s of rows. Padding is the value that stands for 0 (0x80 when unsigned).
 struct QuantRows {
     data: Vec<u8>,
     scales: Vec<f32>,
@@ -134,20 +174,32 @@ struct QuantRows {
 }
 
 impl QuantRows {
-    /// `flip` 0x80 gives the unsigned `x + 128` that `vpdpbusd` takes; padding holds 0 either way.
-    fn new(x: &[f32], inner: usize, groups: usize, flip: u8) -> Self {
-        let stride = groups * GROUP;
-        let mut data = vec![flip; x.len() / inner * stride];
+    fn new(x: &[f32], inner: usize, groups: usize, form: Form) -> Self {
+        let (rows, values) = (x.len() / inner, groups * GROUP);
+        let flip = if form == Form::Unsigned { 0x80 } else { 0 };
+        let stride = if form == Form::Wide { 2 * values } else { values };
+        let mut data = vec![flip; rows.next_multiple_of(ROW_TILE) * stride];
+        let mut bytes = vec![0u8; values];
         let scales = x
             .chunks_exact(inner)
             .zip(data.chunks_exact_mut(stride))
-            .map(|(x, d)| quantise_row(x, d, flip))
+            .map(|(x, d)| match form {
+                Form::Wide => {
+                    let scale = quantise_row(x, &mut bytes, 0);
+                    for (d, &q) in d.chunks_exact_mut(2).zip(&bytes) {
+                        d.copy_from_slice(&i16::from(q as i8).to_le_bytes());
+                    }
+                    scale
+                }
+                _ => quantise_row(x, d, flip),
+            })
             .collect();
         Self { data, scales, stride }
     }
 }
 
-/// One task's operands: `rows` quantised activation rows against one packed panel, stored into `out`
+/// One task's operands: `rows` quantised activation rows (`stride` bytes apart, in the kernel's
+/// [`Form`], readable up to whole [`ROW_TILE`]s) against one packed panel, stored into `out`
 /// (`rows x cols`, rows `ldc` apart), or added to it when `add`.
 #[derive(Clone, Copy)]
 struct Block {
@@ -199,9 +251,10 @@ unsafe fn dequantise(acc: &[i32; PANEL], sx: f32, sw: *const f32, out: *mut f32,
 }
 
 /// `x @ W^T`, or `residual + x @ W^T`, for `x` `[rows, in]` row-major (`residual` `[rows, out]`), on
-/// the kernels of `isa` (which must not exceed what the CPU has: [`super::isa::detected`]).
-fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, isa: Isa) -> Vec<f32> {
-    let flip = if isa >= Isa::Avx512Vnni { 0x80 } else { 0 };
+/// the best kernels this CPU has at or under `cap`.
+fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, cap: Isa) -> Vec<f32> {
+    let kernel = cap.best_supported();
+    let form = Form::of(kernel);
     let (groups, cols, rows) = (w.groups(), w.out, x.len() / w.inner);
     let panels = cols.div_ceil(PANEL);
     let add = residual.is_some();
@@ -213,10 +266,10 @@ fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, isa: Isa) -> V
     (0..rows.div_ceil(ROW_BLOCK)).into_par_iter().for_each(|block| {
         let first_row = block * ROW_BLOCK;
         let n_rows = ROW_BLOCK.min(rows - first_row);
-        let q = QuantRows::new(&x[first_row * w.inner..][..n_rows * w.inner], w.inner, groups, flip);
+        let q = QuantRows::new(&x[first_row * w.inner..][..n_rows * w.inner], w.inner, groups, form);
         (0..panels).into_par_iter().for_each(|panel| {
             let first_col = panel * PANEL;
-            // SAFETY: q holds n_rows x stride bytes and n_rows scales, w.data panels x groups x
+            // SAFETY: q holds n_rows (rounded up to ROW_TILE) x stride bytes and n_rows scales, w.data panels x groups x
             // GROUP_BYTES, scales and offsets panels x PANEL, out rows x cols; this task writes rows
             // first_row.. + n_rows of columns first_col.. + PANEL of out only.
             unsafe {
@@ -234,8 +287,10 @@ fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, isa: Isa) -> V
                     cols: PANEL.min(cols - first_col),
                     add,
                 };
-                match isa {
+                match kernel {
+                    Isa::Amx => amx::panel_product(b),
                     Isa::Avx512Vnni => vnni::panel_product(b),
+                    Isa::AvxVnni => avxvnni::panel_product(b),
                     Isa::Avx512 | Isa::Avx2 => avx2::panel_product(b),
                     Isa::Portable => portable::panel_product(b),
                 }
