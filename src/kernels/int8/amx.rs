@@ -110,10 +110,15 @@ mod imp {
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(in super::super) unsafe fn panel_product(b: Block) {
         asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly));
+        // The accumulators start at -128 * colsum(w) (a tile load with stride 0 repeats the row), so
+        // they end at the signed product.
+        let mut start = [0i32; PANEL];
+        let offsets = std::slice::from_raw_parts(b.offsets, PANEL);
+        start.iter_mut().zip(offsets).for_each(|(s, o)| *s = -o);
         let mut r = 0;
         while r < b.rows {
             let pair = b.rows - r > ROWS;
-            tile(b.rows_from(r), pair);
+            tile(b.rows_from(r), pair, &start);
             r += 2 * ROWS;
         }
         asm!("tilerelease", options(nostack, nomem));
@@ -122,8 +127,16 @@ mod imp {
     /// The first 32 rows of `b` (16 unless `pair`), all of its panel's columns.
     #[target_feature(enable = "avx512f,avx512bw")]
     #[inline]
-    unsafe fn tile(b: Block, pair: bool) {
-        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+    unsafe fn tile(b: Block, pair: bool, start: &[i32; PANEL]) {
+        asm!(
+            "tileloadd tmm0, [{s} + {zero} * 1]",
+            "tileloadd tmm1, [{s} + {zero} * 1 + 64]",
+            "tileloadd tmm2, [{s} + {zero} * 1]",
+            "tileloadd tmm3, [{s} + {zero} * 1 + 64]",
+            s = in(reg) start.as_ptr(),
+            zero = in(reg) 0usize,
+            options(nostack, readonly),
+        );
         let (x, stride) = (b.x, b.stride);
         let x1 = x.add(ROWS * stride);
         for block in 0..b.groups / ROWS {
@@ -165,9 +178,7 @@ mod imp {
             cs = in(reg) PANEL * 4,
             options(nostack),
         );
-        let offsets = std::slice::from_raw_parts(b.offsets, PANEL);
-        for (i, acc) in acc.iter_mut().take(b.rows.min(2 * ROWS)).enumerate() {
-            acc.iter_mut().zip(offsets).for_each(|(a, o)| *a -= o);
+        for (i, acc) in acc.iter().take(b.rows.min(2 * ROWS)).enumerate() {
             dequantise(acc, *b.sx.add(i), b.sw, b.out.add(i * b.ldc), b.cols, b.add);
         }
     }

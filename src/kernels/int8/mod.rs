@@ -35,9 +35,15 @@ const GROUP_BYTES: usize = PANEL * GROUP;
 /// The model's widths (768, 1152, 3072 ...) are whole blocks already.
 const K_BLOCK: usize = 64;
 
-/// Rows per row block: their quantised activations (128 x 1152 bytes at most) stay in L2 while the
-/// panels stream past them.
-const ROW_BLOCK: usize = 128;
+/// Bytes of quantised activations per row block: they stay in L2 while the panels stream past them,
+/// and the fewer the blocks the fewer times the weights stream from memory (once per block: 85 MB for
+/// kompress-base).
+const ROW_BLOCK_BYTES: usize = 512 * 1024;
+
+/// Rows per row block for rows `stride` bytes long: a whole number of AMX row pairs, at least one.
+fn row_block(stride: usize) -> usize {
+    (ROW_BLOCK_BYTES / stride / (2 * ROW_TILE)).max(1) * 2 * ROW_TILE
+}
 
 /// Quantised activation rows are allocated in whole tiles of this many rows (the extra rows are
 /// padding), so that an AMX tile load never reads past them.
@@ -144,29 +150,8 @@ impl Int8Rows {
     }
 }
 
-/// How a kernel takes its quantised activations.
-#[derive(Clone, Copy, PartialEq)]
-enum Form {
-    /// i8 (the portable path).
-    Signed,
-    /// `x + 128` as u8, what `vpdpbusd` and AMX's `tdpbusd` take (with the offsets subtracted).
-    Unsigned,
-    /// i8 values widened to i16, for AVX2's `vpmaddwd`.
-    Wide,
-}
-
-impl Form {
-    fn of(kernel: Isa) -> Self {
-        match kernel {
-            Isa::Amx | Isa::Avx512Vnni | Isa::AvxVnni => Form::Unsigned,
-            Isa::Avx512 | Isa::Avx2 => Form::Wide,
-            Isa::Portable => Form::Signed,
-        }
-    }
-}
-
-/// Activations quantised per row, each row `stride` bytes (`groups * GROUP` values), in whole
-/// [`ROW_TILE`]s of rows. Padding is the value that stands for 0 (0x80 when unsigned).
+/// Activations quantised per row, each row `stride` bytes (`in` padded to whole k blocks), in whole
+/// [`ROW_TILE`]s of rows.
 struct QuantRows {
     data: Vec<u8>,
     scales: Vec<f32>,
@@ -174,32 +159,22 @@ struct QuantRows {
 }
 
 impl QuantRows {
-    fn new(x: &[f32], inner: usize, groups: usize, form: Form) -> Self {
-        let (rows, values) = (x.len() / inner, groups * GROUP);
-        let flip = if form == Form::Unsigned { 0x80 } else { 0 };
-        let stride = if form == Form::Wide { 2 * values } else { values };
+    /// `flip` 0x80 gives the unsigned `x + 128` that `vpdpbusd` and `tdpbusd` take; padding holds 0
+    /// either way.
+    fn new(x: &[f32], inner: usize, groups: usize, flip: u8) -> Self {
+        let (rows, stride) = (x.len() / inner, groups * GROUP);
         let mut data = vec![flip; rows.next_multiple_of(ROW_TILE) * stride];
-        let mut bytes = vec![0u8; values];
         let scales = x
             .chunks_exact(inner)
             .zip(data.chunks_exact_mut(stride))
-            .map(|(x, d)| match form {
-                Form::Wide => {
-                    let scale = quantise_row(x, &mut bytes, 0);
-                    for (d, &q) in d.chunks_exact_mut(2).zip(&bytes) {
-                        d.copy_from_slice(&i16::from(q as i8).to_le_bytes());
-                    }
-                    scale
-                }
-                _ => quantise_row(x, d, flip),
-            })
+            .map(|(x, d)| quantise_row(x, d, flip))
             .collect();
         Self { data, scales, stride }
     }
 }
 
-/// One task's operands: `rows` quantised activation rows (`stride` bytes apart, in the kernel's
-/// [`Form`], readable up to whole [`ROW_TILE`]s) against one packed panel, stored into `out`
+/// One task's operands: `rows` quantised activation rows (`stride` bytes apart, unsigned for the
+/// VNNI and AMX kernels, readable up to whole [`ROW_TILE`]s) against one packed panel, stored into `out`
 /// (`rows x cols`, rows `ldc` apart), or added to it when `add`.
 #[derive(Clone, Copy)]
 struct Block {
@@ -254,7 +229,7 @@ unsafe fn dequantise(acc: &[i32; PANEL], sx: f32, sw: *const f32, out: *mut f32,
 /// the best kernels this CPU has at or under `cap`.
 fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, cap: Isa) -> Vec<f32> {
     let kernel = cap.best_supported();
-    let form = Form::of(kernel);
+    let flip = if matches!(kernel, Isa::Amx | Isa::Avx512Vnni | Isa::AvxVnni) { 0x80 } else { 0 };
     let (groups, cols, rows) = (w.groups(), w.out, x.len() / w.inner);
     let panels = cols.div_ceil(PANEL);
     let add = residual.is_some();
@@ -263,10 +238,11 @@ fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, cap: Isa) -> V
     let ptr = SharedOut(out.as_mut_ptr());
     // A task per row block quantises its rows (so the quantised activations are never all held: 9 MB
     // at 8192 tokens) and runs them against every panel, as nested tasks that the other threads steal.
-    (0..rows.div_ceil(ROW_BLOCK)).into_par_iter().for_each(|block| {
-        let first_row = block * ROW_BLOCK;
-        let n_rows = ROW_BLOCK.min(rows - first_row);
-        let q = QuantRows::new(&x[first_row * w.inner..][..n_rows * w.inner], w.inner, groups, form);
+    let row_block = row_block(groups * GROUP);
+    (0..rows.div_ceil(row_block)).into_par_iter().for_each(|block| {
+        let first_row = block * row_block;
+        let n_rows = row_block.min(rows - first_row);
+        let q = QuantRows::new(&x[first_row * w.inner..][..n_rows * w.inner], w.inner, groups, flip);
         (0..panels).into_par_iter().for_each(|panel| {
             let first_col = panel * PANEL;
             // SAFETY: q holds n_rows (rounded up to ROW_TILE) x stride bytes and n_rows scales, w.data panels x groups x
