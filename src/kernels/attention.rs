@@ -6,9 +6,9 @@
 //! spreads small products over the cores instead of threading each one, never materialises more
 //! than a block of scores per task, and works in the packed layout the linear layers use (the real
 //! tokens of every sequence one after another): no padding is copied in or out and no padded query
-//! or key is touched. [`RopeSplit`] prepares its inputs from the fused QKV projection in one pass.
+//! or key is touched. [`Rope`] prepares its inputs in place in the fused QKV projection.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape};
+use candle_core::{CpuStorage, CustomOp3, InplaceOp1, Layout, Shape};
 use rayon::prelude::*;
 
 use super::isa::{isa, Isa};
@@ -88,9 +88,10 @@ impl CustomOp3 for CpuAttention<'_> {
     }
 }
 
-/// Splits a fused QKV projection `[rows, 3 * heads * head_dim]` into `[3, rows, heads, head_dim]`
-/// (q, k, v), rotating q and k (rotate-half RoPE) at each row's position in its sequence, in one pass.
-pub struct RopeSplit<'a> {
+/// Rotates q and k in place (rotate-half RoPE) at each row's position in its sequence, in the fused
+/// QKV projection laid out as planes `[3, rows, heads * head_dim]` (q, k, v: see
+/// [`Planes`](super::Planes)), so no split copy is made.
+pub struct Rope<'a> {
     pub heads: usize,
     /// Each row's position in its own sequence.
     pub positions: &'a [usize],
@@ -99,62 +100,53 @@ pub struct RopeSplit<'a> {
     pub sin: &'a [f32],
 }
 
-impl CustomOp1 for RopeSplit<'_> {
+impl InplaceOp1 for Rope<'_> {
     fn name(&self) -> &'static str {
-        "kompress-rope-split"
+        "kompress-rope"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let qkv = f32_input(s, l, "rope split")?;
-        let &[rows, width] = l.dims() else { candle_core::bail!("rope split: expects [rows, 3 * hidden]") };
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> candle_core::Result<()> {
+        let (CpuStorage::F32(data), Some((start, end)), &[3, rows, width]) =
+            (s, l.contiguous_offsets(), l.dims())
+        else {
+            candle_core::bail!("rope: expects a contiguous f32 [3, rows, hidden]")
+        };
         let h = self.heads;
-        let d = width / (3 * h);
+        let d = width / h;
         let half = d / 2;
         let isa = isa();
         let max_pos = self.positions.iter().max().map_or(0, |&p| p + 1);
-        if width != 3 * h * d
+        if width != h * d
             || !d.is_multiple_of(2)
             || self.positions.len() != rows
             || self.cos.len() < max_pos * half
             || self.sin.len() < max_pos * half
         {
-            candle_core::bail!("rope split: [{rows}, {width}] for {h} heads disagrees with the tables")
+            candle_core::bail!("rope: [3, {rows}, {width}] for {h} heads disagrees with the tables")
         }
-        let plane = rows * h * d;
-        let mut out = vec![0f32; 3 * plane];
-        let (q_out, rest) = out.split_at_mut(plane);
-        let (k_out, v_out) = rest.split_at_mut(plane);
-        q_out
-            .par_chunks_mut(h * d)
-            .zip(k_out.par_chunks_mut(h * d))
-            .zip(v_out.par_chunks_mut(h * d))
-            .enumerate()
-            .for_each(|(row, ((q, k), v))| {
-                let src = &qkv[row * width..(row + 1) * width];
-                let pos = self.positions[row];
-                let (cos, sin) = (&self.cos[pos * half..][..half], &self.sin[pos * half..][..half]);
-                rotate(isa, &src[..h * d], q, cos, sin);
-                rotate(isa, &src[h * d..2 * h * d], k, cos, sin);
-                v.copy_from_slice(&src[2 * h * d..]);
-            });
-        Ok((CpuStorage::F32(out), Shape::from((3, rows, h, width / (3 * h)))))
+        // The q and k planes, one row at a time.
+        data[start..end][..2 * rows * width].par_chunks_mut(width).enumerate().for_each(|(row, x)| {
+            let pos = self.positions[row % rows];
+            rotate(isa, x, &self.cos[pos * half..][..half], &self.sin[pos * half..][..half]);
+        });
+        Ok(())
     }
 }
 
 wide! {
-    /// Rotate-half RoPE of each `d`-wide head of `src` into `dst`: `x1 cos - x2 sin`, `x2 cos + x1 sin`.
-    fn rotate(src: &[f32], dst: &mut [f32], cos: &[f32], sin: &[f32]) => rotate_in
+    /// Rotate-half RoPE of each `d`-wide head of `x`, in place: `x1 cos - x2 sin`, `x2 cos + x1 sin`.
+    fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32]) => rotate_in
 }
 
 #[inline(always)]
-fn rotate_in(src: &[f32], dst: &mut [f32], cos: &[f32], sin: &[f32]) {
+fn rotate_in(x: &mut [f32], cos: &[f32], sin: &[f32]) {
     let half = cos.len();
-    for (x, y) in src.chunks_exact(2 * half).zip(dst.chunks_exact_mut(2 * half)) {
-        let (x1, x2) = x.split_at(half);
-        let (y1, y2) = y.split_at_mut(half);
+    for head in x.chunks_exact_mut(2 * half) {
+        let (x1, x2) = head.split_at_mut(half);
         for i in 0..half {
-            y1[i] = x1[i] * cos[i] - x2[i] * sin[i];
-            y2[i] = x2[i] * cos[i] + x1[i] * sin[i];
+            let (a, b) = (x1[i], x2[i]);
+            x1[i] = a * cos[i] - b * sin[i];
+            x2[i] = b * cos[i] + a * sin[i];
         }
     }
 }

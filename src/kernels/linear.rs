@@ -8,7 +8,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape};
 use rayon::prelude::*;
 
 use super::isa::{isa, Isa};
-use super::{f32_input, gemm_into, SharedOut};
+use super::{f32_input, gemm_into, Planes, SharedOut};
 
 /// Output columns per task (of 48, 96 and 192, the fastest at 128 and 2048 rows).
 const COLUMNS: usize = 48;
@@ -92,6 +92,8 @@ pub fn pack(w: &[f32], out: usize, inner: usize) -> Vec<f32> {
 /// a pass of its own. Only for CPUs where [`packed_supported`] holds.
 pub struct PackedLinear {
     pub cols: usize,
+    /// The output's layout (one plane when adding a residual).
+    pub planes: Planes,
 }
 
 impl PackedLinear {
@@ -112,9 +114,11 @@ impl PackedLinear {
         // Without a residual the kernel stores every element without reading it: no zeroing pass
         // (memset and page clearing took 4% of a 512-token forward).
         let mut out = residual.unwrap_or_else(|| Vec::with_capacity(rows * cols));
+        let planes = self.planes;
         if inner != inner_w
             || panels != cols.div_ceil(PANEL)
-            || (add && out.len() != rows * cols)
+            || (add && (out.len() != rows * cols || planes != Planes::ONE))
+            || !planes.fit(cols, PANEL)
             || !packed_supported()
         {
             candle_core::bail!("packed linear: [{rows}, {inner}] @ {:?} for {cols} columns", w_l.dims())
@@ -128,8 +132,10 @@ impl PackedLinear {
             let first_row = block * ROW_BLOCK;
             let n_rows = ROW_BLOCK.min(rows - first_row);
             let first_col = panel * PANEL;
+            let (at, ldc) = planes.place(rows, cols, first_row, first_col);
             // SAFETY: packed_supported() was checked; x holds rows x inner, w panels x inner x PANEL,
-            // out rows x cols; this task writes rows first_row.. + n_rows of columns first_col.. only.
+            // out rows x cols; this task writes rows first_row.. + n_rows of columns first_col.. only
+            // (a panel lies within one plane).
             #[cfg(target_arch = "x86_64")]
             unsafe {
                 avx512::panel_product(
@@ -137,7 +143,7 @@ impl PackedLinear {
                     n_rows,
                     inner,
                     (w.as_ptr().add(panel * inner * PANEL), PANEL),
-                    (ptr.at(first_row * cols + first_col), cols),
+                    (ptr.at(at), ldc),
                     PANEL.min(cols - first_col),
                     add,
                 )
@@ -145,7 +151,7 @@ impl PackedLinear {
         });
         // SAFETY: the tasks covered every row block and panel, so all rows x cols values are written.
         unsafe { out.set_len(rows * cols) };
-        Ok((CpuStorage::F32(out), Shape::from((rows, cols))))
+        Ok((CpuStorage::F32(out), planes.shape(rows, cols)))
     }
 }
 

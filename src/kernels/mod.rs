@@ -93,6 +93,41 @@ unsafe fn gemm_into(
     )
 }
 
+/// How a product's `rows x cols` output is laid out: `planes` equal planes `[planes, rows, cols /
+/// planes]` (1: plain row-major). Attention's QKV projection writes q, k and v as three planes, so
+/// that they need no split into a copy (75 MB at 8192 tokens). A plane must hold whole panels of
+/// `panel` columns, which the kernels write as a unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Planes {
+    pub count: usize,
+}
+
+impl Planes {
+    pub(crate) const ONE: Planes = Planes { count: 1 };
+
+    /// Whether `cols` columns cut into these planes, each of whole panels.
+    fn fit(self, cols: usize, panel: usize) -> bool {
+        self.count == 1
+            || (self.count > 1
+                && cols.is_multiple_of(self.count)
+                && (cols / self.count).is_multiple_of(panel))
+    }
+
+    /// The offset of output element (`row`, `col`) and the distance between its rows.
+    fn place(self, rows: usize, cols: usize, row: usize, col: usize) -> (usize, usize) {
+        let width = cols / self.count;
+        ((col / width) * rows * width + row * width + col % width, width)
+    }
+
+    /// The output's shape.
+    fn shape(self, rows: usize, cols: usize) -> candle_core::Shape {
+        match self.count {
+            1 => (rows, cols).into(),
+            n => (n, rows, cols / n).into(),
+        }
+    }
+}
+
 /// An output buffer shared by tasks that write disjoint parts of it.
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32);

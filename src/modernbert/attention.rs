@@ -14,7 +14,7 @@ use super::rope::RopeTables;
 use super::Linear;
 use crate::config::{Config, LayerKind};
 use crate::device::{gpu_matmul, Precision};
-use crate::kernels::attention::{CpuAttention, RopeSplit};
+use crate::kernels::attention::{CpuAttention, Rope};
 use crate::weights::Weights;
 use crate::Result;
 
@@ -275,16 +275,13 @@ impl Attention {
     /// f32 on the CPU: the fused kernels, in the packed layout from projection to projection.
     fn fused_cpu(&self, x: Tensor, residual: &Tensor, ctx: &AttentionContext) -> Result<Tensor> {
         let rope = self.rope(ctx);
-        let split = RopeSplit {
-            heads: self.heads,
-            positions: &ctx.positions,
-            cos: &rope.cos_f32,
-            sin: &rope.sin_f32,
-        };
+        let rope =
+            Rope { heads: self.heads, positions: &ctx.positions, cos: &rope.cos_f32, sin: &rope.sin_f32 };
         let dims = x.dims().to_vec();
-        let qkv = self.wqkv.forward(&x)?;
+        let qkv = self.wqkv.forward_planes(&x, 3)?;
         drop(x);
-        let qkv = qkv.apply_op1_no_bwd(&split)?;
+        qkv.inplace_op1(&rope)?;
+        let qkv = qkv.reshape((3, dims[0], self.heads, self.head_dim))?;
         let window = (self.kind == LayerKind::Local).then_some(self.window);
         let attention = CpuAttention { lengths: &ctx.lengths, offsets: &ctx.offsets, window };
         let out = qkv.get(0)?.apply_op3_no_bwd(&qkv.get(1)?, &qkv.get(2)?, &attention)?;

@@ -19,7 +19,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
 use rayon::prelude::*;
 
 use super::isa::{isa, Isa};
-use super::{f32_input, SharedOut};
+use super::{f32_input, Planes, SharedOut};
 
 /// Output columns per packed panel: two AVX-512 registers of i32 accumulators (four AVX2 ones).
 pub(crate) const PANEL: usize = 32;
@@ -225,9 +225,9 @@ unsafe fn dequantise(acc: &[i32; PANEL], sx: f32, sw: *const f32, out: *mut f32,
     }
 }
 
-/// `x @ W^T`, or `residual + x @ W^T`, for `x` `[rows, in]` row-major (`residual` `[rows, out]`), on
-/// the best kernels this CPU has at or under `cap`.
-fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, cap: Isa) -> Vec<f32> {
+/// `x @ W^T` laid out as `planes`, or `residual + x @ W^T` (one plane), for `x` `[rows, in]`
+/// row-major (`residual` `[rows, out]`), on the best kernels this CPU has at or under `cap`.
+fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, cap: Isa, planes: Planes) -> Vec<f32> {
     let kernel = cap.best_supported();
     let flip = if matches!(kernel, Isa::Amx | Isa::Avx512Vnni | Isa::AvxVnni) { 0x80 } else { 0 };
     let (groups, cols, rows) = (w.groups(), w.out, x.len() / w.inner);
@@ -245,9 +245,10 @@ fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, cap: Isa) -> V
         let q = QuantRows::new(&x[first_row * w.inner..][..n_rows * w.inner], w.inner, groups, flip);
         (0..panels).into_par_iter().for_each(|panel| {
             let first_col = panel * PANEL;
+            let (at, ldc) = planes.place(rows, cols, first_row, first_col);
             // SAFETY: q holds n_rows (rounded up to ROW_TILE) x stride bytes and n_rows scales, w.data panels x groups x
             // GROUP_BYTES, scales and offsets panels x PANEL, out rows x cols; this task writes rows
-            // first_row.. + n_rows of columns first_col.. + PANEL of out only.
+            // first_row.. + n_rows of columns first_col.. + PANEL of out only (a panel lies within one plane).
             unsafe {
                 let b = Block {
                     x: q.data.as_ptr(),
@@ -258,8 +259,8 @@ fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, cap: Isa) -> V
                     groups,
                     sw: w.scales.as_ptr().add(first_col),
                     offsets: w.offsets.as_ptr().add(first_col),
-                    out: ptr.at(first_row * cols + first_col),
-                    ldc: cols,
+                    out: ptr.at(at),
+                    ldc,
                     cols: PANEL.min(cols - first_col),
                     add,
                 };
@@ -283,6 +284,8 @@ fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, cap: Isa) -> V
 #[derive(Clone)]
 pub(crate) struct Int8Linear {
     pub weight: Arc<Int8Weight>,
+    /// The output's layout (one plane when adding a residual).
+    pub planes: Planes,
 }
 
 impl Int8Linear {
@@ -294,11 +297,16 @@ impl Int8Linear {
         let x_data = f32_input(x.0, x.1, "int8 linear")?;
         let w = &self.weight;
         let &[rows, inner] = x.1.dims() else { candle_core::bail!("int8 linear: expects [rows, in]") };
-        if inner != w.inner || inner == 0 || residual.as_ref().is_some_and(|r| r.len() != rows * w.out) {
-            candle_core::bail!("int8 linear: [{rows}, {inner}] @ [{}, {}]^T", w.out, w.inner)
+        let planes = self.planes;
+        if inner != w.inner
+            || inner == 0
+            || residual.as_ref().is_some_and(|r| r.len() != rows * w.out || planes != Planes::ONE)
+            || !planes.fit(w.out, PANEL)
+        {
+            candle_core::bail!("int8 linear: [{rows}, {inner}] @ [{}, {}]^T into {planes:?}", w.out, w.inner)
         }
-        let out = product(w, x_data, residual, isa());
-        Ok((CpuStorage::F32(out), Shape::from((rows, w.out))))
+        let out = product(w, x_data, residual, isa(), planes);
+        Ok((CpuStorage::F32(out), planes.shape(rows, w.out)))
     }
 }
 

@@ -34,7 +34,7 @@ fn naive(w: &[f32], x: &[f32], inner: usize, residual: Option<&[f32]>) -> Vec<f3
 }
 
 fn run(weight: &Int8Weight, x: &[f32], residual: Option<&[f32]>, isa: Isa) -> Vec<f32> {
-    product(weight, x, residual.map(<[f32]>::to_vec), isa)
+    product(weight, x, residual.map(<[f32]>::to_vec), isa, Planes::ONE)
 }
 
 fn paths() -> impl Iterator<Item = Isa> {
