@@ -199,6 +199,9 @@ pub(crate) mod avx512 {
     /// than with 8).
     const TILE: usize = 12;
 
+    /// Panel rows fetched ahead.
+    const PREFETCH: usize = 8;
+
     /// `out[rows, ..cols] = x[rows, inner] @ panel[inner, PANEL]`, plus what `out` held when `add`
     /// (else `out` may be uninitialised: it is only written). Each operand is a pointer and the
     /// distance (in floats) between its rows: the weight products pass packed panels (`PANEL` apart),
@@ -260,6 +263,10 @@ pub(crate) mod avx512 {
             acc[1] = _mm512_maskz_loadu_ps(m1, out.wrapping_add(i * ldc + 16));
         }
         for k in 0..inner {
+            // The panel row PREFETCH rows ahead, both cache lines, into L1.
+            let ahead = panel.wrapping_add((k + PREFETCH) * ldb).cast::<i8>();
+            _mm_prefetch::<_MM_HINT_T0>(ahead);
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
             let b0 = _mm512_loadu_ps(panel.add(k * ldb));
             let b1 = _mm512_loadu_ps(panel.add(k * ldb + 16));
             for (i, acc) in acc.iter_mut().enumerate() {

@@ -20,6 +20,9 @@ mod imp {
     /// Rows per micro-tile: 12 x 2 accumulators (24 of the 32 registers), as the f32 kernel.
     const TILE: usize = 12;
 
+    /// Group rows fetched ahead (as the f32 kernel: 12% of a 512-token f32 forward on a Xeon with AMX).
+    const PREFETCH: usize = 8;
+
     /// # Safety
     /// AVX-512 F, BW and VNNI must be available; `b` must address its extents (see [`Block`]).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -52,6 +55,10 @@ mod imp {
     unsafe fn tile<const M: usize>(b: Block) {
         let mut acc = [[_mm512_setzero_si512(); 2]; M];
         for g in 0..b.groups {
+            // The group row PREFETCH rows ahead, both cache lines, into L1.
+            let ahead = b.panel.wrapping_add((g + PREFETCH) * GROUP_BYTES);
+            _mm_prefetch::<_MM_HINT_T0>(ahead);
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
             let w = b.panel.add(g * GROUP_BYTES);
             let w0 = _mm512_loadu_si512(w.cast());
             let w1 = _mm512_loadu_si512(w.add(GROUP_BYTES / 2).cast());
