@@ -251,7 +251,7 @@ impl Attention {
     /// `residual + attention(x)`. `x`: `[rows, hidden]`, packed when `ctx.packing` is set, else
     /// `[batch * seq, hidden]`; `residual` has the same shape.
     /// `x` is taken by value so that the fused path can free it once projected (at 8192 tokens, 25 MB
-    /// less at the forward's peak, where QKV and its RoPE split are both held).
+    /// less while QKV is held).
     pub fn forward(&self, x: Tensor, residual: &Tensor, ctx: &AttentionContext) -> Result<Tensor> {
         if self.fused && x.device().is_cpu() && x.dtype() == DType::F32 {
             return self.fused_cpu(x, residual, ctx);
