@@ -58,7 +58,7 @@ impl Mlp {
         Ok(Self { wi: linear(&[2 * i, h], "Wi.weight")?, wo: linear(&[h, i], "Wo.weight")?, intermediate: i })
     }
 
-    /// `residual + mlp(x)`. Inputs `[rows, hidden]` longer than [`MLP_ROWS`] run in slices of rows
+    /// `residual + mlp(x)`. Inputs `[rows, hidden]` longer than 2048 rows run in slices of rows
     /// (every operation is per row, so the values are the same), so that the intermediate, 3x the
     /// hidden width, is never held whole: 75 + 38 MB in f32 at 8192 tokens.
     pub fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
