@@ -76,32 +76,14 @@ mod imp {
         rows: [u8; 16],
     }
 
-    const CONFIG: Config = Config {
-        palette: 1,
-        start_row: 0,
-        reserved: [0; 14],
-        colsb: [
-            ROW_BYTES as u16,
-            ROW_BYTES as u16,
-            ROW_BYTES as u16,
-            ROW_BYTES as u16,
-            ROW_BYTES as u16,
-            ROW_BYTES as u16,
-            ROW_BYTES as u16,
-            ROW_BYTES as u16,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-        ],
-        rows: [
-            ROWS as u8, ROWS as u8, ROWS as u8, ROWS as u8, ROWS as u8, ROWS as u8, ROWS as u8, ROWS as u8,
-            0, 0, 0, 0, 0, 0, 0, 0,
-        ],
+    const CONFIG: Config = {
+        let (mut colsb, mut rows) = ([0u16; 16], [0u8; 16]);
+        let mut tile = 0;
+        while tile < 8 {
+            (colsb[tile], rows[tile]) = (ROW_BYTES as u16, ROWS as u8);
+            tile += 1;
+        }
+        Config { palette: 1, start_row: 0, reserved: [0; 14], colsb, rows }
     };
 
     /// # Safety
