@@ -117,7 +117,7 @@ fn int8_runs_and_the_kernel_variable_is_checked() {
         scores
     };
     let auto = score("auto");
-    for cap in ["amx", "avx512", "avxvnni", "avx2", "portable"] {
+    for cap in ["amx", "avx512", "avxvnni", "avx2", "neon", "portable"] {
         let diff = max_abs_diff(&score(cap), &auto);
         assert!(diff < 1e-6, "KOMPRESS_CPU_KERNELS={cap}: {diff}");
     }

@@ -1,5 +1,5 @@
 //! Which SIMD instruction sets the CPU kernels may use: detected once at run time, and capped by the
-//! environment variable `KOMPRESS_CPU_KERNELS` (`auto`, `amx`, `avx512`, `avxvnni`, `avx2` or
+//! environment variable `KOMPRESS_CPU_KERNELS` (`auto`, `amx`, `avx512`, `avxvnni`, `avx2`, `neon` or
 //! `portable`) so that the slower paths can be run and measured on a machine that has the faster ones.
 
 use std::sync::OnceLock;
@@ -12,11 +12,15 @@ pub(crate) const VARIABLE: &str = "KOMPRESS_CPU_KERNELS";
 /// Instruction-set levels, lowest first. Each level's kernels need that level's features and those
 /// of AVX2 (from `Avx2` up) or AVX-512 (from `Avx512` up), but not every feature of the levels below:
 /// AVX-VNNI (`AvxVnni`: AVX2 with the 256-bit `vpdpbusd`, Alder Lake and later, Zen 5) is missing from
-/// many AVX-512 CPUs (Ice Lake, Zen 4). So [`supported`] answers per level.
+/// many AVX-512 CPUs (Ice Lake, Zen 4). So [`supported`] answers per level. `NeonDot`, the one AArch64
+/// level, sits just above `Portable`: no CPU has both it and an x86 level, so an x86 cap on an AArch64
+/// CPU leaves it on, and `neon` on an x86 CPU means the portable kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Isa {
     /// Plain Rust that LLVM vectorises for the build's baseline (also every non-x86 CPU).
     Portable,
+    /// AArch64 NEON with the dot-product extension (`sdot`; Apple M1 and later, Neoverse N1 and later).
+    NeonDot,
     /// AVX2 with FMA.
     Avx2,
     /// AVX2 with AVX-VNNI.
@@ -31,8 +35,8 @@ pub(crate) enum Isa {
 
 impl Isa {
     /// Every level, lowest first.
-    pub(crate) const ALL: [Isa; 6] =
-        [Isa::Portable, Isa::Avx2, Isa::AvxVnni, Isa::Avx512, Isa::Avx512Vnni, Isa::Amx];
+    pub(crate) const ALL: [Isa; 7] =
+        [Isa::Portable, Isa::NeonDot, Isa::Avx2, Isa::AvxVnni, Isa::Avx512, Isa::Avx512Vnni, Isa::Amx];
 
     /// The highest level at most `self` that this CPU supports: the kernels to run under a cap.
     pub(crate) fn best_supported(self) -> Isa {
@@ -66,9 +70,10 @@ fn cap_from(value: Option<&str>) -> Result<Option<Isa>> {
         "avx512" => Ok(Some(Isa::Avx512Vnni)),
         "avxvnni" => Ok(Some(Isa::AvxVnni)),
         "avx2" => Ok(Some(Isa::Avx2)),
+        "neon" => Ok(Some(Isa::NeonDot)),
         "portable" => Ok(Some(Isa::Portable)),
         _ => Err(Error::Device(format!(
-            "unknown {VARIABLE} value \"{value}\" (expected auto, amx, avx512, avxvnni, avx2 or portable)"
+            "unknown {VARIABLE} value \"{value}\" (expected auto, amx, avx512, avxvnni, avx2, neon or portable)"
         ))),
     }
 }
@@ -81,7 +86,7 @@ pub(crate) fn detected() -> Isa {
 
 /// Whether this CPU runs `level`'s kernels.
 pub(crate) fn supported(level: Isa) -> bool {
-    static LEVELS: OnceLock<[bool; 6]> = OnceLock::new();
+    static LEVELS: OnceLock<[bool; Isa::ALL.len()]> = OnceLock::new();
     LEVELS.get_or_init(|| Isa::ALL.map(check))[level as usize]
 }
 
@@ -92,6 +97,7 @@ fn check(level: Isa) -> bool {
     let avx512 = avx2 && has!("avx512f") && has!("avx512bw");
     match level {
         Isa::Portable => true,
+        Isa::NeonDot => false,
         Isa::Avx2 => avx2,
         Isa::AvxVnni => avx2 && has!("avxvnni"),
         Isa::Avx512 => avx512,
@@ -100,7 +106,16 @@ fn check(level: Isa) -> bool {
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(target_arch = "aarch64")]
+fn check(level: Isa) -> bool {
+    match level {
+        Isa::Portable => true,
+        Isa::NeonDot => std::arch::is_aarch64_feature_detected!("dotprod"),
+        _ => false,
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn check(level: Isa) -> bool {
     level == Isa::Portable
 }
@@ -118,6 +133,7 @@ mod tests {
         assert_eq!(cap_from(Some(" portable ")).unwrap(), Some(Isa::Portable));
         assert_eq!(cap_from(Some("avx512")).unwrap(), Some(Isa::Avx512Vnni));
         assert_eq!(cap_from(Some("amx")).unwrap(), Some(Isa::Amx));
+        assert_eq!(cap_from(Some("NEON")).unwrap(), Some(Isa::NeonDot));
         let err = cap_from(Some("sse9")).unwrap_err().to_string();
         assert!(err.contains("KOMPRESS_CPU_KERNELS") && err.contains("\"sse9\""), "{err}");
         assert!(Isa::Portable < Isa::Avx2 && Isa::Avx512 < Isa::Avx512Vnni);

@@ -26,7 +26,7 @@ macro_rules! wide {
                 match isa.min(detected()) {
                     Isa::Avx512 | Isa::Avx512Vnni | Isa::Amx => return unsafe { avx512($($arg),*) },
                     Isa::Avx2 | Isa::AvxVnni => return unsafe { avx2($($arg),*) },
-                    Isa::Portable => {}
+                    Isa::Portable | Isa::NeonDot => {}
                 }
             }
             #[cfg(not(target_arch = "x86_64"))]

@@ -12,7 +12,7 @@ pub(crate) use imp::available;
 pub(super) use imp::panel_product;
 
 /// AMX is used on x86_64 Linux only.
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+#[cfg(all(target_arch = "x86_64", not(target_os = "linux")))]
 pub(crate) fn available() -> bool {
     false
 }

@@ -2,7 +2,7 @@
 //! output channel; activations quantised per call, symmetric per row (token); products accumulated
 //! exactly in i32, then `out = out + acc as f32 * (sx[row] * sw[col])`.
 //!
-//! Every path ([`Isa`]: `amx`, `vnni` (AVX-512), `avxvnni`, `avx2`, `portable`) computes the same i32
+//! Every path ([`Isa`]: `amx`, `vnni` (AVX-512), `avxvnni`, `avx2`, `neon`, `portable`) computes the same i32
 //! accumulators and hands them to the one dequantising function [`dequantise`], so their outputs are
 //! bit-identical; the tests check it, and check the portable path against a naive product of the
 //! quantised values.
@@ -10,6 +10,7 @@
 pub(crate) mod amx;
 mod avx2;
 mod avxvnni;
+mod neon;
 mod portable;
 mod vnni;
 
@@ -185,6 +186,8 @@ struct Block {
     panel: *const i8,
     groups: usize,
     sw: *const f32,
+    /// `128 * colsum` per column, for the kernels that take `x + 128` (x86 only).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     offsets: *const i32,
     out: *mut f32,
     ldc: usize,
@@ -269,6 +272,7 @@ fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, cap: Isa, plan
                     Isa::Avx512Vnni => vnni::panel_product(b),
                     Isa::AvxVnni => avxvnni::panel_product(b),
                     Isa::Avx512 | Isa::Avx2 => avx2::panel_product(b),
+                    Isa::NeonDot => neon::panel_product(b),
                     Isa::Portable => portable::panel_product(b),
                 }
             }
