@@ -97,7 +97,9 @@ pub struct PackedLinear {
 }
 
 impl PackedLinear {
-    /// `residual + x @ W^T`, `residual` being `[rows, cols]`, or `x @ W^T` without one.
+    /// `residual + x @ W^T`, `residual` being `[rows, cols]`, or `x @ W^T` without one. The kernel
+    /// exists on x86_64 only; elsewhere `packed_supported()` refuses before any task runs.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn accumulate(
         &self,
         x: (&CpuStorage, &Layout),
@@ -136,6 +138,7 @@ impl PackedLinear {
             // SAFETY: packed_supported() was checked; x holds rows x inner, w panels x inner x PANEL,
             // out rows x cols; this task writes rows first_row.. + n_rows of columns first_col.. only
             // (a panel lies within one plane).
+            #[cfg(target_arch = "x86_64")]
             unsafe {
                 avx512::panel_product(
                     (x.as_ptr().add(first_row * inner), inner),
@@ -186,22 +189,6 @@ impl CustomOp3 for PackedLinear {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let residual = f32_input(r_s, r_l, "packed linear residual")?.to_vec();
         self.accumulate((x_s, x_l), (w_s, w_l), Some(residual))
-    }
-}
-
-/// Never called: [`packed_supported`] is false off x86_64.
-#[cfg(not(target_arch = "x86_64"))]
-mod avx512 {
-    pub unsafe fn panel_product(
-        _: (*const f32, usize),
-        _: usize,
-        _: usize,
-        _: (*const f32, usize),
-        _: (*mut f32, usize),
-        _: usize,
-        _: bool,
-    ) {
-        unreachable!("AVX-512 kernels exist on x86_64 only")
     }
 }
 

@@ -25,20 +25,7 @@ mod imp {
     #[target_feature(enable = "avx2,avxvnni")]
     pub unsafe fn panel_product(b: Block) {
         for half in 0..2 {
-            let mut r = 0;
-            while r + TILE <= b.rows {
-                tile::<TILE>(b.rows_from(r), half);
-                r += TILE;
-            }
-            let b = b.rows_from(r);
-            match b.rows {
-                0 => {}
-                1 => tile::<1>(b, half),
-                2 => tile::<2>(b, half),
-                3 => tile::<3>(b, half),
-                4 => tile::<4>(b, half),
-                _ => tile::<5>(b, half),
-            }
+            row_tiles!(b, TILE, [1, 2, 3, 4, 5], |b, M| tile::<M>(b, half));
         }
     }
 

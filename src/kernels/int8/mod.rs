@@ -7,6 +7,32 @@
 //! bit-identical; the tests check it, and check the portable path against a naive product of the
 //! quantised values.
 
+/// Runs a kernel's micro-tile over the rows of a [`Block`]: `$call` (an expression in the block `$bv`
+/// and the row count `$mv`, a const) on each whole tile of `$full` rows, then once on the `M` rows left,
+/// each `M` of `$rest` (which must list `1..$full`) its own monomorphised copy.
+macro_rules! row_tiles {
+    ($b:expr, $full:ident, [$($rest:literal),*], |$bv:ident, $mv:ident| $call:expr) => {{
+        let b: Block = $b;
+        let mut r = 0;
+        while r + $full <= b.rows {
+            const $mv: usize = $full;
+            let $bv = b.rows_from(r);
+            $call;
+            r += $full;
+        }
+        let left = b.rows_from(r);
+        match left.rows {
+            0 => {}
+            $($rest => {
+                const $mv: usize = $rest;
+                let $bv = left;
+                $call;
+            })*
+            n => unreachable!("{n} rows left after tiles of {}", $full),
+        }
+    }};
+}
+
 pub(crate) mod amx;
 mod avx2;
 mod avxvnni;

@@ -40,18 +40,7 @@ mod imp {
     #[target_feature(enable = "neon,dotprod")]
     pub unsafe fn panel_product(b: Block) {
         for half in 0..2 {
-            let mut r = 0;
-            while r + TILE <= b.rows {
-                tile::<TILE>(b.rows_from(r), half);
-                r += TILE;
-            }
-            let b = b.rows_from(r);
-            match b.rows {
-                0 => {}
-                1 => tile::<1>(b, half),
-                2 => tile::<2>(b, half),
-                _ => tile::<3>(b, half),
-            }
+            row_tiles!(b, TILE, [1, 2, 3], |b, M| tile::<M>(b, half));
         }
     }
 

@@ -9,18 +9,7 @@ const TILE: usize = 4;
 /// # Safety
 /// `b` must address its extents (see [`Block`]).
 pub(super) unsafe fn panel_product(b: Block) {
-    let mut r = 0;
-    while r + TILE <= b.rows {
-        tile::<TILE>(b.rows_from(r));
-        r += TILE;
-    }
-    let b = b.rows_from(r);
-    match b.rows {
-        0 => {}
-        1 => tile::<1>(b),
-        2 => tile::<2>(b),
-        _ => tile::<3>(b),
-    }
+    row_tiles!(b, TILE, [1, 2, 3], |b, M| tile::<M>(b));
 }
 
 /// The first `M` rows of `b`. Each group row is first turned k-major (one run of 32 columns per k),

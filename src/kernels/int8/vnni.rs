@@ -27,26 +27,7 @@ mod imp {
     /// AVX-512 F, BW and VNNI must be available; `b` must address its extents (see [`Block`]).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn panel_product(b: Block) {
-        let mut r = 0;
-        while r + TILE <= b.rows {
-            tile::<TILE>(b.rows_from(r));
-            r += TILE;
-        }
-        let b = b.rows_from(r);
-        match b.rows {
-            0 => {}
-            1 => tile::<1>(b),
-            2 => tile::<2>(b),
-            3 => tile::<3>(b),
-            4 => tile::<4>(b),
-            5 => tile::<5>(b),
-            6 => tile::<6>(b),
-            7 => tile::<7>(b),
-            8 => tile::<8>(b),
-            9 => tile::<9>(b),
-            10 => tile::<10>(b),
-            _ => tile::<11>(b),
-        }
+        row_tiles!(b, TILE, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], |b, M| tile::<M>(b));
     }
 
     /// The first `M` rows of `b`.
