@@ -19,6 +19,10 @@ equals kompress f32's:
 Two denominators: all words, and the words the model decided (kompress f32's fate `model` or
 `dropped`; protected words, table rows and unscored words are kept by rule on both sides). ONNX
 Runtime rows also give the agreement with ORT fp32 through Headroom, the like-for-like reference.
+After the table, for the threshold rule: the share of model-decided words whose f32 final score lies
+within 0.01 / 0.02 / 0.05 of 0.5, and how far kompress int8's scores move from f32's (median, 99th
+percentile, max). Their product roughly gives the disagreement: the words that flip are those nearer
+the threshold than int8 moves them.
 
     python scripts/int8_agreement.py [TEXT] [--model DIR] [--threads 2] [--rules threshold,card]
 
@@ -44,7 +48,8 @@ FORMS = ("fp32", "int8-wo", "int8-dyn")
 
 
 def kompress_fates(binary, model_dir, text, rule, dtype, threads):
-    """[(kept, reason)] per word, or None when the binary rejects the dtype."""
+    """[(kept, reason, score)] per word (score None where the model did not decide), or None when the
+    binary rejects the dtype."""
     cmd = [binary, "compress", "-m", model_dir, "--device", "cpu", "--dtype", dtype, "--threads", str(threads),
            "--compat", "headroom", "--mode", rule, "--json", "--explain", text]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -52,7 +57,7 @@ def kompress_fates(binary, model_dir, text, rule, dtype, threads):
         if re.search(rf"invalid value '{dtype}'|unknown dtype", proc.stderr):
             return None
         sys.exit(f"error: {' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return [(w["kept"], w.get("reason")) for w in json.loads(proc.stdout)["words"]]
+    return [(w["kept"], w.get("reason"), w.get("score")) for w in json.loads(proc.stdout)["words"]]
 
 
 class CachedSession:
@@ -104,6 +109,20 @@ def headroom_kept(kc, model, tokenizer, text):
     n = len(kc._words_by_line(text)[0])
     ids = set(kept[0]) if kept else set(range(n))
     return [i in ids for i in range(n)]
+
+
+def score_note(ref, int8):
+    """How near the threshold f32's final scores lie, and how far int8's move from them: what bounds the
+    agreement of any 8-bit form on a given model."""
+    pairs = [(r[2], q[2]) for r, q in zip(ref, int8) if r[1] in ("model", "dropped") and None not in (r[2], q[2])]
+    if not pairs:
+        return "scores: none decided by the model"
+    f32, q8 = np.array(pairs, dtype=np.float64).T
+    near = [f"{np.mean(np.abs(f32 - 0.5) < d):.1%} within {d}" for d in (0.01, 0.02, 0.05)]
+    moved = np.abs(q8 - f32)
+    return (f"threshold rule, {len(pairs)} model-decided words: f32 final scores {', '.join(near)} of 0.5; "
+            f"|int8 - f32| median {np.median(moved):.4f}, 99th percentile {np.percentile(moved, 99):.4f}, "
+            f"max {moved.max():.4f}")
 
 
 def agreement(a, b, mask=None):
@@ -162,21 +181,24 @@ def main() -> None:
             ort_kept[rule][form] = headroom_kept(kc, RuleModel(cached, rule), tokenizer, text)
             print(f"ORT {form} {rule}: {sum(ort_kept[rule][form])} kept", file=sys.stderr, flush=True)
 
-    notes = []
+    notes, int8_rejected = [], False
     print("| rule | engine | kept words | agrees with kompress f32: all words | model-decided words "
           "| agrees with ORT fp32: model-decided words |")
     print("| --- | --- | --- | --- | --- | --- |")
     for rule in rules:
         ref = kompress_fates(binary, model_dir, args.text, rule, "f32", args.threads)
-        ref_kept = [k for k, _ in ref]
-        decided = [reason in ("model", "dropped") for _, reason in ref]
+        ref_kept = [k for k, _, _ in ref]
+        decided = [reason in ("model", "dropped") for _, reason, _ in ref]
         n = len(ref)
         rows = [("kompress f32", ref_kept)]
-        int8 = None if notes else kompress_fates(binary, model_dir, args.text, rule, "int8", args.threads)
-        if int8 is None and not notes:
+        int8 = None if int8_rejected else kompress_fates(binary, model_dir, args.text, rule, "int8", args.threads)
+        if int8 is None and not int8_rejected:
+            int8_rejected = True
             notes.append(f"kompress int8: skipped, {binary} rejects --dtype int8")
         elif int8 is not None:
-            rows.append(("kompress int8", [k for k, _ in int8]))
+            rows.append(("kompress int8", [k for k, _, _ in int8]))
+            if rule == "threshold":
+                notes.append(score_note(ref, int8))
         for form in FORMS:
             rows.append((f"ORT {form} (Headroom)", ort_kept[rule][form]))
         for name, kept in rows:
