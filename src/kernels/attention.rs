@@ -283,13 +283,13 @@ impl Job<'_> {
     /// [`scores`](Self::scores) through the `gemm` crate (which packs both operands per call).
     unsafe fn scores_by_gemm(&self, nq: usize, nk: usize, q: *const f32, k: *const f32, scores: &mut [f32]) {
         let (nk_, s_) = (nk as isize, self.stride as isize);
-        gemm_into(nq, nk, self.d, (scores.as_mut_ptr(), nk_, 1), (q, s_, 1), (k, 1, s_));
+        gemm_into(nq, nk, self.d, (scores.as_mut_ptr(), nk_, 1), (q, s_, 1), (k, 1, s_), false);
     }
 
     /// [`values`](Self::values) through the `gemm` crate.
     unsafe fn values_by_gemm(&self, nq: usize, nk: usize, scores: &[f32], v: *const f32, out: *mut f32) {
         let (nk_, s_) = (nk as isize, self.stride as isize);
-        gemm_into(nq, self.d, nk, (out, s_, 1), (scores.as_ptr(), nk_, 1), (v, s_, 1));
+        gemm_into(nq, self.d, nk, (out, s_, 1), (scores.as_ptr(), nk_, 1), (v, s_, 1), false);
     }
 
     /// [`scores`](Self::scores) through the weight products' AVX-512 kernel: the keys come as

@@ -2,7 +2,8 @@
 //! elsewhere [`CpuLinear`] splits the product by output columns: each task runs a single-threaded
 //! GEMM on its own slice of the weight, so the weight is packed once per call in all (not once per
 //! thread) and the threads never wait on each other inside a product. At 128 rows candle's threaded
-//! GEMM spent a quarter of its time packing and spinning.
+//! GEMM spent a quarter of its time packing and spinning. Both store attention's q, k and v as planes
+//! and add a residual as they store, so no pass over an output is spent on layout or addition.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape};
 use rayon::prelude::*;
@@ -13,8 +14,67 @@ use super::{f32_input, gemm_into, Planes, SharedOut};
 /// Output columns per task (of 48, 96 and 192, the fastest at 128 and 2048 rows).
 const COLUMNS: usize = 48;
 
-/// `[rows, in] @ [in, out]`, both contiguous.
-pub struct CpuLinear;
+/// `[rows, in] @ [in, out]`, both contiguous (as a [`CustomOp2`] on `(x, w)`), laid out as `planes`;
+/// or `residual + x @ w` (as a [`CustomOp3`] on `(x, w, residual)`, one plane), the product added to
+/// the residual as it is stored (no separate pass over the output).
+pub struct CpuLinear {
+    pub planes: Planes,
+}
+
+impl CpuLinear {
+    fn run(
+        &self,
+        x: (&CpuStorage, &Layout),
+        w: (&CpuStorage, &Layout),
+        residual: Option<Vec<f32>>,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x_l, w_l) = (x.1, w.1);
+        let (x, w) = (f32_input(x.0, x_l, "cpu linear")?, f32_input(w.0, w_l, "cpu linear")?);
+        let (&[rows, inner], &[inner_w, cols]) = (x_l.dims(), w_l.dims()) else {
+            candle_core::bail!("cpu linear: expects 2-d operands")
+        };
+        let planes = self.planes;
+        let add = residual.is_some();
+        if inner != inner_w
+            || !planes.fit(cols, 1)
+            || residual.as_ref().is_some_and(|r| r.len() != rows * cols || planes != Planes::ONE)
+        {
+            candle_core::bail!("cpu linear: [{rows}, {inner}] @ [{inner_w}, {cols}] into {planes:?}")
+        }
+        // `gemm` stores every element without reading it unless adding (`read_dst`), so the output
+        // needs no zeroing pass, except when there is nothing to multiply.
+        let mut out = match residual {
+            Some(residual) => residual,
+            None if inner == 0 => vec![0f32; rows * cols],
+            None => Vec::with_capacity(rows * cols),
+        };
+        let ptr = SharedOut(out.as_mut_ptr());
+        // Tasks of COLUMNS columns within each plane, so that a task writes one plane.
+        let width = cols / planes.count;
+        let per_plane = width.div_ceil(COLUMNS);
+        (0..planes.count * per_plane).into_par_iter().for_each(|task| {
+            let first = (task / per_plane) * width + (task % per_plane) * COLUMNS;
+            let n = COLUMNS.min(width - (task % per_plane) * COLUMNS);
+            let (at, ldc) = planes.place(rows, cols, 0, first);
+            // SAFETY: x is [rows, inner], w is [inner, cols], out is rows x cols (initialised when
+            // adding); this task reads and writes columns first..first + n only, which lie in one plane.
+            unsafe {
+                gemm_into(
+                    rows,
+                    n,
+                    inner,
+                    (ptr.at(at), ldc as isize, 1),
+                    (x.as_ptr(), inner as isize, 1),
+                    (w.as_ptr().add(first), cols as isize, 1),
+                    add,
+                )
+            }
+        });
+        // SAFETY: the tasks covered every column of every plane (inner > 0), or out was initialised.
+        unsafe { out.set_len(rows * cols) };
+        Ok((CpuStorage::F32(out), planes.shape(rows, cols)))
+    }
+}
 
 impl CustomOp2 for CpuLinear {
     fn name(&self) -> &'static str {
@@ -28,33 +88,26 @@ impl CustomOp2 for CpuLinear {
         w_s: &CpuStorage,
         w_l: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, w) = (f32_input(x_s, x_l, "cpu linear")?, f32_input(w_s, w_l, "cpu linear")?);
-        let (&[rows, inner], &[inner_w, cols]) = (x_l.dims(), w_l.dims()) else {
-            candle_core::bail!("cpu linear: expects 2-d operands")
-        };
-        if inner != inner_w {
-            candle_core::bail!("cpu linear: [{rows}, {inner}] @ [{inner_w}, {cols}]")
-        }
-        let mut out = vec![0f32; rows * cols];
-        let ptr = SharedOut(out.as_mut_ptr());
-        (0..cols.div_ceil(COLUMNS)).into_par_iter().for_each(|task| {
-            let first = task * COLUMNS;
-            let n = COLUMNS.min(cols - first);
-            // SAFETY: x is [rows, inner], w is [inner, cols], out is [rows, cols]; this task reads
-            // and writes columns first..first + n only.
-            unsafe {
-                let (inner_, cols_) = (inner as isize, cols as isize);
-                gemm_into(
-                    rows,
-                    n,
-                    inner,
-                    (ptr.at(first), cols_, 1),
-                    (x.as_ptr(), inner_, 1),
-                    (w.as_ptr().add(first), cols_, 1),
-                )
-            }
-        });
-        Ok((CpuStorage::F32(out), Shape::from((rows, cols))))
+        self.run((x_s, x_l), (w_s, w_l), None)
+    }
+}
+
+impl CustomOp3 for CpuLinear {
+    fn name(&self) -> &'static str {
+        "kompress-cpu-linear-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x_s: &CpuStorage,
+        x_l: &Layout,
+        w_s: &CpuStorage,
+        w_l: &Layout,
+        r_s: &CpuStorage,
+        r_l: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let residual = f32_input(r_s, r_l, "cpu linear residual")?.to_vec();
+        self.run((x_s, x_l), (w_s, w_l), Some(residual))
     }
 }
 

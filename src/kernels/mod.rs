@@ -56,8 +56,9 @@ fn f32_input<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> candle_c
 /// and between columns.
 type View<P> = (P, isize, isize);
 
-/// `dst = lhs @ rhs` for an `m x k` by `k x n` product, single-threaded (the kernels parallelise
-/// over their own tasks).
+/// `dst = lhs @ rhs`, or `dst += lhs @ rhs` when `add`, for an `m x k` by `k x n` product,
+/// single-threaded (the kernels parallelise over their own tasks). Without `add`, `dst` is only
+/// written (it may be uninitialised) when `k > 0`.
 ///
 /// # Safety
 /// Each view must address `m x k`, `k x n` and `m x n` valid f32 elements; `dst` must not overlap the
@@ -69,6 +70,7 @@ unsafe fn gemm_into(
     dst: View<*mut f32>,
     lhs: View<*const f32>,
     rhs: View<*const f32>,
+    add: bool,
 ) {
     gemm::gemm(
         m,
@@ -77,14 +79,14 @@ unsafe fn gemm_into(
         dst.0,
         dst.2,
         dst.1,
-        false,
+        add,
         lhs.0,
         lhs.2,
         lhs.1,
         rhs.0,
         rhs.2,
         rhs.1,
-        0.0,
+        if add { 1.0 } else { 0.0 },
         1.0,
         false,
         false,

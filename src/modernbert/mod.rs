@@ -162,6 +162,11 @@ impl Embeddings {
     }
 }
 
+/// Whether `x` runs on the CPU kernels for plain weights ([`CpuLinear`]): f32 on the CPU.
+fn cpu_f32(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
+}
+
 /// `f` of the values of an f32 CPU tensor, read in place when it is contiguous: a copy of the embedding
 /// table would be 155 MB more at load.
 fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
@@ -313,18 +318,17 @@ impl Linear {
         let out = match &self.weight {
             LinearWeight::Int8(op) => x.contiguous()?.apply_op1_no_bwd(op)?,
             LinearWeight::Packed(w) => x.contiguous()?.apply_op2_no_bwd(w, &self.packed_op(Planes::ONE))?,
-            LinearWeight::Plain(w) if x.device().is_cpu() && x.dtype() == DType::F32 => {
-                x.contiguous()?.apply_op2_no_bwd(w, &CpuLinear)?
+            LinearWeight::Plain(w) if cpu_f32(&x) => {
+                x.contiguous()?.apply_op2_no_bwd(w, &CpuLinear { planes: Planes::ONE })?
             }
             LinearWeight::Plain(w) => gpu_matmul(&x, w)?,
         };
         Ok(out.reshape(shape)?)
     }
 
-    /// `residual + forward(x)`; the packed and int8 kernels add the product to the residual as they
-    /// store it.
+    /// `residual + forward(x)`; the CPU kernels add the product to the residual as they store it.
     pub fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        if let LinearWeight::Plain(_) = self.weight {
+        if matches!(self.weight, LinearWeight::Plain(_)) && !cpu_f32(x) {
             return Ok((residual + self.forward(x)?)?);
         }
         let (x, shape) = self.flatten(x)?;
@@ -333,7 +337,7 @@ impl Linear {
         let out = match &self.weight {
             LinearWeight::Int8(op) => x.apply_op2_no_bwd(&residual, op)?,
             LinearWeight::Packed(w) => x.apply_op3_no_bwd(w, &residual, &self.packed_op(Planes::ONE))?,
-            LinearWeight::Plain(_) => unreachable!("returned above"),
+            LinearWeight::Plain(w) => x.apply_op3_no_bwd(w, &residual, &CpuLinear { planes: Planes::ONE })?,
         };
         Ok(out.reshape(shape)?)
     }
@@ -349,6 +353,9 @@ impl Linear {
                 x.contiguous()?.apply_op1_no_bwd(&Int8Linear { planes: as_planes, ..op.clone() })?
             }
             LinearWeight::Packed(w) => x.contiguous()?.apply_op2_no_bwd(w, &self.packed_op(as_planes))?,
+            LinearWeight::Plain(w) if cpu_f32(x) => {
+                x.contiguous()?.apply_op2_no_bwd(w, &CpuLinear { planes: as_planes })?
+            }
             LinearWeight::Plain(_) => {
                 self.forward(x)?.reshape((rows, planes, width))?.transpose(0, 1)?.contiguous()?
             }
@@ -430,7 +437,7 @@ mod tests {
     }
 
     /// `forward_planes` gives `forward`'s values bit for bit, each plane a block of its columns, on
-    /// every layout; planes that would split a panel are refused by the kernels that store planes.
+    /// every layout; planes that would split a panel, or do not divide the columns, are refused.
     #[test]
     fn planes_are_the_output_cut_by_columns() -> Result<()> {
         let mut layouts = vec![Layout::Plain, Layout::Int8];
@@ -453,9 +460,14 @@ mod tests {
             Tensor::ones((4, 8), DType::F32, &Device::Cpu)?,
             Tensor::ones((48, 8), DType::F32, &Device::Cpu)?,
         );
-        for layout in layouts.into_iter().filter(|&l| l != Layout::Plain) {
-            let err = Linear::laid_out(&w, layout)?.forward_planes(&x, 3).unwrap_err().to_string();
-            assert!(err.contains("linear"), "{layout:?}: {err}");
+        for layout in layouts {
+            let linear = Linear::laid_out(&w, layout)?;
+            // 3 planes of 16 columns split the 32-column panels; 5 do not divide 48 columns.
+            let refused = if layout == Layout::Plain { vec![5] } else { vec![3, 5] };
+            for planes in refused {
+                let err = linear.forward_planes(&x, planes).unwrap_err().to_string();
+                assert!(err.contains("linear"), "{layout:?}, {planes} planes: {err}");
+            }
         }
         Ok(())
     }
