@@ -17,7 +17,8 @@ pub(crate) const VARIABLE: &str = "KOMPRESS_CPU_KERNELS";
 /// CPU leaves it on, and `neon` on an x86 CPU means the portable kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Isa {
-    /// Plain Rust that LLVM vectorises for the build's baseline (also every non-x86 CPU).
+    /// Plain Rust that LLVM vectorises for the build's baseline (also AArch64 without the dot product,
+    /// and every other CPU).
     Portable,
     /// AArch64 NEON with the dot-product extension (`sdot`; Apple M1 and later, Neoverse N1 and later).
     NeonDot,
