@@ -11,6 +11,51 @@ use rayon::prelude::*;
 use super::isa::{isa, Isa};
 use super::{f32_input, gemm_into, Planes, SharedOut};
 
+/// The candle ops of a product type whose `accumulate((x, w), residual)` does the work: a
+/// [`CustomOp2`] on `(x, w)` (named `$name`), and a [`CustomOp3`] on `(x, w, residual)` that adds the
+/// product to the residual (`$name-residual`). `$label` names the op in errors.
+macro_rules! product_ops {
+    ($ty:ty, $name:literal, $label:literal) => {
+        impl CustomOp2 for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn cpu_fwd(
+                &self,
+                x_s: &CpuStorage,
+                x_l: &Layout,
+                w_s: &CpuStorage,
+                w_l: &Layout,
+            ) -> candle_core::Result<(CpuStorage, Shape)> {
+                self.accumulate((x_s, x_l), (w_s, w_l), None)
+            }
+        }
+
+        impl CustomOp3 for $ty {
+            fn name(&self) -> &'static str {
+                concat!($name, "-residual")
+            }
+
+            fn cpu_fwd(
+                &self,
+                x_s: &CpuStorage,
+                x_l: &Layout,
+                w_s: &CpuStorage,
+                w_l: &Layout,
+                r_s: &CpuStorage,
+                r_l: &Layout,
+            ) -> candle_core::Result<(CpuStorage, Shape)> {
+                let residual = f32_input(r_s, r_l, concat!($label, " residual"))?.to_vec();
+                self.accumulate((x_s, x_l), (w_s, w_l), Some(residual))
+            }
+        }
+    };
+}
+
+product_ops!(CpuLinear, "kompress-cpu-linear", "cpu linear");
+product_ops!(PackedLinear, "kompress-packed-linear", "packed linear");
+
 /// Output columns per task (of 48, 96 and 192, the fastest at 128 and 2048 rows).
 const COLUMNS: usize = 48;
 
@@ -22,7 +67,8 @@ pub struct CpuLinear {
 }
 
 impl CpuLinear {
-    fn run(
+    /// `residual + x @ w`, `residual` being `[rows, cols]`, or `x @ w` without one.
+    fn accumulate(
         &self,
         x: (&CpuStorage, &Layout),
         w: (&CpuStorage, &Layout),
@@ -73,41 +119,6 @@ impl CpuLinear {
         // SAFETY: the tasks covered every column of every plane (inner > 0), or out was initialised.
         unsafe { out.set_len(rows * cols) };
         Ok((CpuStorage::F32(out), planes.shape(rows, cols)))
-    }
-}
-
-impl CustomOp2 for CpuLinear {
-    fn name(&self) -> &'static str {
-        "kompress-cpu-linear"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x_s: &CpuStorage,
-        x_l: &Layout,
-        w_s: &CpuStorage,
-        w_l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        self.run((x_s, x_l), (w_s, w_l), None)
-    }
-}
-
-impl CustomOp3 for CpuLinear {
-    fn name(&self) -> &'static str {
-        "kompress-cpu-linear-residual"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x_s: &CpuStorage,
-        x_l: &Layout,
-        w_s: &CpuStorage,
-        w_l: &Layout,
-        r_s: &CpuStorage,
-        r_l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let residual = f32_input(r_s, r_l, "cpu linear residual")?.to_vec();
-        self.run((x_s, x_l), (w_s, w_l), Some(residual))
     }
 }
 
@@ -207,41 +218,6 @@ impl PackedLinear {
         // SAFETY: the tasks covered every row block and panel, so all rows x cols values are written.
         unsafe { out.set_len(rows * cols) };
         Ok((CpuStorage::F32(out), planes.shape(rows, cols)))
-    }
-}
-
-impl CustomOp2 for PackedLinear {
-    fn name(&self) -> &'static str {
-        "kompress-packed-linear"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x_s: &CpuStorage,
-        x_l: &Layout,
-        w_s: &CpuStorage,
-        w_l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        self.accumulate((x_s, x_l), (w_s, w_l), None)
-    }
-}
-
-impl CustomOp3 for PackedLinear {
-    fn name(&self) -> &'static str {
-        "kompress-packed-linear-residual"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x_s: &CpuStorage,
-        x_l: &Layout,
-        w_s: &CpuStorage,
-        w_l: &Layout,
-        r_s: &CpuStorage,
-        r_l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let residual = f32_input(r_s, r_l, "packed linear residual")?.to_vec();
-        self.accumulate((x_s, x_l), (w_s, w_l), Some(residual))
     }
 }
 
