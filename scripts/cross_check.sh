@@ -9,7 +9,7 @@
 # assembly need the target's C compiler: for Windows that is Debian's `gcc-mingw-w64-x86-64`; for macOS it
 # needs an Apple SDK (TargetConditionals.h), which no Linux package ships, so that one is not checked here.
 # A pure-Rust TLS stack is not available to `hf-hub` 0.4: its `ureq` 2 dependency keeps ureq's default
-# `tls` feature (rustls on ring) on, and `rustls-rustcrypto` is an alpha release (docs/CROSS.md).
+# `tls` feature (rustls on ring) on, and `rustls-rustcrypto` is an alpha release (docs/PLATFORMS.md).
 #
 # A target that cannot be installed is reported as SKIPPED and does not fail the script; a check that runs and
 # fails does.
@@ -22,7 +22,7 @@ no_hub="cli,server,llm-tokens"
 
 have_target() {
     rustup target list --installed 2>/dev/null | grep -qx "$1" && return 0
-    rustup target add "$1" >/dev/null 2>&1
+    timeout 300 rustup target add "$1" >/dev/null 2>&1
 }
 
 # check NAME TARGET FEATURES [ENV...]: clippy with -D warnings for one target and feature set.
