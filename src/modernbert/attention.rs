@@ -303,8 +303,9 @@ impl Attention {
         let qkv =
             ctx.padded(self.wqkv.forward(x)?)?.reshape(shape)?.permute((2, 0, 3, 1, 4))?.contiguous()?;
         let rope = self.rope(ctx);
-        // v is copied out so that the q/k part of the buffer can be freed.
-        Ok((rope.apply(&qkv.get(0)?)?, rope.apply(&qkv.get(1)?)?, qkv.get(2)?.copy()?))
+        // v is copied out on its own so that the q/k part of the buffer can be freed (`copy` would clone
+        // the whole buffer on the CPU and share it on Metal).
+        Ok((rope.apply(&qkv.get(0)?)?, rope.apply(&qkv.get(1)?)?, qkv.get(2)?.force_contiguous()?))
     }
 
     fn global(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
