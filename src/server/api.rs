@@ -81,8 +81,32 @@ pub(crate) async fn method_not_allowed() -> Response {
 
 async fn handle<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -> Response {
     match handle_inner::<W>(s, headers, body).await {
-        Ok(v) => Json(v).into_response(),
+        Ok(v) => json_response(&v),
         Err(e) => e.into_response(),
+    }
+}
+
+/// `v` as a JSON answer, written into a buffer of its exact size (measured first): a large answer is
+/// held once, not in a growing buffer's two copies.
+fn json_response(v: &Value) -> Response {
+    let mut counter = ByteCounter(0);
+    serde_json::to_writer(&mut counter, v).expect("a JSON value serializes");
+    let mut bytes = Vec::with_capacity(counter.0);
+    serde_json::to_writer(&mut bytes, v).expect("a JSON value serializes");
+    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+/// A writer that only counts bytes.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -319,10 +343,14 @@ impl Work for Compress {
         let opts = self.opts.clone().expect("admitted");
         let results = run_pipeline(s, ticket, &self.texts(), &opts)?;
         let engine = s.engine.get().expect("admitted with a model");
-        let mut rendered = results.iter().map(|r| r.to_json_with_model(&opts, &engine.name, engine.model()));
-        Ok(match self.body.text {
-            Texts::One(_) => rendered.next().expect("one result per text"),
-            Texts::Many(_) => json!({ "results": rendered.collect::<Vec<_>>() }),
+        // The texts are done with: answering a large text holds its result and its JSON, not the text.
+        let one = matches!(self.body.text, Texts::One(_));
+        drop(self);
+        let mut rendered =
+            results.into_iter().map(|r| r.into_json_with_model(&opts, &engine.name, engine.model()));
+        Ok(match one {
+            true => rendered.next().expect("one result per text"),
+            false => json!({ "results": rendered.collect::<Vec<_>>() }),
         })
     }
 }
