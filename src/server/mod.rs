@@ -98,6 +98,10 @@ impl Default for ServerConfig {
     }
 }
 
+/// How long cancelled requests have, after the grace period, to write their `503`s (a forward pass in
+/// progress finishes first; a body still arriving waits for its deadline, cut here).
+const DRAIN: Duration = Duration::from_secs(10);
+
 /// The loaded model, its name, and its worker.
 pub(crate) struct Engine {
     name: String,
@@ -193,11 +197,22 @@ impl Server {
             tokio::time::sleep(grace).await;
         };
         let serve = axum::serve(listener, self.router()).with_graceful_shutdown(signal);
+        let serve = std::future::IntoFuture::into_future(serve);
+        tokio::pin!(serve);
         let served = tokio::select! {
-            served = std::future::IntoFuture::into_future(serve) => served,
+            served = &mut serve => served,
             () = grace_over => {
                 tracing::warn!("grace period of {grace:?} over: cancelling the requests still in flight");
-                Ok(())
+                self.shared.stopping.store(true, Ordering::Relaxed);
+                // Cancelled work stops at its next step and answers 503: every accepted request gets
+                // its whole answer before the connections close (returning here would drop them).
+                match tokio::time::timeout(DRAIN, &mut serve).await {
+                    Ok(served) => served,
+                    Err(_) => {
+                        tracing::warn!("connections still open {DRAIN:?} after the grace period: closing them");
+                        Ok(())
+                    }
+                }
             }
         };
         self.shared.stopping.store(true, Ordering::Relaxed);
