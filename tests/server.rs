@@ -214,6 +214,22 @@ fn wire(v: Value) -> Value {
 }
 
 #[test]
+fn a_passthrough_says_why_in_the_answer() {
+    let server = start(ServerConfig::default());
+    let text = prose(300, 1);
+    // A passthrough says why, in a field Headroom's client does not read; a compressed text has none.
+    let short = server.post("/compress", &json!({ "content": "Please keep the backup." })).json();
+    assert_eq!(short["compressed"], "Please keep the backup.");
+    assert_eq!(short["passthrough_reason"], "short", "{short}");
+    let doc = format!("{{\"notes\": {}}}", json!(text));
+    let structured = server.post("/v1/compress", &json!({ "text": doc })).json();
+    assert_eq!(
+        (structured["passthrough"].as_bool(), structured["passthrough_reason"].as_str()),
+        (Some(true), Some("structured"))
+    );
+}
+
+#[test]
 fn every_route_answers_its_contract() {
     let server = start(ServerConfig::default());
     let model = model();

@@ -199,6 +199,18 @@ pub enum Passthrough {
     FitsBudget,
 }
 
+impl Passthrough {
+    /// Why, in a few words: "fewer words than min_words", ...
+    pub fn describe(self) -> &'static str {
+        match self {
+            Passthrough::Short => "fewer words than min_words",
+            Passthrough::NothingKept => "the model kept no word",
+            Passthrough::Structured => "the whole input is JSON",
+            Passthrough::FitsBudget => "it fits target_tokens already",
+        }
+    }
+}
+
 /// The outcome for one text.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CompressResult {

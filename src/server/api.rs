@@ -276,6 +276,9 @@ fn run_pipeline(
     let results = compress_batch(&scorer, texts, opts)?;
     for r in &results {
         s.metrics.words(r.original_words, r.kept_words);
+        if let Some(why) = r.passthrough_reason {
+            tracing::info!(words = r.original_words, "a text passed through unchanged: {}", why.describe());
+        }
     }
     Ok(results)
 }

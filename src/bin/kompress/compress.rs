@@ -45,6 +45,10 @@ pub struct CompressArgs {
     /// Replace invalid UTF-8 with U+FFFD instead of failing.
     #[arg(long)]
     pub lossy: bool,
+    /// Say nothing on stderr about texts that pass through unchanged (too short, nothing kept, JSON,
+    /// within --target-tokens); errors and over-budget notes are still printed.
+    #[arg(long, short, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 /// The compression options, shared by `compress` and `serve` (where they are the server's defaults).
@@ -314,7 +318,7 @@ impl<'r> Printer<'r> {
     fn done(&mut self, text: usize, result: &CompressResult) -> std::io::Result<()> {
         self.bar.clear();
         let name = &self.inputs[text].0;
-        notes(name, result, self.opts, self.args.model.verbose, self.started_at.elapsed().as_secs_f64());
+        notes(name, result, self.opts, self.args.say(), self.started_at.elapsed().as_secs_f64());
         if self.args.json {
             let line = json_line(self.args, self.opts, self.model, result, &[("input", json!(name))]);
             return writeln!(self.out, "{line}");
@@ -341,6 +345,7 @@ fn run_jsonl(args: &CompressArgs, inputs: &[Option<&PathBuf>]) -> anyhow::Result
     let opts = &args.flags.options(args.explain, model_batch_size(&model))?;
     let mut out = std::io::stdout().lock();
     let mut unreadable = 0;
+    let mut passed = PassedThrough::default();
     for &path in inputs {
         let name = input_name(path);
         let reader = match open(path) {
@@ -368,16 +373,54 @@ fn run_jsonl(args: &CompressArgs, inputs: &[Option<&PathBuf>]) -> anyhow::Result
             // The texts of a batch share its forward passes, so each is done when the batch is.
             let seconds = started.elapsed().as_secs_f64();
             for ((n, _), result) in batch.iter().zip(&results) {
-                notes(&format!("{name}, line {n}"), result, opts, args.model.verbose, seconds);
+                let say = if args.say() == Say::Verbose { Say::Verbose } else { Say::Quiet };
+                notes(&format!("{name}, line {n}"), result, opts, say, seconds);
+                passed.count(result);
                 let extra = [("input", json!(name)), ("line", json!(n))];
                 writeln!(out, "{}", json_line(args, opts, &model, result, &extra))?;
             }
         }
     }
     out.flush()?;
+    if args.say() == Say::Passthrough {
+        passed.report();
+    }
     match unreadable {
         0 => Ok(()),
         n => anyhow::bail!("{n} of {} inputs could not be read", inputs.len()),
+    }
+}
+
+/// A corpus's texts that passed through, by reason: one line at the end, not one per text.
+#[derive(Default)]
+struct PassedThrough {
+    texts: usize,
+    by_reason: std::collections::BTreeMap<&'static str, usize>,
+}
+
+impl PassedThrough {
+    fn count(&mut self, r: &CompressResult) {
+        self.texts += 1;
+        let why = match r.passthrough_reason {
+            None => return,
+            Some(Passthrough::Short) => "under --min-words",
+            Some(Passthrough::NothingKept) => "nothing kept",
+            Some(Passthrough::Structured) => "JSON",
+            Some(Passthrough::FitsBudget) => "within --target-tokens",
+        };
+        *self.by_reason.entry(why).or_default() += 1;
+    }
+
+    fn report(&self) {
+        let passed: usize = self.by_reason.values().sum();
+        if passed > 0 {
+            let why: Vec<String> = self.by_reason.iter().map(|(why, n)| format!("{n} {why}")).collect();
+            eprintln!(
+                "kompress: {passed} of {} texts passed through unchanged ({}; -q: say nothing)",
+                self.texts,
+                why.join(", ")
+            );
+        }
     }
 }
 
@@ -438,7 +481,7 @@ fn json_line(
 }
 
 /// What stderr says about a result: an over-budget note always, the rest with -v.
-fn notes(name: &str, r: &CompressResult, opts: &CompressOptions, verbose: bool, seconds: f64) {
+fn notes(name: &str, r: &CompressResult, opts: &CompressOptions, say: Say, seconds: f64) {
     if let (true, Mode::TargetTokens(n)) = (r.over_budget, opts.mode) {
         let what = match r.passthrough_reason {
             Some(Passthrough::Structured) => "the JSON input, passed through,",
@@ -449,13 +492,54 @@ fn notes(name: &str, r: &CompressResult, opts: &CompressOptions, verbose: bool, 
             r.compressed_tokens, r.token_counter
         );
     }
-    if !verbose {
-        return;
+    match say {
+        Say::Verbose => eprintln!("kompress: {}", summary(name, r, seconds)),
+        Say::Passthrough => {
+            if let Some(why) = passed_through(r, opts) {
+                eprintln!("kompress: {name}: passed through unchanged: {why} (-q: say nothing)");
+            }
+        }
+        Say::Quiet => {}
     }
-    if r.passthrough_reason == Some(Passthrough::Structured) {
-        eprintln!("kompress: {name}: the whole input is JSON: passed through unchanged (structured; --no-protect-json compresses it)");
+}
+
+/// What stderr says about each text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Say {
+    /// Nothing but errors and over-budget notes (`-q`).
+    Quiet,
+    /// One line for a text that passes through unchanged (the default).
+    Passthrough,
+    /// A summary line for every text, passthrough included (`-v`).
+    Verbose,
+}
+
+impl CompressArgs {
+    fn say(&self) -> Say {
+        match (self.quiet, self.model.verbose) {
+            (true, _) => Say::Quiet,
+            (false, true) => Say::Verbose,
+            (false, false) => Say::Passthrough,
+        }
     }
-    eprintln!("kompress: {}", summary(name, r, seconds));
+}
+
+/// Why a text came back unchanged, in the flags' words; `None` when it did not.
+fn passed_through(r: &CompressResult, opts: &CompressOptions) -> Option<String> {
+    Some(match r.passthrough_reason? {
+        Passthrough::Short => {
+            format!("{} words, fewer than --min-words {}", r.original_words, opts.min_words)
+        }
+        Passthrough::NothingKept => "the model kept no word".to_string(),
+        Passthrough::Structured => "the whole input is JSON (--no-protect-json compresses it)".to_string(),
+        Passthrough::FitsBudget => {
+            let budget = match opts.mode {
+                Mode::TargetTokens(n) => n,
+                _ => r.original_tokens,
+            };
+            format!("{} {} tokens already fit --target-tokens {budget}", r.original_tokens, r.token_counter)
+        }
+    })
 }
 
 fn summary(name: &str, r: &CompressResult, seconds: f64) -> String {
@@ -463,7 +547,9 @@ fn summary(name: &str, r: &CompressResult, seconds: f64) -> String {
         None => "",
         Some(Passthrough::Short) => ", passed through (under --min-words)",
         Some(Passthrough::NothingKept) => ", passed through (nothing kept)",
-        Some(Passthrough::Structured) => ", passed through (JSON)",
+        Some(Passthrough::Structured) => {
+            ", passed through (the whole input is JSON; --no-protect-json compresses it)"
+        }
         Some(Passthrough::FitsBudget) => ", passed through (fits --target-tokens)",
     };
     format!(
