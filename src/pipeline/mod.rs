@@ -160,6 +160,7 @@ impl CompressOptions {
             Mode::Ratio(r) if !(r > 0.0 && r <= 1.0) => {
                 return invalid(format!("ratio {r} is not in (0, 1]"))
             }
+            Mode::TargetTokens(0) => return invalid("target_tokens must be at least 1".into()),
             Mode::TargetTokens(_) if self.compat == Compat::Headroom => {
                 return invalid("a token budget has no Headroom 0.42 equivalent".into())
             }

@@ -33,6 +33,7 @@ mod admission;
 mod api;
 mod auth;
 mod batcher;
+mod burst;
 mod error;
 mod metrics;
 mod options;
@@ -44,10 +45,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::trace::TraceLayer;
 
 pub use api::DEADLINE_HEADER;
@@ -122,6 +125,9 @@ pub(crate) struct Shared {
     queue: Pool,
     bodies: Pool,
     metrics: Arc<Metrics>,
+    /// Refusals of a full queue, and of too many bodies in memory, logged once per burst.
+    queue_full: burst::Burst,
+    bodies_full: burst::Burst,
     /// Set when the grace period is over, or once the server has stopped: all work ends.
     stopping: Arc<AtomicBool>,
 }
@@ -163,6 +169,8 @@ impl Server {
             engine: OnceLock::new(),
             network,
             metrics: Arc::default(),
+            queue_full: burst::Burst::new("the queue is full"),
+            bodies_full: burst::Burst::new("too many request bodies in memory"),
             stopping: Arc::default(),
         };
         Ok(Self { shared: Arc::new(shared) })
@@ -216,6 +224,8 @@ impl Server {
             }
         };
         self.shared.stopping.store(true, Ordering::Relaxed);
+        self.shared.queue_full.ended();
+        self.shared.bodies_full.ended();
         let shared = self.shared.clone();
         let stopped = tokio::task::spawn_blocking(move || {
             if let Some(engine) = shared.engine.get() {
@@ -241,8 +251,17 @@ impl Server {
             .method_not_allowed_fallback(api::method_not_allowed)
             .layer(from_fn_with_state(s.clone(), auth::require_token))
             .layer(from_fn_with_state(s.clone(), track))
-            .layer(TraceLayer::new_for_http())
+            .layer(TraceLayer::new_for_http().on_failure(log_failure))
             .with_state(s)
+    }
+}
+
+/// A failed answer at ERROR, but for `503`: a busy server's refusals are counted per burst
+/// ([`burst::Burst`]), and the others (loading, shutting down) are expected.
+fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _: &tracing::Span) {
+    match class {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {}
+        class => tracing::error!(classification = %class, latency = ?latency, "response failed"),
     }
 }
 

@@ -2,12 +2,12 @@
 //! words, code blocks, tables and JSON intact.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
+use kompress::pipeline::words::words;
 use kompress::pipeline::{
     compress_stream, Compat, CompressFields, Event, Mode, ModeName as CompressMode, Passthrough, Progress,
     Reason, TokenCounter, WordDecision,
@@ -70,7 +70,7 @@ pub struct CompressFlags {
     /// Fit the output in N tokens of --count-tokens: protected text first, then words by score across
     /// the text. A text that fits passes through; when the protected text alone is larger, a note
     /// says so and the output is that text.
-    #[arg(long, value_name = "N", allow_hyphen_values = true, conflicts_with_all = ["mode", "threshold", "ratio"])]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = at_least_one, conflicts_with_all = ["mode", "threshold", "ratio"])]
     pub target_tokens: Option<usize>,
     /// What token counts count (results, -v, --target-tokens): `cl100k` (OpenAI cl100k_base), `o200k`
     /// (o200k_base) or `words`.
@@ -82,15 +82,15 @@ pub struct CompressFlags {
     #[arg(long, value_parser = ["headroom", "off"])]
     pub compat: Option<String>,
     /// Most words per chunk.
-    #[arg(long, default_value = "350")]
-    pub chunk_words: NonZeroUsize,
+    #[arg(long, default_value = "350", value_parser = at_least_one)]
+    pub chunk_words: usize,
     /// Most tokens per chunk, [CLS]/[SEP] included (at most the model's maximum).
     #[arg(long, default_value_t = 512)]
     pub chunk_tokens: usize,
     /// Chunks per forward pass [default: 8 on a GPU and for f32 on an AVX-512 CPU, 1 for int8 and on
     /// other CPUs, where larger batches were measured slower].
-    #[arg(long)]
-    pub batch_size: Option<NonZeroUsize>,
+    #[arg(long, value_parser = at_least_one)]
+    pub batch_size: Option<usize>,
     /// Texts with fewer words pass through unchanged.
     #[arg(long, default_value_t = 64)]
     pub min_words: usize,
@@ -162,6 +162,15 @@ fn ratio(s: &str) -> Result<f64, String> {
     (r > 0.0 && r <= 1.0).then_some(r).ok_or_else(|| "not in (0, 1]".into())
 }
 
+/// A count that must not be zero (`--chunk-words`, `--batch-size`, `--target-tokens`).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("not a whole number".into()),
+    }
+}
+
 impl CompressFlags {
     /// The options these flags give over the library's defaults, `batch` chunks a pass unless
     /// `--batch-size` says otherwise ([`default_batch_size`]).
@@ -177,9 +186,9 @@ impl CompressFlags {
             target_tokens: self.target_tokens,
             count_tokens: self.count_tokens.map(|c| c.to_string()),
             compat: self.compat.clone(),
-            chunk_words: Some(self.chunk_words.get()),
+            chunk_words: Some(self.chunk_words),
             chunk_tokens: Some(self.chunk_tokens),
-            batch_size: Some(self.batch_size.map_or(batch, NonZeroUsize::get)),
+            batch_size: Some(self.batch_size.unwrap_or(batch)),
             min_words: Some(self.min_words),
             no_protect: on(self.no_protect),
             no_protect_words: on(self.no_protect_words),
@@ -303,6 +312,10 @@ impl<'r> Printer<'r> {
             if !self.at_line_start {
                 writeln!(self.out)?;
             }
+            // As `head` does: a blank line before every header but the first.
+            if text > 0 {
+                writeln!(self.out)?;
+            }
             writeln!(self.out, "==> {} <==", self.inputs[text].0)?;
         }
         Ok(())
@@ -325,7 +338,7 @@ impl<'r> Printer<'r> {
         }
         self.start(text)?;
         if let (Some(words), true) = (&result.words, self.args.explain) {
-            let shown = explained(words, std::io::stdout().is_terminal());
+            let shown = explained(&self.inputs[text].1, words, std::io::stdout().is_terminal());
             self.write(&shown)?;
         }
         // The output ends with a line ending exactly when the input does; an annotated view, Headroom's
@@ -567,15 +580,16 @@ fn summary(name: &str, r: &CompressResult, seconds: f64) -> String {
     )
 }
 
-/// Every input word, line by line, marked with its fate: ANSI colors on a terminal (dropped words
-/// struck through in red, protected yellow, table cyan, code blue, unscored magenta), else
-/// `[-dropped-]`.
-fn explained(words: &[WordDecision], color: bool) -> String {
-    let mut out = String::new();
-    for (i, d) in words.iter().enumerate() {
-        if i > 0 {
-            out.push(if d.line != words[i - 1].line { '\n' } else { ' ' });
-        }
+/// The input with every word marked with its fate: ANSI colors on a terminal (dropped words struck
+/// through in red, protected yellow, table cyan, code blue, unscored magenta), else `[-dropped-]`.
+/// What lies between words (indentation, alignment, blank lines, line endings) is the input's own.
+fn explained(text: &str, decisions: &[WordDecision], color: bool) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut from = 0;
+    for (w, d) in words(text).zip(decisions) {
+        let at = w.text.as_ptr() as usize - text.as_ptr() as usize;
+        out.push_str(&text[from..at]);
+        from = at + w.text.len();
         let style = match d.reason {
             Reason::Dropped => "9;31",
             Reason::Protected => "33",
@@ -590,6 +604,7 @@ fn explained(words: &[WordDecision], color: bool) -> String {
             _ => out.push_str(&d.word),
         }
     }
+    out.push_str(&text[from..]);
     out
 }
 
