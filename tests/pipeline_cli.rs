@@ -416,3 +416,40 @@ fn a_text_that_passes_through_says_so_in_one_line_unless_quiet() {
         "kompress: 2 of 3 texts passed through unchanged (2 under --min-words; -q: say nothing)\n"
     );
 }
+
+#[test]
+fn zero_counts_and_budgets_are_refused_in_plain_words() {
+    for flag in ["--chunk-words", "--batch-size", "--target-tokens"] {
+        let out = kompress(&[flag, "0"], b"x");
+        failure(out, "must be at least 1");
+    }
+    let out = kompress(&["--chunk-words", "0"], b"x");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("non-zero type"));
+}
+
+#[test]
+fn plain_explain_keeps_the_layout_and_headers_are_separated() {
+    let text = format!("{}\n\n    indented   and   aligned\n\tend\n", prose());
+    let shown = ok(kompress(&["--explain", "--threshold", "0.5"], text.as_bytes()));
+    let unmarked = shown.replace("[-", "").replace("-]", "");
+    assert_eq!(unmarked, text, "{shown}");
+    let dir = tempfile_dir();
+    let (a, b) = (dir.join("a.txt"), dir.join("b.txt"));
+    std::fs::write(&a, "one two\n").unwrap();
+    std::fs::write(&b, "three\n").unwrap();
+    let out = ok(kompress(&[a.to_str().unwrap(), b.to_str().unwrap(), "-q"], b""));
+    assert_eq!(out, format!("==> {} <==\none two\n\n==> {} <==\nthree\n", a.display(), b.display()));
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kompress-headers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn verbose_prints_the_device_line_once() {
+    let out = kompress(&["-v", "-", "-"], b"a b c\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().filter(|l| l.starts_with("kompress: device ")).count(), 1, "{err}");
+}

@@ -347,10 +347,28 @@ fn bad_requests_get_their_status_and_a_one_line_error() {
 
     let bad = raw("/v1/compress", b"{\"text\": ");
     assert_eq!((bad.status, bad.field().as_deref()), (400, Some("text")));
+    let bad = raw("/v1/compress", b"{\"text\": \"a\",\n  \"options\": }");
+    assert_eq!((bad.status, bad.field().as_deref()), (400, Some("options")));
+    assert_eq!(
+        (bad.json()["line"].as_u64(), bad.json()["column"].as_u64()),
+        (Some(2), Some(14)),
+        "{}",
+        bad.body
+    );
+    assert!(bad.json()["detail"].as_str().unwrap().contains("line 2 column 14"), "{}", bad.body);
     let bad = raw("/v1/compress", b"42");
     assert_eq!((bad.status, bad.field()), (400, None));
     let bad = raw("/v1/compress", b"{\"text\": \"a\"} trailing");
     assert_eq!((bad.status, bad.field()), (400, None));
+    assert_eq!(
+        (bad.json()["line"].as_u64(), bad.json()["column"].as_u64()),
+        (Some(1), Some(15)),
+        "{}",
+        bad.body
+    );
+    let bad = raw("/v1/compress", b"{\"text\" \"a\"}");
+    assert_eq!((bad.status, bad.field()), (400, None), "{}", bad.body);
+    assert!(bad.json()["line"].is_u64(), "{}", bad.body);
     let wrong_type = server.post("/v1/compress", &json!({ "text": "a", "options": { "ratio": "half" } }));
     assert_eq!((wrong_type.status, wrong_type.field().as_deref()), (400, Some("options.ratio")));
     let typo = server.post("/v1/compress", &json!({ "text": "a", "option": {} }));

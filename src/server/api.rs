@@ -224,7 +224,8 @@ fn parse<W: DeserializeOwned>(bytes: &[u8]) -> Result<W, ApiError> {
         let path = e.path().to_string();
         match e.inner().classify() {
             // Malformed JSON has no field to name (serde_path_to_error says `?`): say where it broke.
-            Category::Syntax | Category::Eof => malformed(e.inner()),
+            Category::Syntax | Category::Eof if path == "?" || path == "." => malformed(e.inner()),
+            Category::Syntax | Category::Eof => malformed(e.inner()).in_field(path),
             _ if path == "." => ApiError::new(StatusCode::BAD_REQUEST, invalid(e.inner())),
             _ => ApiError::field(path, invalid(e.inner())),
         }

@@ -21,6 +21,11 @@ impl ApiError {
         Self { status, message: message.into(), field: None, at: None, retry_after: None }
     }
 
+    /// The same error, naming the field it is in.
+    pub(crate) fn in_field(self, field: impl Into<String>) -> Self {
+        Self { field: Some(field.into()), ..self }
+    }
+
     /// A 400 about malformed JSON at `line` and `column`.
     pub(crate) fn at(line: usize, column: usize, message: impl Into<String>) -> Self {
         Self { at: Some((line, column)), ..Self::new(StatusCode::BAD_REQUEST, message) }
