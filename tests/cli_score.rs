@@ -94,7 +94,10 @@ fn bad_input_fails_cleanly() {
 
 #[test]
 fn the_table_names_its_columns_once_each() {
-    let out = kompress(&["--model", model_dir("v5").to_str().unwrap()], b"Do not delete it.\n");
+    let out = kompress(
+        &["score", "--device", "cpu", "--model", model_dir("v5").to_str().unwrap()],
+        b"Do not delete it.\n",
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let table = String::from_utf8(out.stdout).unwrap();
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();

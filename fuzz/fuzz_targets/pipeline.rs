@@ -100,7 +100,7 @@ fuzz_target!(|data: &[u8]| {
         mode: match a % 4 {
             0 => Mode::Card,
             1 => Mode::Threshold(f64::from(b) / 255.0),
-            3 if !headroom => Mode::TargetTokens(usize::from(b)),
+            3 if !headroom => Mode::TargetTokens(usize::from(b).max(1)),
             _ => Mode::Ratio(f64::from(b.max(1)) / 255.0),
         },
         chunk_words: 1 + usize::from(c % 64),
