@@ -28,6 +28,7 @@ impl WordEncoding {
 /// A `tokenizer.json` (pure-Rust `tokenizers`, fancy-regex) used on pre-split words.
 pub struct WordTokenizer {
     inner: tokenizers::Tokenizer,
+    max_token_bytes: Option<usize>,
 }
 
 impl WordTokenizer {
@@ -39,7 +40,16 @@ impl WordTokenizer {
             .map_err(|e| Error::Tokenizer(format!("cannot load {}: {e}", path.display())))?;
         inner.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
         inner.with_padding(None);
-        Ok(Self { inner })
+        let max_token_bytes = max_token_bytes(&inner);
+        Ok(Self { inner, max_token_bytes })
+    }
+
+    /// The most bytes of a word one token can stand for, when the tokenizer bounds it: a BPE without
+    /// an unknown token (which could stand for a word of any length) and without a normalizer (which
+    /// could shrink the text). Then a word of `n` bytes has at least `n / max_token_bytes` tokens, so a
+    /// word too long for any chunk is known without tokenizing it whole.
+    pub fn max_token_bytes(&self) -> Option<usize> {
+        self.max_token_bytes
     }
 
     /// Encodes words as one pre-split sequence (no space is inserted between words), with special
@@ -49,6 +59,16 @@ impl WordTokenizer {
         let enc = self.inner.encode(words, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(WordEncoding { input_ids: enc.get_ids().to_vec(), word_ids: enc.get_word_ids().to_vec() })
     }
+}
+
+/// See [`WordTokenizer::max_token_bytes`]. A vocabulary entry's UTF-8 length is at least the bytes it
+/// stands for (a byte-level BPE writes each byte as one character of one or two bytes).
+fn max_token_bytes(t: &tokenizers::Tokenizer) -> Option<usize> {
+    let tokenizers::ModelWrapper::BPE(bpe) = t.get_model() else { return None };
+    if bpe.unk_token.is_some() || t.get_normalizer().is_some() {
+        return None;
+    }
+    t.get_vocab(true).keys().map(String::len).max()
 }
 
 /// The whitespace-separated words of a text, line by line, in order.

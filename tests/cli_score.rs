@@ -91,3 +91,15 @@ fn bad_input_fails_cleanly() {
         "more than the model's maximum",
     );
 }
+
+#[test]
+fn the_table_names_its_columns_once_each() {
+    let out = kompress(
+        &["score", "--device", "cpu", "--model", model_dir("v5").to_str().unwrap()],
+        b"Do not delete it.\n",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8(out.stdout).unwrap();
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["token", "id", "word_id", "prob", "span", "score", "word"]);
+}

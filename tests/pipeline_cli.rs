@@ -308,7 +308,7 @@ fn json_input_passes_through_with_a_verbose_note() {
     let out = kompress(&["-v"], doc.as_bytes());
     assert_eq!(String::from_utf8_lossy(&out.stdout), doc);
     assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("the whole input is JSON: passed through unchanged (structured"));
+        .contains("passed through (the whole input is JSON; --no-protect-json compresses it)"));
     assert_ne!(ok(kompress(&["--no-protect-json"], doc.as_bytes())), doc);
 }
 
@@ -373,4 +373,83 @@ fn a_closed_output_ends_the_command_quietly_and_stops_the_model() {
         let (status, err, _) = closed_after(mode, &input, 5);
         assert!(status.success() && err.is_empty(), "{mode:?}: {status:?} {err}");
     }
+}
+
+/// The stderr lines of a run, after checking it succeeded with `expected` as its output.
+fn stderr_of(out: Output, expected: &str) -> Vec<String> {
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(ok(out), expected, "{err}");
+    err.lines().map(String::from).collect()
+}
+
+#[test]
+fn a_text_that_passes_through_says_so_in_one_line_unless_quiet() {
+    let short = "Please do not delete the backup.\n";
+    let doc = format!("{{\"notes\": {}}}\n", serde_json::to_string(&prose()).unwrap());
+    let text = prose();
+    let cases: [(&[&str], &str, &str); 3] = [
+        (&[], short, "kompress: -: passed through unchanged: 6 words, fewer than --min-words 64"),
+        (&[], &doc, "kompress: -: passed through unchanged: the whole input is JSON"),
+        (&["--target-tokens", "100000"], &text, "tokens already fit --target-tokens 100000"),
+    ];
+    for (args, input, line) in cases {
+        let err = stderr_of(kompress(args, input.as_bytes()), input);
+        assert!(err.len() == 1 && err[0].contains(line), "{args:?}: {err:?}");
+        let quiet = [args, &["-q"]].concat();
+        assert_eq!(stderr_of(kompress(&quiet, input.as_bytes()), input), Vec::<String>::new());
+    }
+    // A compressed text says nothing; -q and -v do not go together.
+    assert!(stderr_of(kompress(&[], text.as_bytes()), &ok(kompress(&[], text.as_bytes()))).is_empty());
+    failure(kompress(&["-q", "-v"], b"x"), "cannot be used with");
+    // A corpus says it once, counting by reason.
+    let corpus = format!(
+        "{}\n{}\n{}\n",
+        serde_json::to_string(short).unwrap(),
+        serde_json::to_string(&text).unwrap(),
+        serde_json::to_string(short).unwrap()
+    );
+    let out = kompress(&["--jsonl"], corpus.as_bytes());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err,
+        "kompress: 2 of 3 texts passed through unchanged (2 under --min-words; -q: say nothing)\n"
+    );
+}
+
+#[test]
+fn zero_counts_and_budgets_are_refused_in_plain_words() {
+    for flag in ["--chunk-words", "--batch-size", "--target-tokens"] {
+        let out = kompress(&[flag, "0"], b"x");
+        failure(out, "must be at least 1");
+    }
+    let out = kompress(&["--chunk-words", "0"], b"x");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("non-zero type"));
+}
+
+#[test]
+fn plain_explain_keeps_the_layout_and_headers_are_separated() {
+    let text = format!("{}\n\n    indented   and   aligned\n\tend\n", prose());
+    let shown = ok(kompress(&["--explain", "--threshold", "0.5"], text.as_bytes()));
+    let unmarked = shown.replace("[-", "").replace("-]", "");
+    assert_eq!(unmarked, text, "{shown}");
+    let dir = tempfile_dir();
+    let (a, b) = (dir.join("a.txt"), dir.join("b.txt"));
+    std::fs::write(&a, "one two\n").unwrap();
+    std::fs::write(&b, "three\n").unwrap();
+    let out = ok(kompress(&[a.to_str().unwrap(), b.to_str().unwrap(), "-q"], b""));
+    assert_eq!(out, format!("==> {} <==\none two\n\n==> {} <==\nthree\n", a.display(), b.display()));
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kompress-headers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn verbose_prints_the_device_line_once() {
+    let out = kompress(&["-v", "-", "-"], b"a b c\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().filter(|l| l.starts_with("kompress: device ")).count(), 1, "{err}");
 }

@@ -4,13 +4,13 @@
 //! protections hold; budgets are spent as documented; streaming, batching and chunk grouping change
 //! nothing; results are deterministic. `Compat::Headroom` keeps Headroom's one-space output.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use kompress::pipeline::words::words;
 use kompress::pipeline::WordDecision;
 use kompress::pipeline::{
     code::fenced_code, compress, compress_batch, compress_stream, protect::must_keep, table, ChunkScorer,
-    Compat, Event, LineSet, Mode, Passthrough, Reason, TokenCounter,
+    Compat, Event, LineSet, Mode, Passthrough, Reason, TokenCounter, Unscored,
 };
 use kompress::{CompressOptions, CompressResult, Result, TokenScores, WordEncoding};
 use proptest::prelude::*;
@@ -31,15 +31,19 @@ enum Verdict {
 }
 
 /// A model double: a toy tokenizer (one token per 3 characters, `[CLS]`=1 ... `[SEP]`=2) and
-/// per-token outputs from [`Verdict`]; it records the batch sizes it was called with.
+/// per-token outputs from [`Verdict`]; it records the batch sizes it was called with and the longest
+/// word it was asked to tokenize. A token stands for at most 12 bytes (3 characters), which it says
+/// through `max_token_bytes` unless `token_bytes` is `None`.
 struct Double {
     verdict: Verdict,
     batches: RefCell<Vec<usize>>,
+    longest: Cell<usize>,
+    token_bytes: Option<usize>,
 }
 
 impl Double {
     fn new(verdict: Verdict) -> Self {
-        Self { verdict, batches: RefCell::new(Vec::new()) }
+        Self { verdict, batches: RefCell::new(Vec::new()), longest: Cell::new(0), token_bytes: Some(12) }
     }
 }
 
@@ -62,6 +66,7 @@ impl ChunkScorer for Double {
     fn encode(&self, words: &[&str]) -> Result<WordEncoding> {
         let mut enc = WordEncoding { input_ids: vec![1], word_ids: vec![None] };
         for (w, word) in words.iter().enumerate() {
+            self.longest.set(self.longest.get().max(word.len()));
             let chars: Vec<char> = word.chars().collect();
             for piece in chars.chunks(3) {
                 let id = piece.iter().fold(7u64, |h, &c| hash(h ^ c as u64));
@@ -81,6 +86,10 @@ impl ChunkScorer for Double {
 
     fn max_tokens(&self) -> usize {
         MAX_TOKENS
+    }
+
+    fn max_token_bytes(&self) -> Option<usize> {
+        self.token_bytes
     }
 }
 
@@ -434,7 +443,7 @@ proptest! {
     }
 
     #[test]
-    fn target_tokens_fit_whenever_they_can(text in text(), opts in options(), budget in 0usize..120, llm in any::<bool>()) {
+    fn target_tokens_fit_whenever_they_can(text in text(), opts in options(), budget in 1usize..120, llm in any::<bool>()) {
         let count_tokens = if llm { TokenCounter::Cl100k } else { TokenCounter::Words };
         let opts = CompressOptions { mode: Mode::TargetTokens(budget), count_tokens, ..layout(opts) };
         let r = run(&Double::new(Verdict::Hashed), &text, &opts);
@@ -519,6 +528,15 @@ proptest! {
             let together = compress_batch(&double, &refs, &CompressOptions { batch_size, ..opts.clone() }).unwrap();
             prop_assert_eq!(&together, &alone);
         }
+    }
+
+    #[test]
+    fn bounded_tokenization_changes_nothing(text in text(), opts in options()) {
+        // Words are cut, and words past the cap left out, before tokenizing: every decision and
+        // score is the same as with every word tokenized whole.
+        let opts = CompressOptions { explain: true, ..opts };
+        let whole = Double { token_bytes: None, ..Double::new(Verdict::Hashed) };
+        prop_assert_eq!(run(&Double::new(Verdict::Hashed), &text, &opts), run(&whole, &text, &opts));
     }
 
     #[test]
@@ -619,6 +637,27 @@ fn words_without_spaces_of_any_length_are_kept_unscored() {
     assert_eq!((r.unscored_words, r.kept_words, r.compressed.as_str()), (1, 1, giant.as_str()));
     let alone = run(&double, &giant, &CompressOptions { min_words: 1, ..opts });
     assert_eq!((alone.compressed.as_str(), alone.passthrough), (giant.as_str(), false));
+}
+
+#[test]
+fn an_over_long_word_is_not_tokenized_whole_and_comes_back_byte_identical_and_marked() {
+    let double = Double::new(Verdict::KeepNone);
+    let giant = "é".repeat(5_000_000);
+    let text = format!("{}\n{giant}\n{}", "the ".repeat(70), "a ".repeat(70));
+    let opts = CompressOptions { explain: true, protect_words: false, ..Default::default() };
+    let r = run(&double, &text, &opts);
+    assert_eq!((r.unscored_words, r.kept_words, r.compressed.as_str()), (1, 1, giant.as_str()));
+    // At most a prefix of twice the cap's bytes, and the other words, reach the tokenizer.
+    let limit = 2 * (opts.chunk_tokens + 1) * 12;
+    assert!((1..=limit).contains(&double.longest.get()), "{}", double.longest.get());
+    let marked: Vec<_> = r.words.unwrap().into_iter().filter(|d| d.reason == Reason::Unscored).collect();
+    assert_eq!(marked.len(), 1);
+    assert_eq!(
+        (marked[0].word.len(), marked[0].unscored, marked[0].score),
+        (giant.len(), Some(Unscored::TooLong), None)
+    );
+    let json = serde_json::to_value(&marked[0]).unwrap();
+    assert_eq!((json["reason"].as_str(), json["unscored"].as_str()), (Some("unscored"), Some("too_long")));
 }
 
 #[test]

@@ -214,6 +214,22 @@ fn wire(v: Value) -> Value {
 }
 
 #[test]
+fn a_passthrough_says_why_in_the_answer() {
+    let server = start(ServerConfig::default());
+    let text = prose(300, 1);
+    // A passthrough says why, in a field Headroom's client does not read; a compressed text has none.
+    let short = server.post("/compress", &json!({ "content": "Please keep the backup." })).json();
+    assert_eq!(short["compressed"], "Please keep the backup.");
+    assert_eq!(short["passthrough_reason"], "short", "{short}");
+    let doc = format!("{{\"notes\": {}}}", json!(text));
+    let structured = server.post("/v1/compress", &json!({ "text": doc })).json();
+    assert_eq!(
+        (structured["passthrough"].as_bool(), structured["passthrough_reason"].as_str()),
+        (Some(true), Some("structured"))
+    );
+}
+
+#[test]
 fn every_route_answers_its_contract() {
     let server = start(ServerConfig::default());
     let model = model();
@@ -331,10 +347,28 @@ fn bad_requests_get_their_status_and_a_one_line_error() {
 
     let bad = raw("/v1/compress", b"{\"text\": ");
     assert_eq!((bad.status, bad.field().as_deref()), (400, Some("text")));
+    let bad = raw("/v1/compress", b"{\"text\": \"a\",\n  \"options\": }");
+    assert_eq!((bad.status, bad.field().as_deref()), (400, Some("options")));
+    assert_eq!(
+        (bad.json()["line"].as_u64(), bad.json()["column"].as_u64()),
+        (Some(2), Some(14)),
+        "{}",
+        bad.body
+    );
+    assert!(bad.json()["detail"].as_str().unwrap().contains("line 2 column 14"), "{}", bad.body);
     let bad = raw("/v1/compress", b"42");
     assert_eq!((bad.status, bad.field()), (400, None));
     let bad = raw("/v1/compress", b"{\"text\": \"a\"} trailing");
     assert_eq!((bad.status, bad.field()), (400, None));
+    assert_eq!(
+        (bad.json()["line"].as_u64(), bad.json()["column"].as_u64()),
+        (Some(1), Some(15)),
+        "{}",
+        bad.body
+    );
+    let bad = raw("/v1/compress", b"{\"text\" \"a\"}");
+    assert_eq!((bad.status, bad.field()), (400, None), "{}", bad.body);
+    assert!(bad.json()["line"].is_u64(), "{}", bad.body);
     let wrong_type = server.post("/v1/compress", &json!({ "text": "a", "options": { "ratio": "half" } }));
     assert_eq!((wrong_type.status, wrong_type.field().as_deref()), (400, Some("options.ratio")));
     let typo = server.post("/v1/compress", &json!({ "text": "a", "option": {} }));
@@ -530,9 +564,40 @@ fn the_grace_period_bounds_shutdown() {
     let started = Instant::now();
     server.shutdown().unwrap();
     assert!(started.elapsed() < Duration::from_millis(600), "shutdown took {:?}", started.elapsed());
-    // The cut request gets no answer (its connection closes) or a 503, never a hang.
-    if let Some(a) = try_read_answer(&mut s) {
-        assert_eq!(a.status, 503, "{}", a.body);
+    // The cut request gets its 503, whole, never a closed connection or a hang.
+    let a = try_read_answer(&mut s).expect("an answer");
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert!(a.json()["detail"].as_str().unwrap().contains("shutting down"), "{}", a.body);
+}
+
+#[test]
+fn every_request_cut_by_the_grace_period_gets_a_whole_503() {
+    // Issue 23: with 24 requests in flight, some clients got an empty reply. Each request needs 10
+    // chunks and passes interleave, so none finishes before the grace period ends.
+    const CLIENTS: usize = 24;
+    for round in 0..5 {
+        let config =
+            ServerConfig { grace: Duration::from_millis(100), queue_chunks: 1000, ..Default::default() };
+        let mut server = start(config);
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|i| in_background(server.addr, "/compress", json!({ "content": prose(3500, i) })))
+            .collect();
+        server.wait_for("kompress_queue_chunks", |n| n >= (CLIENTS * 10) as f64, Duration::from_secs(20));
+        server.shutdown().unwrap();
+        let statuses: Vec<u16> = clients
+            .into_iter()
+            .map(|c| c.join().unwrap())
+            .map(|a| {
+                // `request` panics on an empty or cut answer; a 503 is whole JSON.
+                if a.status == 503 {
+                    assert_eq!(a.headers["content-length"], a.body.len().to_string(), "{}", a.body);
+                    a.field();
+                }
+                a.status
+            })
+            .collect();
+        assert!(statuses.iter().all(|&s| s == 200 || s == 503), "round {round}: {statuses:?}");
+        assert!(statuses.contains(&503), "round {round}: nothing was cut: {statuses:?}");
     }
 }
 

@@ -5,6 +5,11 @@
 //! no blank run, a final line ending exactly when the input has one, a token budget kept unless the
 //! protected text alone exceeds it, and a passthrough returns the input unchanged. Headroom's output
 //! (`Compat::Headroom`) has one line ending where the input line changes.
+//!
+//! The tokenizer boundary: the same text is compressed again with every word tokenized whole (the
+//! double not telling `max_token_bytes`), and with the fixture model's real tokenizer in place of the
+//! toy one, bounded and whole; each pair of results must be equal, so cutting over-long words and
+//! leaving out the words past the cap before tokenizing changes no decision.
 
 #![no_main]
 
@@ -12,12 +17,25 @@ use kompress::pipeline::words::words;
 use kompress::pipeline::{
     code, compress, protect, table, ChunkScorer, Compat, CompressOptions, LineSet, Mode, Reason, TokenCounter,
 };
-use kompress::{Result, TokenScores, WordEncoding};
+use kompress::{Result, TokenScores, WordEncoding, WordTokenizer};
 use libfuzzer_sys::fuzz_target;
 
-/// One token per 3 bytes of a word (so long words exceed small token caps), `[CLS]` ... `[SEP]`;
-/// scores from a hash of the token and its position.
-struct Double;
+/// One token per 3 bytes of a word (so long words exceed small token caps), `[CLS]` ... `[SEP]`, or
+/// `tokenizer`'s tokens; scores from a hash of the token and its position. `bounded`: it tells the
+/// pipeline how many bytes a token stands for at most.
+struct Double {
+    tokenizer: Option<&'static WordTokenizer>,
+    bounded: bool,
+}
+
+/// The `v5` fixture model's tokenizer (a byte-level BPE), loaded once.
+fn fixture_tokenizer() -> &'static WordTokenizer {
+    static TOKENIZER: std::sync::OnceLock<WordTokenizer> = std::sync::OnceLock::new();
+    TOKENIZER.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/models/v5/tokenizer.json");
+        WordTokenizer::from_file(path).expect("the fixture tokenizer loads")
+    })
+}
 
 fn mix(x: u64) -> u64 {
     let x = (x ^ (x >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -26,6 +44,9 @@ fn mix(x: u64) -> u64 {
 
 impl ChunkScorer for Double {
     fn encode(&self, words: &[&str]) -> Result<WordEncoding> {
+        if let Some(t) = self.tokenizer {
+            return t.encode_words(words);
+        }
         let mut enc = WordEncoding { input_ids: vec![1], word_ids: vec![None] };
         for (w, word) in words.iter().enumerate() {
             for piece in word.as_bytes().chunks(3) {
@@ -61,6 +82,14 @@ impl ChunkScorer for Double {
     fn max_tokens(&self) -> usize {
         512
     }
+
+    fn max_token_bytes(&self) -> Option<usize> {
+        match (self.bounded, self.tokenizer) {
+            (false, _) => None,
+            (true, Some(t)) => t.max_token_bytes(),
+            (true, None) => Some(3),
+        }
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -71,7 +100,7 @@ fuzz_target!(|data: &[u8]| {
         mode: match a % 4 {
             0 => Mode::Card,
             1 => Mode::Threshold(f64::from(b) / 255.0),
-            3 if !headroom => Mode::TargetTokens(usize::from(b)),
+            3 if !headroom => Mode::TargetTokens(usize::from(b).max(1)),
             _ => Mode::Ratio(f64::from(b.max(1)) / 255.0),
         },
         chunk_words: 1 + usize::from(c % 64),
@@ -86,7 +115,14 @@ fuzz_target!(|data: &[u8]| {
         compat: if headroom { Compat::Headroom } else { Compat::Off },
         explain: true,
     };
-    let r = compress(&Double, &text, &opts).expect("valid options never fail");
+    let run = |tokenizer, bounded| {
+        compress(&Double { tokenizer, bounded }, &text, &opts).expect("valid options never fail")
+    };
+    let r = run(None, true);
+    assert_eq!(r, run(None, false), "bounded tokenization changed a result");
+    let real = fixture_tokenizer();
+    assert!(real.max_token_bytes().is_some(), "a byte-level BPE bounds its tokens");
+    assert_eq!(run(Some(real), true), run(Some(real), false), "bounded tokenization changed a result");
     let decisions = r.words.as_ref().unwrap();
     let input: Vec<_> = words(&text).collect();
     assert_eq!(decisions.len(), input.len());
@@ -111,7 +147,9 @@ fuzz_target!(|data: &[u8]| {
         false => (table::tables(&text), code::fenced_code(&text)),
     };
     for d in decisions {
-        let verbatim = !headroom && ((opts.protect_tables && tables.contains(d.line - 1)) || (opts.protect_code && code.contains(d.line - 1)));
+        let verbatim = !headroom
+            && ((opts.protect_tables && tables.contains(d.line - 1))
+                || (opts.protect_code && code.contains(d.line - 1)));
         let protected = (opts.protect_words && protect::must_keep(&d.word))
             || (opts.protect_tables && tables.contains(d.line - 1))
             || verbatim;

@@ -44,13 +44,45 @@ impl<'a, I: Iterator<Item = Word<'a>>> Planner<'a, I> {
         if self.carry.is_empty() {
             return Ok(None);
         }
-        let texts: Vec<&str> = self.carry.iter().map(|w| w.text).collect();
+        let texts = match scorer.max_token_bytes() {
+            Some(bytes) => bounded(&self.carry, self.chunk_tokens, bytes),
+            None => self.carry.iter().map(|w| w.text).collect(),
+        };
         let (encoding, whole) = truncate(scorer.encode(&texts)?, self.chunk_tokens, texts.len())?;
         Ok(Some(match whole {
             0 => Planned::Unscored(self.carry.pop_front().expect("carry is not empty")),
             n => Planned::Chunk { words: self.carry.drain(..n).collect(), encoding },
         }))
     }
+}
+
+/// What of the leading words the tokenizer needs to see to cut a chunk of `cap` tokens, when one
+/// token stands for at most `token_bytes` bytes: a word of `n` bytes has at least `n / token_bytes`
+/// tokens, so the words stop once those surely pass the cap (the words after them fall past the cut),
+/// and a word is cut to its first `2 * (cap + 1) * token_bytes` bytes (more tokens than the cap, so
+/// it is not seen whole; the chunk before it keeps its first tokens, which lie far before where it
+/// is cut). So memory and work per chunk stay bounded whatever the words' lengths.
+fn bounded<'a>(words: &VecDeque<Word<'a>>, cap: usize, token_bytes: usize) -> Vec<&'a str> {
+    let limit = 2 * (cap + 1) * token_bytes.max(1);
+    let mut tokens = 0;
+    let mut texts = Vec::new();
+    for w in words {
+        if tokens > cap {
+            break;
+        }
+        texts.push(prefix(w.text, limit));
+        tokens += w.text.len().div_ceil(token_bytes.max(1)).max(1);
+    }
+    texts
+}
+
+/// The first `limit` bytes of `s` at most, ending on a character boundary.
+fn prefix(s: &str, limit: usize) -> &str {
+    let mut end = limit.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// The most words a chunk pulls in. Every word has a token, so a chunk never sees more than

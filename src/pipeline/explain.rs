@@ -31,6 +31,15 @@ impl Reason {
     }
 }
 
+/// Why a word was kept without the model's score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unscored {
+    /// It has more tokens than a chunk holds (a word of more bytes than the chunk's tokens can stand
+    /// for is not even tokenized whole): kept byte for byte.
+    TooLong,
+}
+
 /// One input word, in order, with its decision.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct WordDecision {
@@ -40,6 +49,9 @@ pub struct WordDecision {
     pub line: usize,
     pub kept: bool,
     pub reason: Reason,
+    /// Why the model did not score it, when [`Reason::Unscored`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unscored: Option<Unscored>,
     /// The highest final score among the word's tokens, when the model scored it.
     pub score: Option<f32>,
 }

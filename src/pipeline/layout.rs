@@ -92,7 +92,9 @@ impl<'a> LayoutWriter<'a> {
             verbatim,
             current: None,
             kept_from: None,
-            out: String::new(),
+            // The output is at most the text: one allocation, not a doubling's two copies at the end
+            // (pages never written cost no memory).
+            out: String::with_capacity(text.len()),
             owed: None,
             blank: None,
             words: 0,

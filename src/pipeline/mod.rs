@@ -41,7 +41,7 @@ pub mod words;
 // The server sizes its admission by it.
 #[cfg(feature = "server")]
 pub(crate) use chunk::words_per_chunk;
-pub use explain::{Reason, WordDecision};
+pub use explain::{Reason, Unscored, WordDecision};
 pub use fields::{CompressFields, ModeName};
 pub use keep::Mode;
 pub use lines::LineSet;
@@ -65,6 +65,12 @@ pub trait ChunkScorer {
     fn score(&self, chunks: &[WordEncoding]) -> Result<Vec<TokenScores>>;
     /// The longest sequence the model accepts, in tokens.
     fn max_tokens(&self) -> usize;
+    /// The most bytes of a word one token stands for, if bounded
+    /// ([`WordTokenizer::max_token_bytes`](crate::WordTokenizer::max_token_bytes)): then words too
+    /// long for any chunk are never tokenized whole, which bounds memory. `None`: every word is.
+    fn max_token_bytes(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl ChunkScorer for Kompress {
@@ -78,6 +84,10 @@ impl ChunkScorer for Kompress {
 
     fn max_tokens(&self) -> usize {
         Kompress::max_tokens(self)
+    }
+
+    fn max_token_bytes(&self) -> Option<usize> {
+        self.tokenizer().max_token_bytes()
     }
 }
 
@@ -150,6 +160,7 @@ impl CompressOptions {
             Mode::Ratio(r) if !(r > 0.0 && r <= 1.0) => {
                 return invalid(format!("ratio {r} is not in (0, 1]"))
             }
+            Mode::TargetTokens(0) => return invalid("target_tokens must be at least 1".into()),
             Mode::TargetTokens(_) if self.compat == Compat::Headroom => {
                 return invalid("a token budget has no Headroom 0.42 equivalent".into())
             }
@@ -187,6 +198,18 @@ pub enum Passthrough {
     Structured,
     /// It fits [`Mode::TargetTokens`]'s budget already.
     FitsBudget,
+}
+
+impl Passthrough {
+    /// Why, in a few words: "fewer words than min_words", ...
+    pub fn describe(self) -> &'static str {
+        match self {
+            Passthrough::Short => "fewer words than min_words",
+            Passthrough::NothingKept => "the model kept no word",
+            Passthrough::Structured => "the whole input is JSON",
+            Passthrough::FitsBudget => "it fits target_tokens already",
+        }
+    }
 }
 
 /// The outcome for one text.
@@ -234,7 +257,19 @@ impl CompressResult {
     /// # }
     /// ```
     pub fn to_json(&self, opts: &CompressOptions) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).expect("results serialize");
+        self.clone().into_json(opts)
+    }
+
+    /// [`to_json`](Self::to_json), moving the output and the words into the value instead of copying
+    /// them (a server answering a large text holds it once less).
+    pub fn into_json(mut self, opts: &CompressOptions) -> serde_json::Value {
+        let compressed = std::mem::take(&mut self.compressed);
+        let words = self.words.take();
+        let mut v = serde_json::to_value(&self).expect("results serialize");
+        v["compressed"] = serde_json::Value::String(compressed);
+        if let Some(words) = words {
+            v["words"] = serde_json::to_value(words).expect("decisions serialize");
+        }
         v["mode"] = serde_json::json!(opts.mode.to_string());
         if opts.headroom() {
             v["compat"] = serde_json::json!("headroom");
@@ -250,7 +285,17 @@ impl CompressResult {
         model_name: &str,
         model: &crate::Kompress,
     ) -> serde_json::Value {
-        let mut v = self.to_json(opts);
+        self.clone().into_json_with_model(opts, model_name, model)
+    }
+
+    /// [`to_json_with_model`](Self::to_json_with_model), moving the output into the value.
+    pub fn into_json_with_model(
+        self,
+        opts: &CompressOptions,
+        model_name: &str,
+        model: &crate::Kompress,
+    ) -> serde_json::Value {
+        let mut v = self.into_json(opts);
         v["model"] = serde_json::json!(model_name);
         v["device"] = serde_json::json!(crate::device::device_name(model.device()));
         v["dtype"] = serde_json::json!(model.precision().name());
@@ -568,6 +613,7 @@ impl<'a> TextState<'a> {
                 line: word.line + 1,
                 kept: reason.kept(),
                 reason,
+                unscored: (reason == Reason::Unscored).then_some(Unscored::TooLong),
                 score,
             });
         }
@@ -694,6 +740,7 @@ fn passthrough_decisions(text: &str, scored: &[WordDecision], why: Passthrough) 
             line: w.line + 1,
             kept: true,
             reason,
+            unscored: None,
             score,
         })
         .collect()

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 use serde_json::{json, Value};
 
 use super::admission::{CancelOnDrop, Refused, Ticket};
@@ -81,8 +82,32 @@ pub(crate) async fn method_not_allowed() -> Response {
 
 async fn handle<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -> Response {
     match handle_inner::<W>(s, headers, body).await {
-        Ok(v) => Json(v).into_response(),
+        Ok(v) => json_response(&v),
         Err(e) => e.into_response(),
+    }
+}
+
+/// `v` as a JSON answer, written into a buffer of its exact size (measured first): a large answer is
+/// held once, not in a growing buffer's two copies.
+fn json_response(v: &Value) -> Response {
+    let mut counter = ByteCounter(0);
+    serde_json::to_writer(&mut counter, v).expect("a JSON value serializes");
+    let mut bytes = Vec::with_capacity(counter.0);
+    serde_json::to_writer(&mut bytes, v).expect("a JSON value serializes");
+    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+/// A writer that only counts bytes.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -93,10 +118,11 @@ async fn handle_inner<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -
     if declared.is_some_and(|n| n > max) {
         return Err(too_large(max));
     }
-    let body_permit = s
-        .bodies
-        .try_take(declared.unwrap_or(max))
-        .map_err(|_| ApiError::busy("too many request bodies in memory; retry shortly", 1))?;
+    let body_permit = s.bodies.try_take(declared.unwrap_or(max)).map_err(|_| {
+        s.bodies_full.refused();
+        ApiError::busy("too many request bodies in memory; retry shortly", 1)
+    })?;
+    s.bodies_full.ended();
     // A body that trickles in holds its share of the body budget: it gets the request's deadline too.
     let bytes = tokio::time::timeout_at(deadline.into(), read_body(body, max)).await.map_err(|_| {
         ApiError::new(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive before the deadline")
@@ -114,8 +140,12 @@ async fn handle_inner<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the request needs {cost} chunks, more than the whole queue ({})", s.queue.capacity()),
         ),
-        Refused::Full => ApiError::busy("the queue is full; retry shortly", 1),
+        Refused::Full => {
+            s.queue_full.refused();
+            ApiError::busy("the queue is full; retry shortly", 1)
+        }
     })?;
+    s.queue_full.ended();
     let ticket = Arc::new(Ticket::new(deadline, s.stopping.clone()));
     // Dropped when this future ends, finished or abandoned by a disconnected client.
     let _cancel = CancelOnDrop(ticket.clone());
@@ -190,13 +220,23 @@ async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
 fn parse<W: DeserializeOwned>(bytes: &[u8]) -> Result<W, ApiError> {
     let invalid = |e: &serde_json::Error| format!("invalid JSON body: {e}");
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let work =
-        serde_path_to_error::deserialize(&mut de).map_err(|e| match e.path().to_string().as_str() {
-            "." => ApiError::new(StatusCode::BAD_REQUEST, invalid(e.inner())),
-            path => ApiError::field(path, invalid(e.inner())),
-        })?;
-    de.end().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, invalid(&e)))?;
+    let work = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        match e.inner().classify() {
+            // Malformed JSON has no field to name (serde_path_to_error says `?`): say where it broke.
+            Category::Syntax | Category::Eof if path == "?" || path == "." => malformed(e.inner()),
+            Category::Syntax | Category::Eof => malformed(e.inner()).in_field(path),
+            _ if path == "." => ApiError::new(StatusCode::BAD_REQUEST, invalid(e.inner())),
+            _ => ApiError::field(path, invalid(e.inner())),
+        }
+    })?;
+    de.end().map_err(|e| malformed(&e))?;
     Ok(work)
+}
+
+/// A `400` for JSON that does not parse, naming the line and column (from 1) where it broke.
+fn malformed(e: &serde_json::Error) -> ApiError {
+    ApiError::at(e.line(), e.column(), format!("malformed JSON body: {e}"))
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -252,6 +292,9 @@ fn run_pipeline(
     let results = compress_batch(&scorer, texts, opts)?;
     for r in &results {
         s.metrics.words(r.original_words, r.kept_words);
+        if let Some(why) = r.passthrough_reason {
+            tracing::info!(words = r.original_words, "a text passed through unchanged: {}", why.describe());
+        }
     }
     Ok(results)
 }
@@ -319,10 +362,14 @@ impl Work for Compress {
         let opts = self.opts.clone().expect("admitted");
         let results = run_pipeline(s, ticket, &self.texts(), &opts)?;
         let engine = s.engine.get().expect("admitted with a model");
-        let mut rendered = results.iter().map(|r| r.to_json_with_model(&opts, &engine.name, engine.model()));
-        Ok(match self.body.text {
-            Texts::One(_) => rendered.next().expect("one result per text"),
-            Texts::Many(_) => json!({ "results": rendered.collect::<Vec<_>>() }),
+        // The texts are done with: answering a large text holds its result and its JSON, not the text.
+        let one = matches!(self.body.text, Texts::One(_));
+        drop(self);
+        let mut rendered =
+            results.into_iter().map(|r| r.into_json_with_model(&opts, &engine.name, engine.model()));
+        Ok(match one {
+            true => rendered.next().expect("one result per text"),
+            false => json!({ "results": rendered.collect::<Vec<_>>() }),
         })
     }
 }

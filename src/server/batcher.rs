@@ -106,6 +106,10 @@ impl ChunkScorer for RemoteScorer<'_> {
     fn max_tokens(&self) -> usize {
         self.model.max_tokens()
     }
+
+    fn max_token_bytes(&self) -> Option<usize> {
+        self.model.tokenizer().max_token_bytes()
+    }
 }
 
 fn work(model: &Kompress, jobs: &Receiver<Job>, limits: BatchLimits, metrics: &Metrics) {

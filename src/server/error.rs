@@ -1,5 +1,6 @@
 //! The one error answer of every route: a status and a one-line JSON body, `{"detail": ...}` (the
-//! key SuperCompress's client reads), with `"field"` naming the part of the request at fault.
+//! key SuperCompress's client reads), with `"field"` naming the part of the request at fault, or
+//! `"line"` and `"column"` where malformed JSON broke.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,12 +11,24 @@ pub(crate) struct ApiError {
     pub(crate) status: StatusCode,
     message: String,
     field: Option<String>,
+    /// Line and column (from 1) of malformed JSON.
+    at: Option<(usize, usize)>,
     retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), field: None, retry_after: None }
+        Self { status, message: message.into(), field: None, at: None, retry_after: None }
+    }
+
+    /// The same error, naming the field it is in.
+    pub(crate) fn in_field(self, field: impl Into<String>) -> Self {
+        Self { field: Some(field.into()), ..self }
+    }
+
+    /// A 400 about malformed JSON at `line` and `column`.
+    pub(crate) fn at(line: usize, column: usize, message: impl Into<String>) -> Self {
+        Self { at: Some((line, column)), ..Self::new(StatusCode::BAD_REQUEST, message) }
     }
 
     /// A 400 about one field of the request.
@@ -34,6 +47,10 @@ impl IntoResponse for ApiError {
         let mut body = json!({ "detail": self.message });
         if let Some(field) = self.field {
             body["field"] = json!(field);
+        }
+        if let Some((line, column)) = self.at {
+            body["line"] = json!(line);
+            body["column"] = json!(column);
         }
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after {

@@ -33,6 +33,7 @@ mod admission;
 mod api;
 mod auth;
 mod batcher;
+mod burst;
 mod error;
 mod metrics;
 mod options;
@@ -44,10 +45,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::trace::TraceLayer;
 
 pub use api::DEADLINE_HEADER;
@@ -98,6 +101,10 @@ impl Default for ServerConfig {
     }
 }
 
+/// How long cancelled requests have, after the grace period, to write their `503`s (a forward pass in
+/// progress finishes first; a body still arriving waits for its deadline, cut here).
+const DRAIN: Duration = Duration::from_secs(10);
+
 /// The loaded model, its name, and its worker.
 pub(crate) struct Engine {
     name: String,
@@ -118,6 +125,9 @@ pub(crate) struct Shared {
     queue: Pool,
     bodies: Pool,
     metrics: Arc<Metrics>,
+    /// Refusals of a full queue, and of too many bodies in memory, logged once per burst.
+    queue_full: burst::Burst,
+    bodies_full: burst::Burst,
     /// Set when the grace period is over, or once the server has stopped: all work ends.
     stopping: Arc<AtomicBool>,
 }
@@ -159,6 +169,8 @@ impl Server {
             engine: OnceLock::new(),
             network,
             metrics: Arc::default(),
+            queue_full: burst::Burst::new("the queue is full"),
+            bodies_full: burst::Burst::new("too many request bodies in memory"),
             stopping: Arc::default(),
         };
         Ok(Self { shared: Arc::new(shared) })
@@ -193,14 +205,27 @@ impl Server {
             tokio::time::sleep(grace).await;
         };
         let serve = axum::serve(listener, self.router()).with_graceful_shutdown(signal);
+        let serve = std::future::IntoFuture::into_future(serve);
+        tokio::pin!(serve);
         let served = tokio::select! {
-            served = std::future::IntoFuture::into_future(serve) => served,
+            served = &mut serve => served,
             () = grace_over => {
                 tracing::warn!("grace period of {grace:?} over: cancelling the requests still in flight");
-                Ok(())
+                self.shared.stopping.store(true, Ordering::Relaxed);
+                // Cancelled work stops at its next step and answers 503: every accepted request gets
+                // its whole answer before the connections close (returning here would drop them).
+                match tokio::time::timeout(DRAIN, &mut serve).await {
+                    Ok(served) => served,
+                    Err(_) => {
+                        tracing::warn!("connections still open {DRAIN:?} after the grace period: closing them");
+                        Ok(())
+                    }
+                }
             }
         };
         self.shared.stopping.store(true, Ordering::Relaxed);
+        self.shared.queue_full.ended();
+        self.shared.bodies_full.ended();
         let shared = self.shared.clone();
         let stopped = tokio::task::spawn_blocking(move || {
             if let Some(engine) = shared.engine.get() {
@@ -226,8 +251,17 @@ impl Server {
             .method_not_allowed_fallback(api::method_not_allowed)
             .layer(from_fn_with_state(s.clone(), auth::require_token))
             .layer(from_fn_with_state(s.clone(), track))
-            .layer(TraceLayer::new_for_http())
+            .layer(TraceLayer::new_for_http().on_failure(log_failure))
             .with_state(s)
+    }
+}
+
+/// A failed answer at ERROR, but for `503`: a busy server's refusals are counted per burst
+/// ([`burst::Burst`]), and the others (loading, shutting down) are expected.
+fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _: &tracing::Span) {
+    match class {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {}
+        class => tracing::error!(classification = %class, latency = ?latency, "response failed"),
     }
 }
 

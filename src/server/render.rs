@@ -8,19 +8,26 @@ use crate::evict;
 use crate::CompressResult;
 
 /// Headroom's remote Kompress answer; its counts and ratio are words, as Headroom's own compressor
-/// reports them (the result's own ratio counts LLM tokens).
+/// reports them (the result's own ratio counts LLM tokens), with `passthrough_reason` when the text
+/// passed through.
 pub(crate) fn headroom(r: &CompressResult, engine: &Engine) -> Value {
     let ratio = match r.original_words {
         0 => 1.0,
         n => r.kept_words as f64 / n as f64,
     };
-    json!({
+    let mut v = json!({
         "compressed": r.compressed,
         "original_tokens": r.original_words,
         "compressed_tokens": r.kept_words,
         "compression_ratio": ratio,
         "model_used": engine.name,
-    })
+    });
+    // An extra field, only when the text came back unchanged: Headroom's client reads the five above
+    // and ignores the rest.
+    if let Some(why) = r.passthrough_reason {
+        v["passthrough_reason"] = json!(why);
+    }
+    v
 }
 
 /// SuperCompress's `/api/v1/compress` answer, rounded as its service rounds.

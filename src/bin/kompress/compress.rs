@@ -2,12 +2,12 @@
 //! words, code blocks, tables and JSON intact.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
+use kompress::pipeline::words::words;
 use kompress::pipeline::{
     compress_stream, Compat, CompressFields, Event, Mode, ModeName as CompressMode, Passthrough, Progress,
     Reason, TokenCounter, WordDecision,
@@ -45,6 +45,10 @@ pub struct CompressArgs {
     /// Replace invalid UTF-8 with U+FFFD instead of failing.
     #[arg(long)]
     pub lossy: bool,
+    /// Say nothing on stderr about texts that pass through unchanged (too short, nothing kept, JSON,
+    /// within --target-tokens); errors and over-budget notes are still printed.
+    #[arg(long, short, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 /// The compression options, shared by `compress` and `serve` (where they are the server's defaults).
@@ -66,7 +70,7 @@ pub struct CompressFlags {
     /// Fit the output in N tokens of --count-tokens: protected text first, then words by score across
     /// the text. A text that fits passes through; when the protected text alone is larger, a note
     /// says so and the output is that text.
-    #[arg(long, value_name = "N", allow_hyphen_values = true, conflicts_with_all = ["mode", "threshold", "ratio"])]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = at_least_one, conflicts_with_all = ["mode", "threshold", "ratio"])]
     pub target_tokens: Option<usize>,
     /// What token counts count (results, -v, --target-tokens): `cl100k` (OpenAI cl100k_base), `o200k`
     /// (o200k_base) or `words`.
@@ -78,15 +82,15 @@ pub struct CompressFlags {
     #[arg(long, value_parser = ["headroom", "off"])]
     pub compat: Option<String>,
     /// Most words per chunk.
-    #[arg(long, default_value = "350")]
-    pub chunk_words: NonZeroUsize,
+    #[arg(long, default_value = "350", value_parser = at_least_one)]
+    pub chunk_words: usize,
     /// Most tokens per chunk, [CLS]/[SEP] included (at most the model's maximum).
     #[arg(long, default_value_t = 512)]
     pub chunk_tokens: usize,
     /// Chunks per forward pass [default: 8 on a GPU and for f32 on an AVX-512 CPU, 1 for int8 and on
     /// other CPUs, where larger batches were measured slower].
-    #[arg(long)]
-    pub batch_size: Option<NonZeroUsize>,
+    #[arg(long, value_parser = at_least_one)]
+    pub batch_size: Option<usize>,
     /// Texts with fewer words pass through unchanged.
     #[arg(long, default_value_t = 64)]
     pub min_words: usize,
@@ -158,6 +162,15 @@ fn ratio(s: &str) -> Result<f64, String> {
     (r > 0.0 && r <= 1.0).then_some(r).ok_or_else(|| "not in (0, 1]".into())
 }
 
+/// A count that must not be zero (`--chunk-words`, `--batch-size`, `--target-tokens`).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("not a whole number".into()),
+    }
+}
+
 impl CompressFlags {
     /// The options these flags give over the library's defaults, `batch` chunks a pass unless
     /// `--batch-size` says otherwise ([`default_batch_size`]).
@@ -173,9 +186,9 @@ impl CompressFlags {
             target_tokens: self.target_tokens,
             count_tokens: self.count_tokens.map(|c| c.to_string()),
             compat: self.compat.clone(),
-            chunk_words: Some(self.chunk_words.get()),
+            chunk_words: Some(self.chunk_words),
             chunk_tokens: Some(self.chunk_tokens),
-            batch_size: Some(self.batch_size.map_or(batch, NonZeroUsize::get)),
+            batch_size: Some(self.batch_size.unwrap_or(batch)),
             min_words: Some(self.min_words),
             no_protect: on(self.no_protect),
             no_protect_words: on(self.no_protect_words),
@@ -299,6 +312,10 @@ impl<'r> Printer<'r> {
             if !self.at_line_start {
                 writeln!(self.out)?;
             }
+            // As `head` does: a blank line before every header but the first.
+            if text > 0 {
+                writeln!(self.out)?;
+            }
             writeln!(self.out, "==> {} <==", self.inputs[text].0)?;
         }
         Ok(())
@@ -314,14 +331,14 @@ impl<'r> Printer<'r> {
     fn done(&mut self, text: usize, result: &CompressResult) -> std::io::Result<()> {
         self.bar.clear();
         let name = &self.inputs[text].0;
-        notes(name, result, self.opts, self.args.model.verbose, self.started_at.elapsed().as_secs_f64());
+        notes(name, result, self.opts, self.args.say(), self.started_at.elapsed().as_secs_f64());
         if self.args.json {
             let line = json_line(self.args, self.opts, self.model, result, &[("input", json!(name))]);
             return writeln!(self.out, "{line}");
         }
         self.start(text)?;
         if let (Some(words), true) = (&result.words, self.args.explain) {
-            let shown = explained(words, std::io::stdout().is_terminal());
+            let shown = explained(&self.inputs[text].1, words, std::io::stdout().is_terminal());
             self.write(&shown)?;
         }
         // The output ends with a line ending exactly when the input does; an annotated view, Headroom's
@@ -341,6 +358,7 @@ fn run_jsonl(args: &CompressArgs, inputs: &[Option<&PathBuf>]) -> anyhow::Result
     let opts = &args.flags.options(args.explain, model_batch_size(&model))?;
     let mut out = std::io::stdout().lock();
     let mut unreadable = 0;
+    let mut passed = PassedThrough::default();
     for &path in inputs {
         let name = input_name(path);
         let reader = match open(path) {
@@ -368,16 +386,54 @@ fn run_jsonl(args: &CompressArgs, inputs: &[Option<&PathBuf>]) -> anyhow::Result
             // The texts of a batch share its forward passes, so each is done when the batch is.
             let seconds = started.elapsed().as_secs_f64();
             for ((n, _), result) in batch.iter().zip(&results) {
-                notes(&format!("{name}, line {n}"), result, opts, args.model.verbose, seconds);
+                let say = if args.say() == Say::Verbose { Say::Verbose } else { Say::Quiet };
+                notes(&format!("{name}, line {n}"), result, opts, say, seconds);
+                passed.count(result);
                 let extra = [("input", json!(name)), ("line", json!(n))];
                 writeln!(out, "{}", json_line(args, opts, &model, result, &extra))?;
             }
         }
     }
     out.flush()?;
+    if args.say() == Say::Passthrough {
+        passed.report();
+    }
     match unreadable {
         0 => Ok(()),
         n => anyhow::bail!("{n} of {} inputs could not be read", inputs.len()),
+    }
+}
+
+/// A corpus's texts that passed through, by reason: one line at the end, not one per text.
+#[derive(Default)]
+struct PassedThrough {
+    texts: usize,
+    by_reason: std::collections::BTreeMap<&'static str, usize>,
+}
+
+impl PassedThrough {
+    fn count(&mut self, r: &CompressResult) {
+        self.texts += 1;
+        let why = match r.passthrough_reason {
+            None => return,
+            Some(Passthrough::Short) => "under --min-words",
+            Some(Passthrough::NothingKept) => "nothing kept",
+            Some(Passthrough::Structured) => "JSON",
+            Some(Passthrough::FitsBudget) => "within --target-tokens",
+        };
+        *self.by_reason.entry(why).or_default() += 1;
+    }
+
+    fn report(&self) {
+        let passed: usize = self.by_reason.values().sum();
+        if passed > 0 {
+            let why: Vec<String> = self.by_reason.iter().map(|(why, n)| format!("{n} {why}")).collect();
+            eprintln!(
+                "kompress: {passed} of {} texts passed through unchanged ({}; -q: say nothing)",
+                self.texts,
+                why.join(", ")
+            );
+        }
     }
 }
 
@@ -438,7 +494,7 @@ fn json_line(
 }
 
 /// What stderr says about a result: an over-budget note always, the rest with -v.
-fn notes(name: &str, r: &CompressResult, opts: &CompressOptions, verbose: bool, seconds: f64) {
+fn notes(name: &str, r: &CompressResult, opts: &CompressOptions, say: Say, seconds: f64) {
     if let (true, Mode::TargetTokens(n)) = (r.over_budget, opts.mode) {
         let what = match r.passthrough_reason {
             Some(Passthrough::Structured) => "the JSON input, passed through,",
@@ -449,13 +505,54 @@ fn notes(name: &str, r: &CompressResult, opts: &CompressOptions, verbose: bool, 
             r.compressed_tokens, r.token_counter
         );
     }
-    if !verbose {
-        return;
+    match say {
+        Say::Verbose => eprintln!("kompress: {}", summary(name, r, seconds)),
+        Say::Passthrough => {
+            if let Some(why) = passed_through(r, opts) {
+                eprintln!("kompress: {name}: passed through unchanged: {why} (-q: say nothing)");
+            }
+        }
+        Say::Quiet => {}
     }
-    if r.passthrough_reason == Some(Passthrough::Structured) {
-        eprintln!("kompress: {name}: the whole input is JSON: passed through unchanged (structured; --no-protect-json compresses it)");
+}
+
+/// What stderr says about each text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Say {
+    /// Nothing but errors and over-budget notes (`-q`).
+    Quiet,
+    /// One line for a text that passes through unchanged (the default).
+    Passthrough,
+    /// A summary line for every text, passthrough included (`-v`).
+    Verbose,
+}
+
+impl CompressArgs {
+    fn say(&self) -> Say {
+        match (self.quiet, self.model.verbose) {
+            (true, _) => Say::Quiet,
+            (false, true) => Say::Verbose,
+            (false, false) => Say::Passthrough,
+        }
     }
-    eprintln!("kompress: {}", summary(name, r, seconds));
+}
+
+/// Why a text came back unchanged, in the flags' words; `None` when it did not.
+fn passed_through(r: &CompressResult, opts: &CompressOptions) -> Option<String> {
+    Some(match r.passthrough_reason? {
+        Passthrough::Short => {
+            format!("{} words, fewer than --min-words {}", r.original_words, opts.min_words)
+        }
+        Passthrough::NothingKept => "the model kept no word".to_string(),
+        Passthrough::Structured => "the whole input is JSON (--no-protect-json compresses it)".to_string(),
+        Passthrough::FitsBudget => {
+            let budget = match opts.mode {
+                Mode::TargetTokens(n) => n,
+                _ => r.original_tokens,
+            };
+            format!("{} {} tokens already fit --target-tokens {budget}", r.original_tokens, r.token_counter)
+        }
+    })
 }
 
 fn summary(name: &str, r: &CompressResult, seconds: f64) -> String {
@@ -463,7 +560,9 @@ fn summary(name: &str, r: &CompressResult, seconds: f64) -> String {
         None => "",
         Some(Passthrough::Short) => ", passed through (under --min-words)",
         Some(Passthrough::NothingKept) => ", passed through (nothing kept)",
-        Some(Passthrough::Structured) => ", passed through (JSON)",
+        Some(Passthrough::Structured) => {
+            ", passed through (the whole input is JSON; --no-protect-json compresses it)"
+        }
         Some(Passthrough::FitsBudget) => ", passed through (fits --target-tokens)",
     };
     format!(
@@ -481,15 +580,16 @@ fn summary(name: &str, r: &CompressResult, seconds: f64) -> String {
     )
 }
 
-/// Every input word, line by line, marked with its fate: ANSI colors on a terminal (dropped words
-/// struck through in red, protected yellow, table cyan, code blue, unscored magenta), else
-/// `[-dropped-]`.
-fn explained(words: &[WordDecision], color: bool) -> String {
-    let mut out = String::new();
-    for (i, d) in words.iter().enumerate() {
-        if i > 0 {
-            out.push(if d.line != words[i - 1].line { '\n' } else { ' ' });
-        }
+/// The input with every word marked with its fate: ANSI colors on a terminal (dropped words struck
+/// through in red, protected yellow, table cyan, code blue, unscored magenta), else `[-dropped-]`.
+/// What lies between words (indentation, alignment, blank lines, line endings) is the input's own.
+fn explained(text: &str, decisions: &[WordDecision], color: bool) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut from = 0;
+    for (w, d) in words(text).zip(decisions) {
+        let at = w.text.as_ptr() as usize - text.as_ptr() as usize;
+        out.push_str(&text[from..at]);
+        from = at + w.text.len();
         let style = match d.reason {
             Reason::Dropped => "9;31",
             Reason::Protected => "33",
@@ -504,6 +604,7 @@ fn explained(words: &[WordDecision], color: bool) -> String {
             _ => out.push_str(&d.word),
         }
     }
+    out.push_str(&text[from..]);
     out
 }
 

@@ -35,16 +35,17 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
 }
 
 fn table(s: &TokenScores, words: &[&str]) -> String {
+    // `word_id` numbers the word a token belongs to; `word` is that word's text.
     let mut out = format!(
-        "{:>5} {:>7} {:>6}  {:>7} {:>7} {:>7}  word\n",
-        "token", "id", "word", "prob", "span", "score"
+        "{:>5} {:>7} {:>7}  {:>7} {:>7} {:>7}  word\n",
+        "token", "id", "word_id", "prob", "span", "score"
     );
     for i in 0..s.input_ids.len() {
         let word = s.word_ids[i].map_or("", |w| words[w as usize]);
         let word_id = s.word_ids[i].map_or("-".to_string(), |w| w.to_string());
         let span = s.span_score.as_ref().map_or("-".to_string(), |v| format!("{:.4}", v[i]));
         out.push_str(&format!(
-            "{i:>5} {:>7} {word_id:>6}  {:>7.4} {span:>7} {:>7.4}  {word}\n",
+            "{i:>5} {:>7} {word_id:>7}  {:>7.4} {span:>7} {:>7.4}  {word}\n",
             s.input_ids[i], s.token_prob[i], s.score[i]
         ));
     }
