@@ -5,6 +5,7 @@
 //!   text, re-implemented on candle and loading the published `chopratejas/kompress-*` checkpoints;
 //! - **SuperCompress**, a question-aware eviction policy scored by a 5K-parameter MLP.
 
+pub mod bert;
 pub mod config;
 pub mod device;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod evict;
 pub mod heads;
 pub mod hub;
 mod kernels;
+pub mod llmlingua2;
 pub mod model;
 pub mod modernbert;
 pub mod pipeline;
