@@ -173,3 +173,80 @@ fn bad_options_are_refused() {
     let err = LlmLingua2::from_dir(model_dir("v5"), &options(DTypeChoice::F32)).err().unwrap().to_string();
     assert!(err.contains("ModernBERT"), "{err}");
 }
+
+const MULTILINGUAL: [&str; 5] = ["chinese", "japanese", "arabic", "mixed", "code"];
+
+/// Whether the non-whitespace characters of `part` appear in `whole` in order.
+fn is_char_subsequence(part: &str, whole: &str) -> bool {
+    let mut rest = whole.chars().filter(|c| !c.is_whitespace());
+    part.chars().filter(|c| !c.is_whitespace()).all(|c| rest.any(|w| w == c))
+}
+
+/// Through the LLMLingua-2 algorithm, CJK, Arabic, mixed-script and emoji text only loses characters
+/// (whole words, or pieces the tokenizer does not know): nothing is invented or reordered, up to the
+/// tokenizer's own normalisation (NFKC for the Unigram one, as XLM-R's). (At a rate of
+/// 1, llmlingua returns the decoded tokenization instead, `[UNK]` included: matched, and documented in
+/// docs/LLMLINGUA2.md.)
+#[test]
+fn llmlingua2_multilingual_output_invents_nothing() {
+    let texts = texts();
+    for model in LL_MODELS {
+        let compressor = LlmLingua2::from_dir(model_dir(model), &options(DTypeChoice::F32)).unwrap();
+        let tokenizer = tokenizers::Tokenizer::from_file(model_dir(model).join("tokenizer.json")).unwrap();
+        for key in MULTILINGUAL {
+            let mut normalized = tokenizers::NormalizedString::from(texts[key].as_str());
+            if let Some(n) = tokenizer.get_normalizer() {
+                tokenizers::Normalizer::normalize(n, &mut normalized).unwrap();
+            }
+            for rate in [0.3, 0.6, 0.9] {
+                let out =
+                    compressor.compress(&[&texts[key]], &Options { rate, ..Default::default() }).unwrap();
+                assert!(
+                    is_char_subsequence(&out.compressed_prompt, normalized.get()),
+                    "{model}/{key}/{rate}: {:?}",
+                    out.compressed_prompt
+                );
+            }
+        }
+    }
+}
+
+/// Kompress's own pipeline with LLMLingua-2 models: whole words kept verbatim, in order, on their
+/// lines; at ratio 1 the text comes back byte for byte.
+#[test]
+fn pipeline_with_llmlingua2_models_keeps_words_and_layout() {
+    use kompress::pipeline::Mode;
+    let texts = texts();
+    for model in LL_MODELS {
+        let kompress = Kompress::from_dir(model_dir(model), &options(DTypeChoice::F32)).unwrap();
+        for key in MULTILINGUAL {
+            let text = &texts[key];
+            for ratio in [0.5, 1.0] {
+                let opts = kompress::CompressOptions {
+                    mode: Mode::Ratio(ratio),
+                    min_words: 0,
+                    ..Default::default()
+                };
+                let out = kompress::compress(&kompress, text, &opts).unwrap().compressed;
+                let (lines_in, lines_out): (Vec<&str>, Vec<&str>) =
+                    (text.lines().collect(), out.lines().collect());
+                assert!(lines_out.len() <= lines_in.len(), "{model}/{key}: {out:?}");
+                let mut words = text.split_whitespace();
+                for w in out.split_whitespace() {
+                    assert!(
+                        words.any(|x| x == w),
+                        "{model}/{key}: {w:?} is not an input word in order: {out:?}"
+                    );
+                }
+                if ratio == 1.0 {
+                    // Every word on its line (the pipeline writes one space between words).
+                    assert_eq!(line_words(&out), line_words(text), "{model}/{key}");
+                }
+            }
+        }
+    }
+}
+
+fn line_words(text: &str) -> Vec<Vec<&str>> {
+    text.lines().map(|l| l.split_whitespace().collect()).collect()
+}
