@@ -23,16 +23,15 @@ pub mod words;
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::bert::{Family, ADDED_ROWS};
-use crate::hub::ModelFiles;
-use crate::pipeline::TokenCounter;
+use crate::pipeline::{ChunkScorer, TokenCounter};
 use crate::tokenize::WordEncoding;
-use crate::weights::Weights;
-use crate::{Error, LoadOptions, Result, Scorer};
+use crate::{Error, Kompress, LoadOptions, Result};
 use numpy::{percentile, Prob};
 use words::{merge, word_probs, Forced, WordRule};
 
@@ -125,7 +124,7 @@ pub struct Compressed {
 
 /// An LLMLingua-2 model (BERT or XLM-RoBERTa token classifier) with its tokenizer.
 pub struct LlmLingua2 {
-    scorer: Scorer,
+    model: Arc<Kompress>,
     tokenizer: Tokenizer,
     rule: WordRule,
     special: HashSet<String>,
@@ -140,29 +139,19 @@ pub struct LlmLingua2 {
 impl LlmLingua2 {
     /// Loads a local model directory.
     pub fn from_dir(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
-        Self::from_files(&ModelFiles::from_dir(dir)?, opts)
+        Self::from_model(Arc::new(Kompress::from_dir(dir, opts)?))
     }
 
     /// A local directory if `model` names one, else a Hugging Face repo id.
     pub fn load(model: &str, opts: &LoadOptions) -> Result<Self> {
-        Self::from_files(&ModelFiles::locate(model, &opts.hub)?, opts)
+        Self::from_model(Arc::new(Kompress::load(model, opts)?))
     }
 
-    pub fn from_files(files: &ModelFiles, opts: &LoadOptions) -> Result<Self> {
-        let device = opts.device.open()?;
-        let precision = opts.dtype.precision(&device)?;
-        let weights = match precision.int8 {
-            true => Weights::open_unmapped(&files.weights, &device)?,
-            false => Weights::open(&files.weights, &device)?,
-        };
-        Self::new(Scorer::from_config_file(&files.config, &weights, precision)?, &files.tokenizer)
-    }
-
-    /// Wraps a loaded BERT / XLM-R scorer with its `tokenizer.json`.
-    pub fn new(scorer: Scorer, tokenizer: &Path) -> Result<Self> {
+    /// Wraps a loaded BERT / XLM-R model (shared: the server scores with it on its other routes too).
+    pub fn from_model(model: Arc<Kompress>) -> Result<Self> {
         TokenCounter::Cl100k.check()?;
         let rule =
-            match scorer.family() {
+            match model.scorer().family() {
                 Family::Bert => WordRule::WordPiece,
                 Family::XlmRoberta => WordRule::SentencePiece,
                 Family::ModernBert => return Err(Error::Invalid(
@@ -171,10 +160,7 @@ impl LlmLingua2 {
                         .into(),
                 )),
             };
-        let mut tok = Tokenizer::from_file(tokenizer)
-            .map_err(|e| Error::Tokenizer(format!("cannot load {}: {e}", tokenizer.display())))?;
-        tok.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        tok.with_padding(None);
+        let mut tok = model.tokenizer().inner().clone();
         let special: HashSet<String> = tok
             .get_added_tokens_decoder()
             .values()
@@ -187,15 +173,45 @@ impl LlmLingua2 {
         let unk = ["[UNK]", "<unk>"].iter().find_map(|t| tok.token_to_id(t)).unwrap_or(0);
         let id = |t: &str| tok.token_to_id(t).unwrap_or(unk);
         let frame = (id("[CLS]"), id("[SEP]"));
-        Ok(Self { scorer, tokenizer: tok, rule, special, added, frame, batch_size: 8 })
+        Ok(Self { model, tokenizer: tok, rule, special, added, frame, batch_size: 8 })
     }
 
-    pub fn scorer(&self) -> &Scorer {
-        &self.scorer
+    pub fn model(&self) -> &Arc<Kompress> {
+        &self.model
     }
 
     /// `compress_prompt_llmlingua2(context, **opts)`.
     pub fn compress<S: AsRef<str>>(&self, context: &[S], opts: &Options) -> Result<Compressed> {
+        self.compress_with(&*self.model, context, opts)
+    }
+
+    /// [`compress`](Self::compress), its forward passes run by `scorer` (the server's batcher).
+    pub fn compress_with<C: ChunkScorer + ?Sized, S: AsRef<str>>(
+        &self,
+        scorer: &C,
+        context: &[S],
+        opts: &Options,
+    ) -> Result<Compressed> {
+        let run = Run { this: self, scorer };
+        run.compress(context, opts)
+    }
+}
+
+/// One call: the compressor and whoever runs its forward passes.
+struct Run<'a, C: ?Sized> {
+    this: &'a LlmLingua2,
+    scorer: &'a C,
+}
+
+impl<C: ChunkScorer + ?Sized> std::ops::Deref for Run<'_, C> {
+    type Target = LlmLingua2;
+    fn deref(&self) -> &LlmLingua2 {
+        self.this
+    }
+}
+
+impl<C: ChunkScorer + ?Sized> Run<'_, C> {
+    fn compress<S: AsRef<str>>(&self, context: &[S], opts: &Options) -> Result<Compressed> {
         validate(opts)?;
         let mut map: Vec<(String, String)> = Vec::new();
         for (i, t) in opts.force_tokens.iter().enumerate() {
@@ -379,15 +395,6 @@ impl LlmLingua2 {
         Ok(out)
     }
 
-    /// llmlingua strips `▁` from the words it reports only for models named `xlm-roberta-large`, the
-    /// XLM-R checkpoint: kompress does it for every XLM-R model.
-    fn display_word(&self, word: String) -> String {
-        match self.rule {
-            WordRule::SentencePiece => word.trim_start_matches('▁').to_string(),
-            WordRule::WordPiece => word,
-        }
-    }
-
     /// Each chunk's tokens (as strings, specials included) and class-1 probabilities, in order.
     fn score_chunks(&self, chunks: &[String]) -> Result<Vec<(Vec<String>, Vec<f32>)>> {
         let mut encodings = Vec::with_capacity(chunks.len());
@@ -403,7 +410,7 @@ impl LlmLingua2 {
         }
         let mut out = Vec::with_capacity(chunks.len());
         for batch in encodings.chunks(self.batch_size.max(1)) {
-            for scores in self.scorer.score_encodings(batch)? {
+            for scores in self.scorer.score(batch)? {
                 let tokens = scores
                     .input_ids
                     .iter()
@@ -413,6 +420,17 @@ impl LlmLingua2 {
             }
         }
         Ok(out)
+    }
+}
+
+impl LlmLingua2 {
+    /// llmlingua strips `▁` from the words it reports only for models named `xlm-roberta-large`, the
+    /// XLM-R checkpoint: kompress does it for every XLM-R model.
+    fn display_word(&self, word: String) -> String {
+        match self.rule {
+            WordRule::SentencePiece => word.trim_start_matches('▁').to_string(),
+            WordRule::WordPiece => word,
+        }
     }
 
     /// `tokenizer.tokenize(text)`: the tokens' strings, no special tokens added.

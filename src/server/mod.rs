@@ -34,6 +34,7 @@ mod api;
 mod auth;
 mod batcher;
 mod error;
+mod llmlingua2;
 mod metrics;
 mod options;
 mod render;
@@ -57,7 +58,9 @@ use admission::Pool;
 use batcher::Batcher;
 use metrics::{Gauges, Metrics};
 
+use crate::bert::Family;
 use crate::evict::EvictionNetwork;
+use crate::llmlingua2::LlmLingua2;
 use crate::{CompressOptions, Error, Kompress, Result};
 
 /// How the server behaves; the defaults suit a CPU (see the README's measurements).
@@ -102,6 +105,8 @@ impl Default for ServerConfig {
 pub(crate) struct Engine {
     name: String,
     batcher: Batcher,
+    /// The LLMLingua-2 algorithm on the same model, when it is a BERT / XLM-RoBERTa checkpoint.
+    llmlingua2: Option<LlmLingua2>,
 }
 
 impl Engine {
@@ -169,8 +174,13 @@ impl Server {
     pub fn set_model(&self, model: Kompress, name: impl Into<String>) -> Result<()> {
         // Validates the defaults (an empty batch scores nothing).
         crate::compress_batch(&model, &[], &self.shared.config.defaults)?;
-        let batcher = Batcher::start(Arc::new(model), self.shared.config.batch, self.shared.metrics.clone());
-        let engine = Engine { name: name.into(), batcher };
+        let model = Arc::new(model);
+        let llmlingua2 = match model.scorer().family() {
+            Family::ModernBert => None,
+            _ => Some(LlmLingua2::from_model(model.clone())?),
+        };
+        let batcher = Batcher::start(model, self.shared.config.batch, self.shared.metrics.clone());
+        let engine = Engine { name: name.into(), batcher, llmlingua2 };
         self.shared.engine.set(engine).map_err(|_| Error::Invalid("the server already has a model".into()))
     }
 
@@ -219,6 +229,7 @@ impl Server {
             .route("/v1/compress/blocks", post(api::blocks))
             .route("/v1/compress", post(api::compress))
             .route("/v1/evict", post(api::evict))
+            .route("/v1/llmlingua2/compress", post(api::llmlingua2))
             .route("/healthz", get(api::healthz))
             .route("/readyz", get(api::readyz))
             .route("/metrics", get(api::metrics))
@@ -239,6 +250,7 @@ async fn track(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Re
         Some("/v1/compress/blocks") => "/v1/compress/blocks",
         Some("/v1/compress") => "/v1/compress",
         Some("/v1/evict") => "/v1/evict",
+        Some("/v1/llmlingua2/compress") => "/v1/llmlingua2/compress",
         Some("/healthz") => "/healthz",
         Some("/readyz") => "/readyz",
         Some("/metrics") => "/metrics",
