@@ -39,7 +39,7 @@ impl Forced<'_> {
 }
 
 impl WordRule {
-    fn pure<'t>(self, token: &'t str) -> &'t str {
+    fn pure(self, token: &str) -> &str {
         match self {
             Self::WordPiece => token.trim_start_matches('#'),
             Self::SentencePiece => token.trim_start_matches('▁'),
@@ -73,7 +73,6 @@ pub fn merge(
     special: &HashSet<String>,
     forced: &Forced,
 ) -> ChunkWords {
-    let has_digit = |t: &str| t.chars().any(|c| regex_digit(c));
     let mut out = ChunkWords::default();
     let mut prob_no_force = Prob::f32(0.0);
     for (token, &p) in tokens.iter().zip(probs) {
@@ -98,11 +97,11 @@ pub fn merge(
     out
 }
 
-/// Python's `\d` in a `str` pattern: a Unicode decimal digit (category Nd).
-fn regex_digit(c: char) -> bool {
+/// `re.search(r"\d", token)`: Python's `\d` in a `str` pattern is a Unicode decimal digit (category
+/// Nd), as the `regex` crate's.
+fn has_digit(token: &str) -> bool {
     static DIGIT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = DIGIT.get_or_init(|| regex::Regex::new(r"^\d$").expect("a valid pattern"));
-    c.is_ascii_digit() || (!c.is_ascii() && re.is_match(c.encode_utf8(&mut [0; 4])))
+    DIGIT.get_or_init(|| regex::Regex::new(r"\d").expect("a valid pattern")).is_match(token)
 }
 
 /// `__token_prob_to_word_prob`.
@@ -133,6 +132,6 @@ mod tests {
         assert_eq!(w.probs[1], vec![Prob::python(1.0)]);
         assert!(WordRule::SentencePiece.begins_word("()", &forced));
         assert!(!WordRule::SentencePiece.begins_word("ab", &forced));
-        assert!(regex_digit('٣') && regex_digit('7') && !regex_digit('½'));
+        assert!(has_digit("x٣") && has_digit("a7") && !has_digit("½"));
     }
 }
