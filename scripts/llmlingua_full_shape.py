@@ -74,9 +74,10 @@ def build(arch: str, out: str):
 def text() -> str:
     with open(os.path.join(FIXTURES, "llmlingua2", "texts.json"), encoding="utf-8") as f:
         t = json.load(f)
-    base = " ".join([t["long"], t["english"]])
-    words = base.split(" ")
-    return " ".join((words * 4)[:3000])
+    paragraphs, out = [t["long"], t["english"]], []
+    while sum(len(p.split()) for p in out) < 3000:
+        out.append(paragraphs[len(out) % 2])
+    return "\n\n".join(out)
 
 
 def main():

@@ -4,6 +4,9 @@
 //! - **Kompress**, a dual-head ModernBERT token classifier ([`Kompress`]) that scores every token of a
 //!   text, re-implemented on candle and loading the published `chopratejas/kompress-*` checkpoints;
 //! - **SuperCompress**, a question-aware eviction policy scored by a 5K-parameter MLP.
+//!
+//! The same engine runs LLMLingua-2's BERT and XLM-RoBERTa token classifiers ([`bert`]: the family comes
+//! from `config.json`), in Kompress's pipeline or through LLMLingua-2's own algorithm ([`llmlingua2`]).
 
 pub mod bert;
 pub mod config;
