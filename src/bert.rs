@@ -3,7 +3,7 @@
 //! biased multi-head attention and an exact-erf GELU MLP. XLM-RoBERTa differs only in its weight prefix
 //! (`roberta.`) and in its position ids, which start at `pad_token_id + 1`.
 //!
-//! The linear layers are the crate's own ([`Linear`]: packed f32 panels on AVX-512 CPUs, int8 under
+//! The linear layers are the crate's own (`modernbert::Linear`: packed f32 panels on AVX-512 CPUs, int8 under
 //! `--dtype int8`, candle's matmul on GPUs), so every precision and device of the ModernBERT encoder
 //! serves these too.
 
