@@ -40,6 +40,16 @@ impl Heads {
         })
     }
 
+    /// The token classifier of a `*ForTokenClassification` checkpoint (LLMLingua-2): `classifier.*`,
+    /// no span head.
+    pub fn classifier(hidden: usize, w: &Weights) -> Result<Self> {
+        Ok(Self {
+            token_w: Linear::new(&w.get(&[2, hidden], "classifier.weight", DType::F32)?, false)?,
+            token_b: w.get(&[2], "classifier.bias", DType::F32)?,
+            span: None,
+        })
+    }
+
     /// Whether a span head was loaded.
     pub fn has_span(&self) -> bool {
         self.span.is_some()

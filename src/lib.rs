@@ -4,7 +4,11 @@
 //! - **Kompress**, a dual-head ModernBERT token classifier ([`Kompress`]) that scores every token of a
 //!   text, re-implemented on candle and loading the published `chopratejas/kompress-*` checkpoints;
 //! - **SuperCompress**, a question-aware eviction policy scored by a 5K-parameter MLP.
+//!
+//! The same engine runs LLMLingua-2's BERT and XLM-RoBERTa token classifiers ([`bert`]: the family comes
+//! from `config.json`), in Kompress's pipeline or through LLMLingua-2's own algorithm ([`llmlingua2`]).
 
+pub mod bert;
 pub mod config;
 pub mod device;
 pub mod error;
@@ -12,6 +16,7 @@ pub mod evict;
 pub mod heads;
 pub mod hub;
 mod kernels;
+pub mod llmlingua2;
 pub mod model;
 pub mod modernbert;
 pub mod pipeline;

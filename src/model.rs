@@ -4,6 +4,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
+use crate::bert::{Bert, BertConfig, Family};
 use crate::config::Config;
 use crate::device::{DTypeChoice, DeviceChoice, Precision};
 use crate::heads::Heads;
@@ -53,8 +54,44 @@ pub struct Kompress {
 
 /// The network alone (encoder + heads): token ids in, per-token scores out.
 pub struct Scorer {
-    encoder: ModernBert,
+    encoder: Encoder,
     heads: Heads,
+}
+
+/// The model family behind a [`Scorer`]: Kompress's ModernBERT, or an LLMLingua-2 BERT / XLM-RoBERTa.
+enum Encoder {
+    ModernBert(ModernBert),
+    Bert(Bert),
+}
+
+impl Encoder {
+    fn config(&self) -> &Config {
+        match self {
+            Self::ModernBert(e) => e.config(),
+            Self::Bert(e) => e.config(),
+        }
+    }
+
+    fn device(&self) -> &Device {
+        match self {
+            Self::ModernBert(e) => e.device(),
+            Self::Bert(e) => e.device(),
+        }
+    }
+
+    fn precision(&self) -> Precision {
+        match self {
+            Self::ModernBert(e) => e.precision(),
+            Self::Bert(e) => e.precision(),
+        }
+    }
+
+    fn forward(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+        match self {
+            Self::ModernBert(e) => e.forward(ids, lengths),
+            Self::Bert(e) => e.forward(ids, lengths),
+        }
+    }
 }
 
 impl Kompress {
@@ -90,14 +127,13 @@ impl Kompress {
     /// Loads from explicit files onto a device already opened (see [`DeviceChoice::open_explained`]).
     pub fn from_files_on(files: &ModelFiles, device: &Device, dtype: DTypeChoice) -> Result<Self> {
         let precision = dtype.precision(device)?;
-        let cfg = Config::from_file(&files.config)?;
         // Int8 keeps its own copy of every tensor: reading them unmapped keeps the file's pages out of
         // the peak memory (a kompress-base-sized checkpoint at 512 tokens: 580 -> 151 MB, docs/PERFORMANCE.md).
         let weights = match precision.int8 {
             true => Weights::open_unmapped(&files.weights, device)?,
             false => Weights::open(&files.weights, device)?,
         };
-        let scorer = Scorer::new(&cfg, &weights, precision)?;
+        let scorer = Scorer::from_config_file(&files.config, &weights, precision)?;
         let tokenizer = WordTokenizer::from_file(&files.tokenizer)?;
         Ok(Self { scorer, tokenizer })
     }
@@ -176,11 +212,46 @@ impl Scorer {
     pub fn new(cfg: &Config, weights: &Weights, precision: impl Into<Precision>) -> Result<Self> {
         let device = weights.device();
         Ok(Self {
-            encoder: ModernBert::new(cfg, weights, precision, device)?,
+            encoder: Encoder::ModernBert(ModernBert::new(cfg, weights, precision, device)?),
             heads: Heads::new(cfg.hidden_size, weights)?,
         })
     }
 
+    /// Builds a BERT or XLM-RoBERTa token classifier (an LLMLingua-2 checkpoint): `classifier.*` is its head.
+    pub fn new_bert(
+        cfg: &BertConfig,
+        family: Family,
+        weights: &Weights,
+        precision: impl Into<Precision>,
+    ) -> Result<Self> {
+        let device = weights.device();
+        Ok(Self {
+            encoder: Encoder::Bert(Bert::new(cfg, family, weights, precision, device)?),
+            heads: Heads::classifier(cfg.hidden_size, weights)?,
+        })
+    }
+
+    /// Builds whichever family `config.json` names (its `model_type` / `architectures`).
+    pub fn from_config_file(
+        config: &Path,
+        weights: &Weights,
+        precision: impl Into<Precision>,
+    ) -> Result<Self> {
+        match Family::from_file(config)? {
+            Family::ModernBert => Self::new(&Config::from_file(config)?, weights, precision),
+            family => Self::new_bert(&BertConfig::from_file(config)?, family, weights, precision),
+        }
+    }
+
+    /// The model family.
+    pub fn family(&self) -> Family {
+        match &self.encoder {
+            Encoder::ModernBert(_) => Family::ModernBert,
+            Encoder::Bert(e) => e.family(),
+        }
+    }
+
+    /// The encoder's sizes (for BERT / XLM-R, the same sizes in ModernBERT's terms, all layers global).
     pub fn config(&self) -> &Config {
         self.encoder.config()
     }
@@ -190,7 +261,7 @@ impl Scorer {
     }
 
     pub fn dtype(&self) -> DType {
-        self.encoder.dtype()
+        self.encoder.precision().dtype
     }
 
     /// The dtype, and whether the linear layers run in int8.

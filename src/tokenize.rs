@@ -52,6 +52,11 @@ impl WordTokenizer {
         self.max_token_bytes
     }
 
+    /// The underlying `tokenizers` tokenizer (truncation and padding off).
+    pub fn inner(&self) -> &tokenizers::Tokenizer {
+        &self.inner
+    }
+
     /// Encodes words as one pre-split sequence (no space is inserted between words), with special
     /// tokens.
     pub fn encode_words<S: AsRef<str>>(&self, words: &[S]) -> Result<WordEncoding> {

@@ -729,3 +729,63 @@ fn serve_refuses_settings_that_could_serve_nothing() {
         assert!(!out.status.success() && err.contains(says), "{flag} {value}: {err}");
     }
 }
+
+/// An LLMLingua-2 model serves every route, and `/v1/llmlingua2/compress` answers llmlingua's result
+/// dict, identical to llmlingua 0.2.2's recorded results; a ModernBERT server refuses that route.
+#[test]
+fn llmlingua2_models_serve_every_route_and_the_llmlingua_route() {
+    let name = "llmlingua-2-bert-base-multilingual-cased-tiny";
+    let opts = LoadOptions { device: common::test_device(), ..Default::default() };
+    let server = Server::new(ServerConfig::default()).unwrap();
+    server.set_model(Kompress::from_dir(common::model_dir(name), &opts).unwrap(), name).unwrap();
+    let mut running = start_with(server);
+    let read = |p: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(common::fixtures().join(p)).unwrap()).unwrap()
+    };
+    let texts = read("llmlingua2/texts.json");
+    let fixture = read(&format!("llmlingua2/{name}.json"));
+    let case =
+        |n: &str| fixture["cases"].as_array().unwrap().iter().find(|c| c["name"] == n).unwrap().clone();
+    let contexts: Vec<Value> =
+        ["english", "code", "chinese", "dots"].iter().map(|k| texts[*k].clone()).collect();
+    for (n, body) in [
+        (
+            "english_force",
+            json!({ "context": texts["english"], "rate": 0.4, "force_tokens": ["\n", "?", ".", ","] }),
+        ),
+        (
+            "contexts_filter",
+            json!({ "context": contexts,
+                    "rate": 0.5, "use_context_level_filter": true }),
+        ),
+    ] {
+        let got = running.post("/v1/llmlingua2/compress", &body);
+        assert_eq!(got.status, 200, "{n}: {}", got.body);
+        let (got, want) = (got.json(), case(n));
+        for field in [
+            "compressed_prompt",
+            "compressed_prompt_list",
+            "origin_tokens",
+            "compressed_tokens",
+            "rate",
+            "ratio",
+        ] {
+            assert_eq!(got[field], want[field], "{n}: {field}");
+        }
+    }
+    let typo = running.post("/v1/llmlingua2/compress", &json!({ "context": "a b c", "ratee": 0.5 }));
+    assert!(typo.status == 400 && typo.body.contains("ratee"), "{}", typo.body);
+    let missing = running.post("/v1/llmlingua2/compress", &json!({ "rate": 0.5 }));
+    assert!(missing.status == 400 && missing.body.contains("context"), "{}", missing.body);
+    let zero = running.post("/v1/llmlingua2/compress", &json!({ "context": "a b c", "rate": 0 }));
+    assert!(zero.status == 400 && zero.body.contains("rate"), "{}", zero.body);
+    let headroom = running.post("/compress", &json!({ "content": texts["english"], "target_ratio": 0.5 }));
+    assert_eq!(headroom.status, 200, "{}", headroom.body);
+    assert!(headroom.json()["compressed"].as_str().unwrap().len() < texts["english"].as_str().unwrap().len());
+    running.shutdown().unwrap();
+
+    let mut modernbert = start(ServerConfig::default());
+    let refused = modernbert.post("/v1/llmlingua2/compress", &json!({ "context": "a b c" }));
+    assert!(refused.status == 400 && refused.body.contains("LLMLingua-2"), "{}", refused.body);
+    modernbert.shutdown().unwrap();
+}

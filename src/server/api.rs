@@ -29,7 +29,7 @@ use crate::{CompressOptions, Error};
 pub const DEADLINE_HEADER: &str = "x-kompress-deadline-ms";
 
 /// A parsed request body that knows its cost and how to run.
-trait Work: DeserializeOwned + Send + 'static {
+pub(crate) trait Work: DeserializeOwned + Send + 'static {
     /// Checks what serde cannot, and counts the admission units (chunks) the work needs.
     fn admit(&mut self, s: &Shared) -> Result<usize, ApiError>;
     /// Runs on a blocking thread; checks `ticket` between steps.
@@ -50,6 +50,10 @@ pub(crate) async fn blocks(State(s): State<Arc<Shared>>, headers: HeaderMap, bod
 
 pub(crate) async fn compress(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
     handle::<Compress>(s, headers, body).await
+}
+
+pub(crate) async fn llmlingua2(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    handle::<super::llmlingua2::LlmLingua2Body>(s, headers, body).await
 }
 
 pub(crate) async fn evict(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
@@ -247,7 +251,7 @@ fn field_error((field, message): (&'static str, String)) -> ApiError {
     ApiError::field(field, message)
 }
 
-fn engine(s: &Shared) -> Result<&Engine, ApiError> {
+pub(crate) fn engine(s: &Shared) -> Result<&Engine, ApiError> {
     s.engine.get().ok_or_else(|| ApiError::busy("the model is loading; retry shortly", 1))
 }
 

@@ -35,6 +35,7 @@ mod auth;
 mod batcher;
 mod burst;
 mod error;
+mod llmlingua2;
 mod metrics;
 mod options;
 mod render;
@@ -60,7 +61,9 @@ use admission::Pool;
 use batcher::Batcher;
 use metrics::{Gauges, Metrics};
 
+use crate::bert::Family;
 use crate::evict::EvictionNetwork;
+use crate::llmlingua2::LlmLingua2;
 use crate::{CompressOptions, Error, Kompress, Result};
 
 /// How the server behaves; the defaults suit a CPU (see the README's measurements).
@@ -109,6 +112,8 @@ const DRAIN: Duration = Duration::from_secs(10);
 pub(crate) struct Engine {
     name: String,
     batcher: Batcher,
+    /// The LLMLingua-2 algorithm on the same model, when it is a BERT / XLM-RoBERTa checkpoint.
+    llmlingua2: Option<LlmLingua2>,
 }
 
 impl Engine {
@@ -181,8 +186,13 @@ impl Server {
     pub fn set_model(&self, model: Kompress, name: impl Into<String>) -> Result<()> {
         // Validates the defaults (an empty batch scores nothing).
         crate::compress_batch(&model, &[], &self.shared.config.defaults)?;
-        let batcher = Batcher::start(Arc::new(model), self.shared.config.batch, self.shared.metrics.clone());
-        let engine = Engine { name: name.into(), batcher };
+        let model = Arc::new(model);
+        let llmlingua2 = match model.scorer().family() {
+            Family::ModernBert => None,
+            _ => Some(LlmLingua2::from_model(model.clone())?),
+        };
+        let batcher = Batcher::start(model, self.shared.config.batch, self.shared.metrics.clone());
+        let engine = Engine { name: name.into(), batcher, llmlingua2 };
         self.shared.engine.set(engine).map_err(|_| Error::Invalid("the server already has a model".into()))
     }
 
@@ -244,6 +254,7 @@ impl Server {
             .route("/v1/compress/blocks", post(api::blocks))
             .route("/v1/compress", post(api::compress))
             .route("/v1/evict", post(api::evict))
+            .route("/v1/llmlingua2/compress", post(api::llmlingua2))
             .route("/healthz", get(api::healthz))
             .route("/readyz", get(api::readyz))
             .route("/metrics", get(api::metrics))
@@ -273,6 +284,7 @@ async fn track(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Re
         Some("/v1/compress/blocks") => "/v1/compress/blocks",
         Some("/v1/compress") => "/v1/compress",
         Some("/v1/evict") => "/v1/evict",
+        Some("/v1/llmlingua2/compress") => "/v1/llmlingua2/compress",
         Some("/healthz") => "/healthz",
         Some("/readyz") => "/readyz",
         Some("/metrics") => "/metrics",

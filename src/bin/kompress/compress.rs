@@ -16,6 +16,7 @@ use kompress::{CompressOptions, CompressResult, Kompress};
 use serde_json::{json, Value};
 
 use crate::args::{decode, file_arg, read_input, ModelArgs};
+use crate::llmlingua2::LlmLingua2Flags;
 
 #[derive(Args, Debug)]
 pub struct CompressArgs {
@@ -27,6 +28,8 @@ pub struct CompressArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub flags: CompressFlags,
+    #[command(flatten)]
+    pub llmlingua2: LlmLingua2Flags,
     /// Print one JSON object per input: {compressed, original_words, kept_words, original_tokens,
     /// compressed_tokens, tokens_saved, compression_ratio, chunks, mode, model, device, dtype, ...}.
     #[arg(long, conflicts_with = "jsonl")]
@@ -78,8 +81,10 @@ pub struct CompressFlags {
     #[arg(long, value_name = "COUNTER")]
     pub count_tokens: Option<TokenCounter>,
     /// `headroom`: Headroom 0.42's output word for word (one space within a line, its table rule
-    /// only, no code or JSON protection, --ratio per chunk).
-    #[arg(long, value_parser = ["headroom", "off"])]
+    /// only, no code or JSON protection, --ratio per chunk). `llmlingua2` (compress only): llmlingua
+    /// 0.2.2's `compress_prompt_llmlingua2` output byte for byte, with an LLMLingua-2 model (--ratio is
+    /// its `rate`, --target-tokens its `target_token`).
+    #[arg(long, value_parser = ["headroom", "llmlingua2", "off"])]
     pub compat: Option<String>,
     /// Most words per chunk.
     #[arg(long, default_value = "350", value_parser = at_least_one)]
@@ -204,7 +209,7 @@ impl CompressFlags {
 }
 
 impl CompressArgs {
-    fn inputs(&self) -> Vec<Option<&PathBuf>> {
+    pub(crate) fn inputs(&self) -> Vec<Option<&PathBuf>> {
         match self.inputs.is_empty() {
             true => vec![None],
             false => self.inputs.iter().map(Some).collect(),
@@ -214,6 +219,12 @@ impl CompressArgs {
 
 pub fn run(args: CompressArgs) -> anyhow::Result<()> {
     let args = &args;
+    if args.flags.compat.as_deref() == Some("llmlingua2") {
+        return crate::llmlingua2::run(args);
+    }
+    if let Some(flag) = args.llmlingua2.set_flag() {
+        anyhow::bail!("{flag} needs --compat llmlingua2");
+    }
     // Checked before the model loads; the batch size then follows its device.
     args.flags.options(args.explain, 1)?;
     let inputs = args.inputs();
@@ -437,7 +448,7 @@ impl PassedThrough {
     }
 }
 
-fn open(path: Option<&PathBuf>) -> anyhow::Result<Box<dyn BufRead>> {
+pub(crate) fn open(path: Option<&PathBuf>) -> anyhow::Result<Box<dyn BufRead>> {
     Ok(match file_arg(path) {
         Some(p) => Box::new(std::io::BufReader::new(
             std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?,

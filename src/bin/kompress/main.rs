@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod compress;
 mod evict;
+mod llmlingua2;
 mod score;
 #[cfg(feature = "server")]
 mod serve;

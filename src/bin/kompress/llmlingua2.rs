@@ -1,0 +1,208 @@
+//! `kompress compress --compat llmlingua2`: llmlingua's `compress_prompt_llmlingua2`, output for output.
+
+use std::io::{BufRead, Write};
+
+use anyhow::Context;
+use clap::Args;
+use kompress::llmlingua2::{LlmLingua2, Options, TokenToWord};
+use kompress::LoadOptions;
+use serde_json::{json, Value};
+
+use crate::args::{decode, read_input};
+use crate::compress::{open, CompressArgs};
+
+/// The options of `--compat llmlingua2` that the rest of `compress` does not have.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LlmLingua2Flags {
+    /// With --compat llmlingua2: tokens always kept (llmlingua's `force_tokens`), comma-separated;
+    /// `\n`, `\t`, `\,` and `\\` are escapes (e.g. '\n,?,.').
+    #[arg(long, value_name = "LIST")]
+    pub force_tokens: Option<String>,
+    /// With --compat llmlingua2: keep every word holding a digit.
+    #[arg(long)]
+    pub force_reserve_digit: bool,
+    /// With --compat llmlingua2: drop a force token repeated with no kept word in between.
+    #[arg(long)]
+    pub drop_consecutive: bool,
+    /// With --compat llmlingua2: a word's probability from its tokens': `mean` or `first`.
+    #[arg(long, value_name = "MODE")]
+    pub token_to_word: Option<TokenToWord>,
+    /// With --compat llmlingua2: drop whole contexts first (several inputs, or a --jsonl line's list),
+    /// keeping those whose mean word probability reaches the percentile of --context-level-rate.
+    #[arg(long)]
+    pub context_level_filter: bool,
+    /// With --context-level-filter: the share of contexts to keep [default: (rate + 1) / 2].
+    #[arg(long, value_name = "R")]
+    pub context_level_rate: Option<f64>,
+}
+
+impl LlmLingua2Flags {
+    /// The first of these flags that is set.
+    pub fn set_flag(&self) -> Option<&'static str> {
+        [
+            ("--force-tokens", self.force_tokens.is_some()),
+            ("--force-reserve-digit", self.force_reserve_digit),
+            ("--drop-consecutive", self.drop_consecutive),
+            ("--token-to-word", self.token_to_word.is_some()),
+            ("--context-level-filter", self.context_level_filter),
+            ("--context-level-rate", self.context_level_rate.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, set)| set.then_some(name))
+    }
+}
+
+/// `--force-tokens`' list: split on unescaped commas, escapes resolved.
+pub fn force_tokens(list: &str) -> anyhow::Result<Vec<String>> {
+    let (mut out, mut current, mut chars) = (Vec::new(), String::new(), list.chars());
+    while let Some(c) = chars.next() {
+        match c {
+            ',' => out.push(std::mem::take(&mut current)),
+            '\\' => current.push(match chars.next() {
+                Some('n') => '\n',
+                Some('t') => '\t',
+                Some(',') => ',',
+                Some('\\') => '\\',
+                other => anyhow::bail!(
+                    "--force-tokens {list:?}: unknown escape \\{} (use \\n, \\t, \\, or \\\\)",
+                    other.map_or(String::new(), String::from)
+                ),
+            }),
+            c => current.push(c),
+        }
+    }
+    out.push(current);
+    if out.iter().any(String::is_empty) {
+        anyhow::bail!("--force-tokens {list:?}: an empty token");
+    }
+    Ok(out)
+}
+
+fn options(args: &CompressArgs) -> anyhow::Result<Options> {
+    let (flags, ll) = (&args.flags, &args.llmlingua2);
+    let unsupported = [
+        ("--mode", flags.mode.is_some()),
+        ("--threshold", flags.threshold.is_some()),
+        ("--count-tokens", flags.count_tokens.is_some()),
+        ("--explain", args.explain),
+    ];
+    if let Some((name, _)) = unsupported.iter().find(|(_, set)| *set) {
+        anyhow::bail!("{name} has no LLMLingua-2 equivalent: leave it out with --compat llmlingua2");
+    }
+    let mut opts = Options {
+        force_tokens: ll.force_tokens.as_deref().map(force_tokens).transpose()?.unwrap_or_default(),
+        force_reserve_digit: ll.force_reserve_digit,
+        drop_consecutive: ll.drop_consecutive,
+        token_to_word: ll.token_to_word.unwrap_or_default(),
+        use_context_level_filter: ll.context_level_filter,
+        ..Options::default()
+    };
+    if let Some(rate) = flags.ratio {
+        opts.rate = rate;
+    }
+    if let Some(n) = flags.target_tokens {
+        opts.target_token = i64::try_from(n).context("--target-tokens is too large")?;
+    }
+    if let Some(rate) = ll.context_level_rate {
+        if !(rate > 0.0 && rate <= 1.0) {
+            anyhow::bail!("--context-level-rate {rate}: not in (0, 1]");
+        }
+        opts.context_level_rate = rate;
+    }
+    Ok(opts)
+}
+
+fn load(args: &CompressArgs) -> anyhow::Result<LlmLingua2> {
+    let m = &args.model;
+    let load = LoadOptions {
+        device: m.device,
+        dtype: m.dtype,
+        hub: kompress::HubOptions { revision: m.revision.clone(), offline: m.offline, ..Default::default() },
+    };
+    let mut compressor =
+        LlmLingua2::load(&m.model, &load).with_context(|| format!("cannot load model {}", m.model))?;
+    if let Some(size) = args.flags.batch_size {
+        compressor.batch_size = size.get();
+    }
+    Ok(compressor)
+}
+
+/// Plain inputs: every input is one context of a single call; prints `compressed_prompt` (or, with
+/// --json, llmlingua's result dict). --jsonl: every line is one call, printed as its result dict.
+pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
+    let opts = options(args)?;
+    let inputs = args.inputs();
+    if args.jsonl {
+        return run_jsonl(args, &opts, &inputs);
+    }
+    let texts =
+        inputs.iter().map(|&path| read_input(path, Some(args.lossy))).collect::<anyhow::Result<Vec<_>>>()?;
+    let compressor = load(args)?;
+    let result = compressor.compress(&texts, &opts)?;
+    let out = match args.json {
+        true => format!("{}\n", serde_json::to_string(&result)?),
+        false => result.compressed_prompt.clone(),
+    };
+    crate::args::print(&out)
+}
+
+fn run_jsonl(
+    args: &CompressArgs,
+    opts: &Options,
+    inputs: &[Option<&std::path::PathBuf>],
+) -> anyhow::Result<()> {
+    let compressor = load(args)?;
+    let mut out = std::io::stdout().lock();
+    for &path in inputs {
+        let name = path.map_or("-".to_string(), |p| p.display().to_string());
+        for (i, line) in open(path)?.split(b'\n').enumerate() {
+            let line = line.with_context(|| format!("cannot read {name}"))?;
+            let where_ = || format!("{name}, line {}", i + 1);
+            let contexts = contexts(&line, args.lossy).with_context(where_)?;
+            let result = compressor.compress(&contexts, opts).with_context(where_)?;
+            let mut v = serde_json::to_value(&result)?;
+            v["input"] = json!(name);
+            v["line"] = json!(i + 1);
+            writeln!(out, "{v}")?;
+        }
+    }
+    Ok(out.flush()?)
+}
+
+/// A --jsonl line's contexts: a JSON string, a list of strings, an object whose `context` (or `text`)
+/// is either, or the raw line.
+fn contexts(line: &[u8], lossy: bool) -> anyhow::Result<Vec<String>> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let raw = decode(line.to_vec(), "the line", Some(lossy))?;
+    let value = match serde_json::from_str::<Value>(&raw) {
+        Ok(Value::Object(mut o)) => o
+            .remove("context")
+            .or_else(|| o.remove("text"))
+            .context("a JSON object without a \"context\" field")?,
+        Ok(v @ (Value::String(_) | Value::Array(_))) => v,
+        _ => return Ok(vec![raw]),
+    };
+    match value {
+        Value::String(s) => Ok(vec![s]),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => anyhow::bail!("\"context\" holds something other than strings"),
+            })
+            .collect(),
+        _ => anyhow::bail!("\"context\" is neither a string nor a list of strings"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn force_token_lists() {
+        assert_eq!(force_tokens(r"\n,?,.,\,").unwrap(), ["\n", "?", ".", ","]);
+        assert!(force_tokens("a,,b").is_err());
+        assert!(force_tokens(r"\q").is_err());
+    }
+}

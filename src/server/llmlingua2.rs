@@ -1,0 +1,69 @@
+//! `POST /v1/llmlingua2/compress`: llmlingua's `compress_prompt_llmlingua2` over HTTP, for the clients
+//! of the `llmlingua-api` wrappers. The body is `{"context": str | [str], ...}` plus any of the call's
+//! keyword arguments (`rate`, `target_token`, `force_tokens`, ...); the answer is llmlingua's result dict.
+//! Its forward passes go through the server's batcher like every other route's.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use serde_json::{Map, Value};
+
+use super::admission::Ticket;
+use super::error::ApiError;
+use super::Shared;
+use crate::llmlingua2::Options;
+
+/// A request: its contexts and the call's options.
+#[derive(serde::Deserialize)]
+#[serde(try_from = "Map<String, Value>")]
+pub(crate) struct LlmLingua2Body {
+    context: Vec<String>,
+    options: Options,
+}
+
+impl TryFrom<Map<String, Value>> for LlmLingua2Body {
+    type Error = String;
+
+    fn try_from(mut body: Map<String, Value>) -> Result<Self, String> {
+        let context = match body.remove("context") {
+            Some(Value::String(s)) => vec![s],
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    _ => Err("\"context\" must be a string or a list of strings".to_string()),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err("\"context\" must be a string or a list of strings".into()),
+            None => return Err("missing field `context`".into()),
+        };
+        let options = serde_json::from_value(Value::Object(body)).map_err(|e| e.to_string())?;
+        Ok(Self { context, options })
+    }
+}
+
+impl super::api::Work for LlmLingua2Body {
+    /// One admission unit per 350 words of each context (at least one each): about llmlingua's
+    /// 510-token chunks.
+    fn admit(&mut self, s: &Shared) -> Result<usize, ApiError> {
+        let engine = super::api::engine(s)?;
+        if engine.llmlingua2.is_none() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the server's model {} is not an LLMLingua-2 (BERT / XLM-RoBERTa) checkpoint",
+                    engine.name
+                ),
+            ));
+        }
+        Ok(self.context.iter().map(|c| c.split_whitespace().count().div_ceil(350).max(1)).sum())
+    }
+
+    fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
+        let engine = s.engine.get().expect("admitted with a model");
+        let compressor = engine.llmlingua2.as_ref().expect("admitted with an LLMLingua-2 model");
+        let scorer = engine.batcher.scorer(ticket.clone())?;
+        let result = compressor.compress_with(&scorer, &self.context, &self.options)?;
+        Ok(serde_json::to_value(result).expect("a result serialises"))
+    }
+}
