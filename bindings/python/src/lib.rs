@@ -40,6 +40,7 @@ impl Class {
         use kompress::Error as E;
         match e {
             E::ModelDir { .. } | E::NotCached { .. } | E::Hub(_) => Class::ModelNotFound,
+            E::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Class::ModelNotFound,
             E::Device(_) | E::Invalid(_) => Class::InvalidOption,
             E::TooLong { .. } => Class::InvalidInput,
             _ => Class::Base,
