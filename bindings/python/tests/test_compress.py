@@ -134,3 +134,15 @@ def test_the_model_cards_import_path():
     from kompress.inference.pytorch_runner import KompressRunner
 
     assert KompressRunner is kompress.KompressRunner
+
+
+def test_typing_and_help_ship_with_the_package():
+    from pathlib import Path
+
+    package = Path(kompress.__file__).parent
+    for name in ("py.typed", "__init__.pyi", "_kompress.pyi", "inference/pytorch_runner.pyi"):
+        assert (package / name).is_file(), name
+    for obj in (kompress.KompressRunner, kompress.KompressRunner.compress, kompress.KompressRunner.compress_batch,
+                kompress.KompressRunner.score, kompress.compress_context, kompress.compare_policies,
+                kompress.CompressResult, kompress.TokenScores, kompress.ContextResult):
+        assert obj.__doc__ and len(obj.__doc__) > 40, obj
