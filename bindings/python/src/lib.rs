@@ -6,7 +6,6 @@
 //! of the `kompress.KompressError` classes (defined in Python, `kompress/_errors.py`) with the
 //! library's one-line message.
 
-use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use kompress::evict::{compare_policies, compress_detailed, EvictionNetwork, PolicyKind};
@@ -135,10 +134,7 @@ fn text_arg(obj: &Bound<'_, PyAny>, what: &str, max_bytes: usize) -> Outcome<Str
             text.len()
         ));
     }
-    Ok(match text {
-        Cow::Borrowed(t) => t.to_string(),
-        Cow::Owned(t) => t,
-    })
+    Ok(text.into_owned())
 }
 
 /// The compression options from the JSON of `kompress.CompressFields`' names, over the library's
@@ -181,7 +177,8 @@ struct Runner {
 #[pymethods]
 impl Runner {
     #[new]
-    #[pyo3(signature = (model, device="auto", dtype="f32", threads=None, offline=false, revision=None, max_text_bytes=16 << 20))]
+    #[pyo3(signature = (model, device="auto", dtype="f32", threads=None, offline=false, revision=None, max_text_bytes=MAX_TEXT_BYTES))]
+    #[allow(clippy::too_many_arguments)] // the Python constructor's keywords
     fn new(
         py: Python<'_>,
         model: &str,
@@ -369,6 +366,9 @@ fn token_offsets(text: &str, words: &[&str], word_ids: &[Option<u32>]) -> Vec<(u
     word_ids.iter().map(|w| w.map_or((0, 0), |w| spans[w as usize])).collect()
 }
 
+/// The largest text accepted by default: the HTTP service's body limit.
+const MAX_TEXT_BYTES: usize = 16 << 20;
+
 /// The eviction network: the checkpoint's, or the built-in one.
 fn network(checkpoint: Option<&str>) -> Outcome<EvictionNetwork> {
     Ok(match checkpoint {
@@ -384,6 +384,7 @@ fn policy_arg(name: &str) -> Outcome<PolicyKind> {
 /// SuperCompress on one context: the JSON `kompress evict --json [--annotate]` prints.
 #[pyfunction]
 #[pyo3(signature = (context, question, budget_ratio=0.35, policy="learned", seed=0, checkpoint=None, annotate=false))]
+#[allow(clippy::too_many_arguments)] // the Python function's keywords
 fn evict(
     py: Python<'_>,
     context: &Bound<'_, PyAny>,
@@ -436,9 +437,8 @@ fn context_args(
     context: &Bound<'_, PyAny>,
     question: &Bound<'_, PyAny>,
 ) -> PyResult<(String, String)> {
-    let limit = 16 << 20;
-    let context = text_arg(context, "context", limit).map_err(|f| f.into_py(py))?;
-    let question = text_arg(question, "question", limit).map_err(|f| f.into_py(py))?;
+    let context = text_arg(context, "context", MAX_TEXT_BYTES).map_err(|f| f.into_py(py))?;
+    let question = text_arg(question, "question", MAX_TEXT_BYTES).map_err(|f| f.into_py(py))?;
     Ok((context, question))
 }
 
