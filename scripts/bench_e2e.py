@@ -29,6 +29,10 @@ fp32's, with the count of differing words when not.
         [--engines headroom-ort-fp32,kompress-f32,kompress-int8,headroom-ort-int8-wo,headroom-ort-int8-dyn]
         [--batch-size N]
 
+Engines `python-f32` and `python-int8` run `KompressRunner.compress(text, compat="headroom",
+mode="threshold")` from the kompress-rs wheel (bindings/python) in the Python named by $KOMPRESS_PYTHON
+(a fresh process each run, as the others; `compress` is timed around the call).
+
 TEXT defaults to /usr/share/common-licenses/GPL-3 (about 5,600 words). --model defaults to a
 kompress-base-shaped model with seeded random weights written by scripts/make_full_model.py into
 $KOMPRESS_ONNX_CACHE/full-model (made once). KOMPRESS_BIN defaults to target/release/kompress, built
@@ -55,6 +59,19 @@ sys.path.insert(0, HERE)
 
 HEADROOM_FORMS = {"headroom-ort-fp32": "fp32", "headroom-ort-int8-wo": "int8-wo", "headroom-ort-int8-dyn": "int8-dyn"}
 KOMPRESS_DTYPES = {"kompress-f32": "f32", "kompress-int8": "int8"}
+# KompressRunner from the kompress-rs wheel (bindings/python), in the Python of $KOMPRESS_PYTHON.
+WHEEL_DTYPES = {"python-f32": "f32", "python-int8": "int8"}
+WHEEL_WORKER = r"""
+import json, os, sys, time
+os.environ.setdefault("RAYON_NUM_THREADS", sys.argv[4])
+from kompress import KompressRunner
+runner = KompressRunner(model=sys.argv[1], device="cpu", dtype=sys.argv[2], threads=int(sys.argv[4]))
+text = open(sys.argv[3]).read()
+t = time.perf_counter()
+r = runner.compress(text, compat="headroom", mode="threshold")
+print(json.dumps({"compress_s": time.perf_counter() - t, "compressed": r.compressed,
+                  "words_in": r.original_words, "words_out": r.kept_words, "passthrough": r.passthrough}))
+"""
 DEFAULT_ENGINES = "headroom-ort-fp32,kompress-f32,kompress-int8,headroom-ort-int8-wo,headroom-ort-int8-dyn"
 
 
@@ -150,6 +167,18 @@ def run_kompress(binary: str, dtype: str, model_dir: str, text: str, threads: in
             "words_out": result["kept_words"], "passthrough": result.get("passthrough", False)}
 
 
+def run_wheel(dtype: str, model_dir: str, text: str, threads: int) -> dict:
+    python = os.environ.get("KOMPRESS_PYTHON")
+    if not python:
+        sys.exit("error: the python-* engines need KOMPRESS_PYTHON: a Python with the kompress-rs wheel installed")
+    proc, whole, cpu = timed_run([python, "-c", WHEEL_WORKER, model_dir, dtype, text, str(threads)])
+    if proc.returncode != 0:
+        sys.exit(f"error: the KompressRunner worker failed:\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["whole_s"], out["cpu_s"] = whole, cpu
+    return out
+
+
 def default_model() -> str:
     import ort_models
 
@@ -209,7 +238,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, help="kompress's --batch-size (default: the binary's own)")
     args = ap.parse_args()
     engines = args.engines.split(",")
-    unknown = [e for e in engines if e not in HEADROOM_FORMS and e not in KOMPRESS_DTYPES]
+    unknown = [e for e in engines if e not in HEADROOM_FORMS and e not in KOMPRESS_DTYPES and e not in WHEEL_DTYPES]
     if unknown:
         ap.error(f"unknown engine(s) {', '.join(unknown)}: expected {DEFAULT_ENGINES}")
     if not os.path.isfile(args.text):
@@ -250,6 +279,8 @@ def main() -> None:
                 continue
             if engine in HEADROOM_FORMS:
                 r = run_headroom(paths[engine], model_dir, args.text, args.threads)
+            elif engine in WHEEL_DTYPES:
+                r = run_wheel(WHEEL_DTYPES[engine], model_dir, args.text, args.threads)
             else:
                 r = run_kompress(binary, KOMPRESS_DTYPES[engine], model_dir, args.text, args.threads, args.batch_size)
                 if r is None:

@@ -186,6 +186,25 @@ impl CompressOptions {
     }
 }
 
+/// Chunks per forward pass, by measurement (full kompress-base shape, `--mode threshold`, 2 threads):
+/// - int8 on the CPU: one. On a Zen 4 EPYC (AVX-512 VNNI, 2026-12-02, GPL-3, 5,644 words) 1, 4 and 8
+///   chunks a pass took 15.0, 15.5 and 16.4 s, peak RSS 172, 213 and 268 MB.
+/// - f32 on an AVX-512 CPU: eight. There the measurements split: 22.9/23.2 s with 8 against 24.2/25.2 s
+///   with 1 (3,200 words, one EPYC), 33.1 against 31.9 s (GPL-3, the Zen 4); batches of short texts
+///   (`--jsonl`) gain most: 160 against 142 words/s.
+/// - f32 on other CPUs: one (AVX2-only EPYC: 15.3 s with 1 against 19.9 s with 8, 3,196 words;
+///   unmeasured elsewhere, e.g. Apple Silicon).
+/// - GPUs: eight.
+pub fn default_batch_size(gpu: bool, int8: bool) -> usize {
+    match (gpu, int8) {
+        (true, _) => 8,
+        (false, true) => 1,
+        #[cfg(target_arch = "x86_64")]
+        (false, false) if std::arch::is_x86_feature_detected!("avx512f") => 8,
+        (false, false) => 1,
+    }
+}
+
 /// Why a text came back unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

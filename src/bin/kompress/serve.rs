@@ -8,11 +8,12 @@ use anyhow::Context;
 use candle_core::Device;
 use clap::Args;
 use kompress::evict::EvictionNetwork;
+use kompress::pipeline::default_batch_size;
 use kompress::server::{BatchLimits, Server, ServerConfig};
 use kompress::DTypeChoice;
 
 use crate::args::ModelArgs;
-use crate::compress::{default_batch_size, CompressFlags};
+use crate::compress::CompressFlags;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {

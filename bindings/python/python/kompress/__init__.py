@@ -1,0 +1,30 @@
+"""kompress: make LLM context smaller before it reaches the model, from Python.
+
+The Rust library as a wheel (distribution ``kompress-rs``): results equal the ``kompress`` CLI's.
+
+- :class:`KompressRunner`: the Kompress token classifier (``chopratejas/kompress-base`` and kin) dropping
+  the words a model does not need (``compress``, ``compress_batch``, ``score``).
+- :func:`compress_context` / :func:`compare_policies`: SuperCompress's question-aware eviction.
+- :class:`KompressError` and its subclasses: every failure, with a one-line message.
+"""
+
+from ._errors import InvalidInputError, InvalidOptionError, KompressError, ModelNotFoundError
+from ._evict import POLICIES, ContextResult, compare_policies, compress_context
+from ._runner import DEFAULT_MODEL, CompressResult, KompressRunner, TokenScores
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KompressRunner",
+    "CompressResult",
+    "TokenScores",
+    "DEFAULT_MODEL",
+    "compress_context",
+    "compare_policies",
+    "ContextResult",
+    "POLICIES",
+    "KompressError",
+    "ModelNotFoundError",
+    "InvalidOptionError",
+    "InvalidInputError",
+]

@@ -1,0 +1,45 @@
+# The native module (Rust, PyO3); use the `kompress` package's API instead.
+from typing import Any, Callable, Dict, List, Optional
+
+DEFAULT_MODEL: str
+
+class Runner:
+    def __init__(
+        self,
+        model: str,
+        device: str = "auto",
+        dtype: str = "f32",
+        threads: Optional[int] = None,
+        offline: bool = False,
+        revision: Optional[str] = None,
+        max_text_bytes: int = 16777216,
+    ) -> None: ...
+    model: str
+    device: str
+    dtype: str
+    threads: Optional[int]
+    max_tokens: int
+    max_text_bytes: int
+    def compress(
+        self, texts: List[Any], options: str = "{}", progress: Optional[Callable[[int, int], Any]] = None
+    ) -> List[str]: ...
+    def score(self, text: Any) -> Dict[str, Any]: ...
+
+def evict(
+    context: Any,
+    question: Any,
+    budget_ratio: float = 0.35,
+    policy: str = "learned",
+    seed: int = 0,
+    checkpoint: Optional[str] = None,
+    annotate: bool = False,
+) -> str: ...
+def compare(
+    context: Any,
+    question: Any,
+    budget_ratio: float = 0.35,
+    policies: Optional[List[str]] = None,
+    seed: int = 0,
+    checkpoint: Optional[str] = None,
+) -> str: ...
+def _panic(message: str) -> None: ...

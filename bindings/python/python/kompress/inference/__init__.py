@@ -1,0 +1,1 @@
+"""Where the model card's usage imports the runner from (``kompress.inference.pytorch_runner``)."""

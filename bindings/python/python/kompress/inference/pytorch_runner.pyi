@@ -1,0 +1,3 @@
+from kompress import KompressRunner as KompressRunner
+
+__all__ = ["KompressRunner"]
