@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::admission::Ticket;
-use super::api::{chunks, handle, headroom_options, run_pipeline, Work};
+use super::api::{chunks, headroom_options, run_pipeline, Work};
 use super::error::ApiError;
-use super::runtimes::model_named;
+use super::runtimes::{for_model, model_named};
 use super::{render, Shared};
 use crate::CompressOptions;
 
@@ -83,10 +83,7 @@ pub(crate) async fn infer(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match model_named(&s, &name) {
-        Ok(()) => handle::<Infer>(s, headers, body).await,
-        Err(e) => e.into_response(),
-    }
+    for_model::<Infer>(s, &name, headers, body).await
 }
 
 /// Request parameters: Headroom's `target_ratio`; KServe's own `content_type` and `headers` are

@@ -33,6 +33,19 @@ pub(crate) fn model_named(s: &Shared, name: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Runs `W` when `name` is the served model's name (checked before the body is read).
+pub(crate) async fn for_model<W: Work>(
+    s: Arc<Shared>,
+    name: &str,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match model_named(&s, name) {
+        Ok(()) => handle::<W>(s, headers, body).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 /// `POST /predictions/{name}`: TorchServe's inference route.
 pub(crate) async fn torchserve(
     State(s): State<Arc<Shared>>,
@@ -40,10 +53,7 @@ pub(crate) async fn torchserve(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match model_named(&s, &name) {
-        Ok(()) => handle::<Headroom>(s, headers, body).await,
-        Err(e) => e.into_response(),
-    }
+    for_model::<Headroom>(s, &name, headers, body).await
 }
 
 /// `POST /v1/models/{name}:predict`: KServe's v1 protocol.
@@ -57,10 +67,7 @@ pub(crate) async fn kserve_v1(
         return ApiError::new(StatusCode::NOT_FOUND, "no such route (KServe v1: /v1/models/{name}:predict)")
             .into_response();
     };
-    match model_named(&s, name) {
-        Ok(()) => handle::<KServeV1>(s, headers, body).await,
-        Err(e) => e.into_response(),
-    }
+    for_model::<KServeV1>(s, name, headers, body).await
 }
 
 /// `GET /ping`: SageMaker's health check, healthy once the model is loaded.
@@ -103,11 +110,11 @@ pub(crate) struct KServeV1 {
 }
 
 impl KServeV1 {
-    /// The texts with their target ratios, and whether they came in the envelope.
-    fn texts(&self) -> Result<(Vec<(&str, Option<f64>)>, bool), ApiError> {
+    /// The texts with their target ratios.
+    fn texts(&self) -> Result<Vec<(&str, Option<f64>)>, ApiError> {
         match (&self.instances, &self.content) {
-            (Some(list), None) => Ok((list.iter().map(Instance::parts).collect(), true)),
-            (None, Some(content)) => Ok((vec![(content.as_str(), self.target_ratio)], false)),
+            (Some(list), None) => Ok(list.iter().map(Instance::parts).collect()),
+            (None, Some(content)) => Ok(vec![(content.as_str(), self.target_ratio)]),
             (Some(_), Some(_)) => {
                 Err(ApiError::field("instances", "give `instances` or `content`, not both"))
             }
@@ -118,7 +125,7 @@ impl KServeV1 {
 
 impl Work for KServeV1 {
     fn admit(&mut self, s: &Shared) -> Result<usize, ApiError> {
-        let (texts, _) = self.texts()?;
+        let texts = self.texts()?;
         let mut cost = 0;
         let mut opts = Vec::with_capacity(texts.len());
         for (text, ratio) in texts {
@@ -131,7 +138,7 @@ impl Work for KServeV1 {
     }
 
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
-        let (texts, envelope) = self.texts().expect("admitted");
+        let texts = self.texts().expect("admitted");
         let engine = s.engine.get().expect("admitted with a model");
         let mut answers = Vec::with_capacity(texts.len());
         // Texts with the same options share forward passes.
@@ -141,7 +148,7 @@ impl Work for KServeV1 {
             let results = run_pipeline(s, ticket, &texts, group[0].1)?;
             answers.extend(results.iter().map(|r| render::headroom(r, engine)));
         }
-        Ok(match envelope {
+        Ok(match self.instances.is_some() {
             true => json!({ "predictions": answers }),
             false => answers.pop().expect("one text"),
         })
