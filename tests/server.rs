@@ -109,7 +109,7 @@ impl Answer {
     fn field(&self) -> Option<String> {
         assert!(!self.body.contains('\n'), "{}", self.body);
         let v = self.json();
-        assert!(v["detail"].is_string(), "{v}");
+        assert!(v["detail"].is_string() && v["error"] == v["detail"], "{v}");
         v["field"].as_str().map(String::from)
     }
 }
@@ -689,7 +689,7 @@ fn serving_engine_routes_answer_the_headroom_contract() {
 
     let infer = server.post(
         "/v2/models/kompress/infer",
-        &json!({ "id": "r1", "parameters": { "target_ratio": 0.5, "content_type": "str" },
+        &json!({ "id": "r1", "parameters": { "target_ratio": 0.5, "content_type": "str", "binary_data_output": true },
                  "inputs": [{ "name": "text", "shape": [1], "datatype": "BYTES", "data": [text],
                               "parameters": { "content_type": "str" } }] }),
     );
@@ -791,6 +791,15 @@ fn serving_engine_routes_refuse_bad_input_with_the_field() {
     assert_eq!(server.post("/v2/models/kompress/infer", &zero).status, 400);
     let raw = request(server.addr, "POST", "/v2/models/kompress/infer", &[], b"{\"inputs\": [");
     assert_eq!(raw.status, 400);
+    let binary = tensor(json!([1]), "BYTES", json!([text])).to_string();
+    let header = [("Inference-Header-Content-Length", "12")];
+    let a = request(server.addr, "POST", "/v2/models/kompress/infer", &header, binary.as_bytes());
+    assert_eq!(
+        (a.status, a.field().as_deref()),
+        (400, Some("Inference-Header-Content-Length")),
+        "{}",
+        a.body
+    );
     assert_eq!(server.get("/invocations", &[]).status, 405);
 }
 

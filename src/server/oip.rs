@@ -21,6 +21,9 @@ use super::runtimes::{for_model, model_named};
 use super::{render, Shared};
 use crate::CompressOptions;
 
+/// The header of the binary tensor data extension (the JSON part's length).
+const BINARY_HEADER: &str = "inference-header-content-length";
+
 /// The output tensors, in answer order, with their datatypes.
 const OUTPUTS: [(&str, &str); 4] = [
     ("compressed", "BYTES"),
@@ -83,16 +86,24 @@ pub(crate) async fn infer(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // The binary tensor extension puts raw bytes after the JSON: say so, not "trailing characters".
+    if headers.contains_key(BINARY_HEADER) {
+        let message = "binary tensor data is not supported: send the texts as JSON (`binary_data=False`)";
+        return ApiError::field("Inference-Header-Content-Length", message).into_response();
+    }
     for_model::<Infer>(s, &name, headers, body).await
 }
 
-/// Request parameters: Headroom's `target_ratio`; KServe's own `content_type` and `headers` are
+/// Request parameters: Headroom's `target_ratio`; KServe's own `content_type` and `headers`, and
+/// Triton's client's `binary_data_output` (answers are JSON, which its client reads as well), are
 /// accepted and have no effect.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Parameters {
     #[serde(default)]
     target_ratio: Option<f64>,
+    #[serde(default, rename = "binary_data_output")]
+    _binary_data_output: Option<IgnoredAny>,
     #[serde(default, rename = "content_type")]
     _content_type: Option<IgnoredAny>,
     #[serde(default, rename = "headers")]
