@@ -3,7 +3,9 @@
 Headroom 0.42's own `RemoteKompressCompressor` (headroom-ai, `headroom/transforms/kompress_remote.py`)
 and SuperCompress 0.5.0's own `SuperCompress` client (`supercompress/client.py`) talk to a server
 started here on a free loopback port with a token; every answer must equal `kompress compress --json`
-or `kompress evict --json` on the same text.
+or `kompress evict --json` on the same text. Headroom's client is pointed at `/compress` and, with its
+`path=""` (HEADROOM_KOMPRESS_ENDPOINT_PATH=""), at the serving engines' full URLs: TorchServe's
+`/predictions/kompress`, KServe v1's `/v1/models/kompress:predict` and SageMaker's `/invocations`.
 
     python scripts/serve_clients.py [--binary target/release/kompress] [--model tests/fixtures/models/v5]
 
@@ -78,22 +80,28 @@ def main() -> int:
             raise SystemExit("the server never became ready")
 
         # Headroom: CCR off so the answer is the server's text itself (CCR only appends a marker).
-        headroom = RemoteKompressCompressor(base, token=TOKEN, config=KompressConfig(enable_ccr=False))
         compress = [args.binary, "compress", "--model", args.model, "--device", "cpu", "--json"]
-        for i, text in enumerate(texts()):
-            for ratio in (None, 0.5):
-                got = headroom.compress(text, target_ratio=ratio)
-                flags = [] if ratio is None else ["--ratio", str(ratio)]
-                want = run(compress + flags, text)
-                ok = (got.compressed, got.original_tokens, got.compressed_tokens) == (
-                    want["compressed"],
-                    want["original_words"],
-                    want["kept_words"],
-                ) and abs(got.compression_ratio - want["kept_words"] / want["original_words"]) < 1e-12
-                # Headroom passes texts under 10 words through itself, without calling the server.
-                failures += not ok
-                print(f"headroom text {i} target_ratio={ratio}: {'ok' if ok else 'MISMATCH'} "
-                      f"({got.original_tokens} -> {got.compressed_tokens} words, model {got.model_used})")
+        wants = {}
+        for url, path in ((base, "/compress"), (base + "/predictions/kompress", ""),
+                          (base + "/v1/models/kompress:predict", ""), (base + "/invocations", "")):
+            headroom = RemoteKompressCompressor(url, token=TOKEN, config=KompressConfig(enable_ccr=False), path=path)
+            for i, text in enumerate(texts()):
+                for ratio in (None, 0.5):
+                    got = headroom.compress(text, target_ratio=ratio)
+                    flags = [] if ratio is None else ["--ratio", str(ratio)]
+                    if (i, ratio) not in wants:
+                        wants[(i, ratio)] = run(compress + flags, text)
+                    want = wants[(i, ratio)]
+                    ok = (got.compressed, got.original_tokens, got.compressed_tokens) == (
+                        want["compressed"],
+                        want["original_words"],
+                        want["kept_words"],
+                    ) and abs(got.compression_ratio - want["kept_words"] / want["original_words"]) < 1e-12
+                    # Headroom passes texts under 10 words through itself, without calling the server.
+                    failures += not ok
+                    print(f"headroom {headroom.url[len(base):]} text {i} target_ratio={ratio}: "
+                          f"{'ok' if ok else 'MISMATCH'} "
+                          f"({got.original_tokens} -> {got.compressed_tokens} words, model {got.model_used})")
 
         client = SuperCompress(api_key=TOKEN, base_url=base)
         evict = [args.binary, "evict", "--json"]

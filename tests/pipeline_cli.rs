@@ -453,3 +453,77 @@ fn verbose_prints_the_device_line_once() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().filter(|l| l.starts_with("kompress: device ")).count(), 1, "{err}");
 }
+
+/// Markdown markup and unfenced code with prose around it, over `--min-words`.
+fn structured_doc() -> String {
+    let prose = "The service reads the settings file at start and then it waits for requests from \
+                 the clients that are connected to it over the network for a long while.";
+    [
+        "# Install guide",
+        prose,
+        "- first item of the list explains the setup in some detail",
+        "* second item of the list",
+        "  + a nested item of the list",
+        "1. numbered step to follow very carefully",
+        "> a quoted remark from the maintainers of the project",
+        "See [the manual](https://example.com/manual) and ![the logo](img/logo.png) for more.",
+        prose,
+        "    let total = items.iter().map(|x| x.len()).sum::<usize>();",
+        "    if total > limit { return Err(error); }",
+        "@@ -1,2 +1,2 @@",
+        "-old_value = compute(a, b)",
+        "+new_value = compute(a, c)",
+        "2024-05-01T12:00:03Z INFO the server started and is listening for requests",
+        prose,
+    ]
+    .join("\n")
+}
+
+#[test]
+fn markdown_markers_and_code_lines_survive_by_default() {
+    let doc = structured_doc();
+    let strict = ["--mode", "threshold", "--threshold", "1"];
+    let out = ok(kompress(&strict, doc.as_bytes()));
+    let lines: Vec<&str> = out.lines().collect();
+    // The model keeps no word at threshold 1: a marker line is its marker (and indentation) alone.
+    for marker in ["#", "-", "*", "  +", "1.", ">"] {
+        assert!(lines.contains(&marker), "{marker:?} lost:\n{out}");
+    }
+    assert!(out.contains("[the manual](https://example.com/manual)"), "{out}");
+    assert!(out.contains("![the logo](img/logo.png)"), "{out}");
+    for code in doc.lines().skip(9).take(6) {
+        assert!(lines.contains(&code), "{code:?} not kept byte for byte:\n{out}");
+    }
+    let v = json(kompress(&[&strict[..], &["--json", "--explain"]].concat(), doc.as_bytes()));
+    let reason = |word: &str| {
+        let words = v["words"].as_array().unwrap();
+        let d = words.iter().find(|d| d["word"] == word).unwrap();
+        d["reason"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        (reason("#"), reason("1."), reason(">"), reason("[the")),
+        ("markdown".into(), "markdown".into(), "markdown".into(), "markdown".into())
+    );
+    assert_eq!(
+        (reason("let"), reason("@@"), reason("INFO")),
+        ("code_line".into(), "code_line".into(), "code_line".into())
+    );
+
+    // Off by switch, and under --compat headroom (Headroom has neither rule).
+    for off in [&["--no-protect-markdown", "--no-protect-code-lines"][..], &["--compat", "headroom"]] {
+        let out = ok(kompress(&[&strict[..], off].concat(), doc.as_bytes()));
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            !lines.iter().any(|l| ["#", "-", "1."].contains(&l.split(' ').next().unwrap())),
+            "{off:?}:\n{out}"
+        );
+        assert!(!lines.contains(&doc.lines().nth(9).unwrap()), "{off:?}:\n{out}");
+    }
+    let v = json(kompress(&["--json", "--explain", "--no-protect"], doc.as_bytes()));
+    let reasons: Vec<&str> =
+        v["words"].as_array().unwrap().iter().map(|d| d["reason"].as_str().unwrap()).collect();
+    assert!(!reasons.iter().any(|r| ["markdown", "code_line"].contains(r)), "{reasons:?}");
+    let only_code = ok(kompress(&[&strict[..], &["--no-protect-markdown"]].concat(), doc.as_bytes()));
+    assert!(only_code.lines().any(|l| l == doc.lines().nth(10).unwrap()));
+    assert!(!only_code.lines().any(|l| l == "#"), "{only_code}");
+}

@@ -9,8 +9,8 @@ use std::cell::{Cell, RefCell};
 use kompress::pipeline::words::words;
 use kompress::pipeline::WordDecision;
 use kompress::pipeline::{
-    code::fenced_code, compress, compress_batch, compress_stream, protect::must_keep, table, ChunkScorer,
-    Compat, Event, LineSet, Mode, Passthrough, Reason, TokenCounter, Unscored,
+    code::fenced_code, code_lines::code_lines, compress, compress_batch, compress_stream, protect::must_keep,
+    table, ChunkScorer, Compat, Event, LineSet, Mode, Passthrough, Reason, TokenCounter, Unscored,
 };
 use kompress::{CompressOptions, CompressResult, Result, TokenScores, WordEncoding};
 use proptest::prelude::*;
@@ -142,6 +142,9 @@ fn text() -> impl Strategy<Value = String> {
         "(see",
         "it)",
         "v2",
+        "-",
+        "#",
+        "{",
     ];
     let long = proptest::collection::vec(select(vec!['a', 'b', 'é', '-', '7']), 20..250)
         .prop_map(|c| c.into_iter().collect::<String>());
@@ -181,12 +184,12 @@ fn text() -> impl Strategy<Value = String> {
 
 /// Options of either output (Headroom's or the layout), every mode but a token budget.
 fn options() -> impl Strategy<Value = CompressOptions> {
-    (1usize..40, 4usize..=MAX_CAP, 1usize..5, any::<[bool; 5]>(), 0u8..3).prop_map(
+    (1usize..40, 4usize..=MAX_CAP, 1usize..5, any::<[bool; 7]>(), 0u8..3).prop_map(
         |(
             chunk_words,
             chunk_tokens,
             batch_size,
-            [protect_words, protect_tables, protect_code, protect_json, headroom],
+            [protect_words, protect_tables, protect_code, protect_json, headroom, protect_code_lines, protect_markdown],
             mode,
         )| {
             CompressOptions {
@@ -202,6 +205,8 @@ fn options() -> impl Strategy<Value = CompressOptions> {
                 protect_words,
                 protect_tables,
                 protect_code,
+                protect_code_lines,
+                protect_markdown,
                 protect_json,
                 count_tokens: TokenCounter::Words,
                 compat: if headroom { Compat::Headroom } else { Compat::Off },
@@ -220,7 +225,7 @@ fn layout(opts: CompressOptions) -> CompressOptions {
 }
 
 /// The lines kept byte for byte under `opts` (layout output only).
-fn verbatim(text: &str, opts: &CompressOptions) -> (LineSet, LineSet) {
+fn verbatim(text: &str, opts: &CompressOptions) -> (LineSet, LineSet, LineSet) {
     let on = |b: bool, f: fn(&str) -> LineSet| {
         if b && opts.compat == Compat::Off {
             f(text)
@@ -228,7 +233,11 @@ fn verbatim(text: &str, opts: &CompressOptions) -> (LineSet, LineSet) {
             LineSet::default()
         }
     };
-    (on(opts.protect_code, fenced_code), on(opts.protect_tables, table::tables))
+    (
+        on(opts.protect_code, fenced_code),
+        on(opts.protect_tables, table::tables),
+        on(opts.protect_code_lines, code_lines),
+    )
 }
 
 /// The layout output, rebuilt from the decisions by the rules as documented, line by line: a verbatim
@@ -236,7 +245,7 @@ fn verbatim(text: &str, opts: &CompressOptions) -> (LineSet, LineSet) {
 /// without a kept word; one blank line where blank input lines lie between two output lines; each line
 /// its own ending; a final ending exactly when the input has one.
 fn expected_layout(text: &str, r: &CompressResult, opts: &CompressOptions) -> String {
-    let (code, tables) = verbatim(text, opts);
+    let (code, tables, code_lines) = verbatim(text, opts);
     let decisions = r.words.as_ref().expect("explain is on");
     let pieces: Vec<&str> = text.split('\n').collect();
     let mut lines: Vec<(usize, String)> = Vec::new();
@@ -247,7 +256,7 @@ fn expected_layout(text: &str, r: &CompressResult, opts: &CompressOptions) -> St
         let body = if last { *raw } else { raw.strip_suffix('\r').unwrap_or(raw) };
         let kept: Vec<&str> =
             decisions.iter().filter(|d| d.line == i + 1 && d.kept).map(|d| d.word.as_str()).collect();
-        let content = if code.contains(i) || tables.contains(i) {
+        let content = if code.contains(i) || tables.contains(i) || code_lines.contains(i) {
             Some(body.to_string())
         } else if !kept.is_empty() {
             Some(format!("{}{}", &raw[..raw.len() - raw.trim_start().len()], kept.join(" ")))
@@ -308,19 +317,21 @@ fn check_layout(text: &str, r: &CompressResult, opts: &CompressOptions) {
         return;
     }
     let input: Vec<_> = words(text).collect();
-    let (code, tables) = verbatim(text, opts);
+    let (code, tables, code_lines) = verbatim(text, opts);
     for (d, w) in decisions.iter().zip(&input) {
         let expected = if code.contains(w.line) {
             Some(Reason::Code)
         } else if tables.contains(w.line) {
             Some(Reason::Table)
+        } else if code_lines.contains(w.line) {
+            Some(Reason::CodeLine)
         } else {
             None
         };
         if let Some(reason) = expected {
             assert_eq!((d.reason, d.score), (reason, None), "{d:?}");
         } else {
-            assert!(!matches!(d.reason, Reason::Code | Reason::Table), "{d:?}");
+            assert!(!matches!(d.reason, Reason::Code | Reason::Table | Reason::CodeLine), "{d:?}");
         }
     }
     assert_eq!(r.compressed, expected_layout(text, r, opts));
@@ -469,7 +480,7 @@ proptest! {
         // A word is unscored when it fills the token room alone: surely when it is longer, maybe
         // when it fills the room exactly (the reference then carries it and keeps it unscored).
         let room = opts.chunk_tokens - 2;
-        let unseen = [Reason::Passthrough, Reason::Structured, Reason::Code, Reason::Table];
+        let unseen = [Reason::Passthrough, Reason::Structured, Reason::Code, Reason::Table, Reason::CodeLine];
         for d in r.words.unwrap().iter().filter(|d| !unseen.contains(&d.reason) || d.score.is_some()) {
             let tokens = tokens_of(&d.word);
             prop_assert_eq!(d.score.is_some(), d.reason != Reason::Unscored, "{:?}", d);
@@ -504,13 +515,13 @@ proptest! {
         check(&text, &r, &opts);
         let tables = match opts.compat {
             Compat::Headroom => table::headroom_tables(&text),
-            Compat::Off => table::tables(&text).union(fenced_code(&text)),
+            Compat::Off => table::tables(&text).union(fenced_code(&text)).union(verbatim(&text, &opts).2),
         };
         for d in r.words.as_ref().unwrap() {
             if must_keep(&d.word) || tables.contains(d.line - 1) {
                 prop_assert!(d.kept, "{:?}", d);
             } else if !r.passthrough {
-                prop_assert!(!d.kept || d.reason == Reason::Unscored, "{:?}", d);
+                prop_assert!(!d.kept || matches!(d.reason, Reason::Unscored | Reason::Markdown), "{:?}", d);
             }
         }
     }

@@ -109,7 +109,7 @@ impl Answer {
     fn field(&self) -> Option<String> {
         assert!(!self.body.contains('\n'), "{}", self.body);
         let v = self.json();
-        assert!(v["detail"].is_string(), "{v}");
+        assert!(v["detail"].is_string() && v["error"] == v["detail"], "{v}");
         v["field"].as_str().map(String::from)
     }
 }
@@ -788,4 +788,180 @@ fn llmlingua2_models_serve_every_route_and_the_llmlingua_route() {
     let refused = modernbert.post("/v1/llmlingua2/compress", &json!({ "context": "a b c" }));
     assert!(refused.status == 400 && refused.body.contains("LLMLingua-2"), "{}", refused.body);
     modernbert.shutdown().unwrap();
+}
+
+/// `POST path` with `headers`.
+fn post_with(server: &Running, path: &str, headers: &[(&str, &str)], body: &Value) -> Answer {
+    request(server.addr, "POST", path, headers, body.to_string().as_bytes())
+}
+
+#[test]
+fn serving_engine_routes_answer_the_headroom_contract() {
+    let server = start(ServerConfig::default());
+    let (text, other) = (prose(120, 3), prose(80, 4));
+    let half = server.post("/compress", &json!({ "content": text, "target_ratio": 0.5 })).json();
+    let card = server.post("/compress", &json!({ "content": text })).json();
+    let card2 = server.post("/compress", &json!({ "content": other })).json();
+    assert_ne!(half, card);
+    for path in ["/predictions/kompress", "/v1/models/kompress:predict", "/invocations"] {
+        let a = server.post(path, &json!({ "content": text, "target_ratio": 0.5 }));
+        assert_eq!((a.status, a.json()), (200, half.clone()), "{path}");
+    }
+    let instances =
+        json!({ "instances": [{ "content": text, "target_ratio": 0.5 }, text, { "content": other }] });
+    let v1 = server.post("/v1/models/kompress:predict", &instances);
+    assert_eq!(v1.json(), json!({ "predictions": [half, card, card2] }));
+
+    let infer = server.post(
+        "/v2/models/kompress/infer",
+        &json!({ "id": "r1", "parameters": { "target_ratio": 0.5, "content_type": "str", "binary_data_output": true },
+                 "inputs": [{ "name": "text", "shape": [1], "datatype": "BYTES", "data": [text],
+                              "parameters": { "content_type": "str" } }] }),
+    );
+    assert_eq!(infer.status, 200, "{}", infer.body);
+    let outputs: Vec<Value> = [
+        ("compressed", "BYTES"),
+        ("original_tokens", "INT64"),
+        ("compressed_tokens", "INT64"),
+        ("compression_ratio", "FP64"),
+    ]
+    .iter()
+    .map(|(n, t)| json!({ "name": n, "datatype": t, "shape": [1], "data": [half[n]] }))
+    .collect();
+    assert_eq!(infer.json(), json!({ "model_name": "kompress", "id": "r1", "outputs": outputs }));
+    let two = server.post(
+        "/v2/models/kompress/infer",
+        &json!({ "inputs": [{ "name": "t", "shape": [2, 1], "datatype": "BYTES", "data": [[text], [other]] }],
+                 "outputs": [{ "name": "compressed" }] }),
+    );
+    assert_eq!(
+        two.json()["outputs"],
+        json!([{ "name": "compressed", "datatype": "BYTES", "shape": [2],
+                 "data": [card["compressed"], card2["compressed"]] }])
+    );
+
+    assert_eq!(server.get("/ping", &[]).json(), json!({ "status": "healthy" }));
+    assert_eq!(server.get("/v2/health/live", &[]).json(), json!({ "live": true }));
+    assert_eq!(server.get("/v2/health/ready", &[]).json(), json!({ "ready": true }));
+    assert_eq!(
+        server.get("/v2/models/kompress/ready", &[]).json(),
+        json!({ "name": "kompress", "ready": true })
+    );
+    let meta = server.get("/v2/models/kompress", &[]).json();
+    assert_eq!((&meta["name"], &meta["inputs"][0]["datatype"]), (&json!("kompress"), &json!("BYTES")));
+    assert_eq!(meta["outputs"].as_array().unwrap().len(), 4);
+    assert_eq!(server.get("/v2", &[]).json()["name"], "kompress");
+
+    for (method, path) in [
+        ("POST", "/predictions/other"),
+        ("POST", "/v1/models/other:predict"),
+        ("POST", "/v1/models/kompress"),
+        ("POST", "/v2/models/other/infer"),
+        ("GET", "/v2/models/other"),
+        ("GET", "/v2/models/other/ready"),
+    ] {
+        let a = request(server.addr, method, path, &[], json!({ "content": text }).to_string().as_bytes());
+        assert_eq!(a.status, 404, "{method} {path}: {}", a.body);
+        assert_eq!(a.field(), None);
+    }
+    let metrics = server.get("/metrics", &[]).body;
+    for needle in [
+        "kompress_requests_total{route=\"/predictions/{name}\",status=\"200\"} 1",
+        "kompress_requests_total{route=\"/v1/models/{name}:predict\",status=\"200\"} 2",
+        "kompress_requests_total{route=\"/v2/models/{name}/infer\",status=\"200\"} 2",
+        "kompress_requests_total{route=\"/invocations\",status=\"200\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
+    }
+}
+
+#[test]
+fn serving_engine_routes_refuse_bad_input_with_the_field() {
+    let server = start(ServerConfig::default());
+    let text = prose(70, 5);
+    let tensor = |shape: Value, datatype: &str, data: Value| json!({ "inputs": [{ "name": "text", "shape": shape, "datatype": datatype, "data": data }] });
+    let cases = [
+        ("/v1/models/kompress:predict", json!({}), Some("instances")),
+        ("/v1/models/kompress:predict", json!({ "instances": [7] }), Some("instances[0]")),
+        ("/v1/models/kompress:predict", json!({ "instances": [text], "content": text }), Some("instances")),
+        (
+            "/v1/models/kompress:predict",
+            json!({ "instances": [{ "content": text, "target_ratio": 0 }] }),
+            None,
+        ),
+        ("/predictions/kompress", json!({ "text": text }), None),
+        ("/invocations", json!({ "content": 5 }), Some("content")),
+        ("/v2/models/kompress/infer", json!({ "inputs": [] }), Some("inputs")),
+        ("/v2/models/kompress/infer", json!({}), None),
+        ("/v2/models/kompress/infer", tensor(json!([1]), "FP32", json!([text])), Some("inputs[0].datatype")),
+        ("/v2/models/kompress/infer", tensor(json!([3]), "BYTES", json!([text])), Some("inputs[0].shape")),
+        ("/v2/models/kompress/infer", tensor(json!([-1]), "BYTES", json!([text])), Some("inputs[0].shape")),
+        ("/v2/models/kompress/infer", tensor(json!([1]), "BYTES", json!([1])), Some("inputs[0].data")),
+    ];
+    for (path, body, field) in cases {
+        let a = server.post(path, &body);
+        assert_eq!(a.status, 400, "{path} {body}: {}", a.body);
+        assert_eq!(a.field().as_deref(), field, "{path} {body}: {}", a.body);
+    }
+    let mut asked = tensor(json!([1]), "BYTES", json!([text]));
+    asked["outputs"] = json!([{ "name": "logits" }]);
+    assert_eq!(server.post("/v2/models/kompress/infer", &asked).field().as_deref(), Some("outputs[0].name"));
+    let mut unknown = tensor(json!([1]), "BYTES", json!([text]));
+    unknown["parameters"] = json!({ "ratio": 0.5 });
+    let a = server.post("/v2/models/kompress/infer", &unknown);
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.body.contains("ratio"), "{}", a.body);
+    let mut zero = tensor(json!([1]), "BYTES", json!([text]));
+    zero["parameters"] = json!({ "target_ratio": 0 });
+    assert_eq!(server.post("/v2/models/kompress/infer", &zero).status, 400);
+    let raw = request(server.addr, "POST", "/v2/models/kompress/infer", &[], b"{\"inputs\": [");
+    assert_eq!(raw.status, 400);
+    let binary = tensor(json!([1]), "BYTES", json!([text])).to_string();
+    let header = [("Inference-Header-Content-Length", "12")];
+    let a = request(server.addr, "POST", "/v2/models/kompress/infer", &header, binary.as_bytes());
+    assert_eq!(
+        (a.status, a.field().as_deref()),
+        (400, Some("Inference-Header-Content-Length")),
+        "{}",
+        a.body
+    );
+    assert_eq!(server.get("/invocations", &[]).status, 405);
+}
+
+#[test]
+fn serving_engine_probes_wait_for_the_model_and_need_no_token() {
+    let config = ServerConfig { token: Some("s3cret".into()), model_name: "km".into(), ..Default::default() };
+    let server = Server::new(config).unwrap();
+    let running = start_with(server.clone());
+    let auth = [("Authorization", "Bearer s3cret")];
+    let body = json!({ "content": prose(70, 6) });
+    let infer =
+        json!({ "inputs": [{ "name": "text", "shape": [1], "datatype": "BYTES", "data": [prose(70, 6)] }] });
+    assert_eq!(running.get("/v2/health/live", &[]).status, 200);
+    for path in ["/ping", "/v2/health/ready"] {
+        let a = running.get(path, &[]);
+        assert_eq!((a.status, a.headers["retry-after"].as_str()), (503, "1"), "{path}");
+    }
+    assert_eq!(running.get("/v2/models/km/ready", &[]).status, 401);
+    assert_eq!(running.get("/v2/models/km/ready", &auth).status, 503);
+    assert_eq!(running.get("/v2/models/km", &auth).status, 200, "metadata needs no model");
+    for (path, b) in
+        [("/predictions/km", &body), ("/v1/models/km:predict", &body), ("/v2/models/km/infer", &infer)]
+    {
+        assert_eq!(post_with(&running, path, &[], b).status, 401, "{path}");
+        assert_eq!(post_with(&running, path, &[("X-API-Key", "wrong")], b).status, 401, "{path}");
+        let early = post_with(&running, path, &auth, b);
+        assert_eq!((early.status, early.headers["retry-after"].as_str()), (503, "1"), "{path}");
+    }
+    server.set_model(model(), "v5").unwrap();
+    assert_eq!(running.get("/ping", &[]).status, 200);
+    assert_eq!(running.get("/v2/health/ready", &[]).status, 200);
+    assert_eq!(running.get("/v2/models/km/ready", &auth).status, 200);
+    for (path, b) in
+        [("/predictions/km", &body), ("/v1/models/km:predict", &body), ("/v2/models/km/infer", &infer)]
+    {
+        assert_eq!(post_with(&running, path, &auth, b).status, 200, "{path}");
+    }
+    assert_eq!(post_with(&running, "/predictions/kompress", &auth, &body).status, 404);
+    assert_eq!(running.get("/v2/models/kompress", &auth).status, 404);
 }

@@ -111,6 +111,8 @@ fuzz_target!(|data: &[u8]| {
         protect_tables: d & 0x80 != 0,
         protect_code: e & 2 != 0,
         protect_json: e & 4 != 0,
+        protect_code_lines: e & 16 != 0,
+        protect_markdown: e & 32 != 0,
         count_tokens: if e & 8 != 0 { TokenCounter::Cl100k } else { TokenCounter::Words },
         compat: if headroom { Compat::Headroom } else { Compat::Off },
         explain: true,

@@ -13,6 +13,13 @@ pub enum Reason {
     Table,
     /// It is on a line of a fenced code block, kept byte for byte.
     Code,
+    /// It is on a code-like line outside fences (source code, a diff, a stack trace, a log line),
+    /// kept byte for byte.
+    #[serde(rename = "code_line")]
+    CodeLine,
+    /// It is Markdown markup (a heading, list or quote marker, a link or image), kept against the
+    /// model.
+    Markdown,
     /// The whole input is JSON: passed through unchanged.
     Structured,
     /// It is longer than the token cap by itself: the model cannot see it, so it is kept.

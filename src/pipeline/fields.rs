@@ -27,11 +27,13 @@ pub struct CompressFields {
     /// Chunks handed to the model at a time.
     pub batch_size: Option<usize>,
     pub min_words: Option<usize>,
-    /// Let the model drop must-keep words, table rows and code, and compress JSON.
+    /// Let the model drop must-keep words, table rows, code and Markdown markup, and compress JSON.
     pub no_protect: Option<bool>,
     pub no_protect_words: Option<bool>,
     pub no_protect_tables: Option<bool>,
     pub no_protect_code: Option<bool>,
+    pub no_protect_code_lines: Option<bool>,
+    pub no_protect_markdown: Option<bool>,
     pub no_protect_json: Option<bool>,
     /// Record every word's decision.
     pub explain: Option<bool>,
@@ -97,6 +99,8 @@ impl CompressFields {
             protect_words: protect(self.no_protect_words, defaults.protect_words),
             protect_tables: protect(self.no_protect_tables, defaults.protect_tables),
             protect_code: protect(self.no_protect_code, defaults.protect_code),
+            protect_code_lines: protect(self.no_protect_code_lines, defaults.protect_code_lines),
+            protect_markdown: protect(self.no_protect_markdown, defaults.protect_markdown),
             protect_json: protect(self.no_protect_json, defaults.protect_json),
             count_tokens,
             compat,
@@ -145,6 +149,12 @@ mod tests {
         );
         let o = apply(r#"{"no_protect_words":true,"no_protect_json":true}"#).unwrap();
         assert_eq!((o.protect_words, o.protect_json, o.protect_code), (false, false, true));
+        let o = apply(r#"{"no_protect_code_lines":true}"#).unwrap();
+        assert_eq!((o.protect_code_lines, o.protect_markdown, o.protect_code), (false, true, true));
+        let o = apply(r#"{"no_protect_markdown":true}"#).unwrap();
+        assert_eq!((o.protect_code_lines, o.protect_markdown), (true, false));
+        let o = apply(r#"{"no_protect":true}"#).unwrap();
+        assert_eq!((o.protect_code_lines, o.protect_markdown), (false, false));
         let o = apply(r#"{"compat":"headroom","count_tokens":"words"}"#).unwrap();
         assert_eq!((o.compat, o.count_tokens), (Compat::Headroom, TokenCounter::Words));
         assert_eq!(apply(r#"{"ratio":0.3,"threshold":0.2}"#).unwrap_err().0, "ratio");

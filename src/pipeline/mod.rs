@@ -1,10 +1,10 @@
 //! The compression pipeline: words with their lines, structure the model must not touch (code blocks,
-//! tables, JSON), chunks under a word and a token cap, the model's keep decisions, budgets, and output
+//! code-like lines, tables, Markdown markup, JSON), chunks under a word and a token cap, the model's keep decisions, budgets, and output
 //! that keeps the text's layout.
 //!
 //! Guarantees: the output's words are a subsequence of the input's words, on the same lines, in order;
 //! every output line is one input line's leading whitespace and its kept words joined by single spaces,
-//! or a verbatim line (code block, table row) byte for byte (see [`layout`](Compat::Off)); every word
+//! or a verbatim line (code block, code-like line, table row) byte for byte (see [`layout`](Compat::Off)); every word
 //! is scored by the model exactly once, or kept unscored, or kept verbatim without the model; the text
 //! is processed chunk by chunk, so memory holds the text, the output and one batch of chunks (plus one
 //! score per word under a budget over the whole text). [`Compat::Headroom`] gives Headroom 0.42's
@@ -27,11 +27,13 @@
 mod budget;
 mod chunk;
 pub mod code;
+pub mod code_lines;
 pub mod explain;
 mod fields;
 mod keep;
 mod layout;
 pub mod lines;
+pub mod markdown;
 pub mod protect;
 pub mod structured;
 pub mod table;
@@ -94,7 +96,7 @@ impl ChunkScorer for Kompress {
 /// Whose output to produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compat {
-    /// This crate's: the layout is kept, code blocks, tables and JSON are left to other tools, ratios
+    /// This crate's: the layout is kept, code, tables, Markdown markup and JSON are left alone, ratios
     /// and budgets count over the whole text.
     #[default]
     Off,
@@ -122,6 +124,12 @@ pub struct CompressOptions {
     pub protect_tables: bool,
     /// Keep fenced code blocks ([`code::fenced_code`]) byte for byte (not under [`Compat::Headroom`]).
     pub protect_code: bool,
+    /// Keep code-like lines outside fences ([`code_lines::code_lines`]: source code, diffs, stack
+    /// traces, log lines) byte for byte (not under [`Compat::Headroom`]).
+    pub protect_code_lines: bool,
+    /// Keep Markdown's heading, list and quote markers and links ([`markdown::markup`]) whatever the
+    /// model says (not under [`Compat::Headroom`]).
+    pub protect_markdown: bool,
     /// Pass a whole input that is JSON ([`structured::is_json`]) through (not under [`Compat::Headroom`]).
     pub protect_json: bool,
     /// What the result's `*_tokens` count, and what [`Mode::TargetTokens`] budgets.
@@ -142,6 +150,8 @@ impl Default for CompressOptions {
             protect_words: true,
             protect_tables: true,
             protect_code: true,
+            protect_code_lines: true,
+            protect_markdown: true,
             protect_json: true,
             count_tokens: TokenCounter::default(),
             compat: Compat::Off,
@@ -502,10 +512,14 @@ struct TextState<'a> {
     planner: Option<Planner<'a, Words<'a>>>,
     /// Every word, in order: the words of verbatim lines are applied as the model's words pass them.
     all: Peekable<Words<'a>>,
-    /// Code lines, kept byte for byte without the model.
+    /// Lines of fenced code, kept byte for byte without the model.
     code: LineSet,
-    /// Every line kept byte for byte without the model: the code and the table lines.
+    /// Table lines, kept byte for byte without the model.
+    tables: LineSet,
+    /// Every line kept byte for byte without the model: code, table and code-like lines.
     verbatim: LineSet,
+    /// Markdown markup: its words are scored, but kept whatever the model says.
+    markup: markdown::Spans,
     /// Headroom's table rows: scored, but kept whatever the model says.
     headroom_tables: LineSet,
     protect_words: bool,
@@ -543,7 +557,12 @@ impl<'a> TextState<'a> {
         let code = find(!headroom && opts.protect_code, code::fenced_code);
         let tables = find(!headroom && opts.protect_tables, table::tables);
         let headroom_tables = find(headroom && opts.protect_tables, table::headroom_tables);
-        let verbatim = code.clone().union(tables);
+        let code_lines = find(!headroom && opts.protect_code_lines, code_lines::code_lines);
+        let markup = match !headroom && opts.protect_markdown && scored {
+            true => markdown::markup(text),
+            false => markdown::Spans::default(),
+        };
+        let verbatim = code.clone().union(tables.clone()).union(code_lines);
         let planner = scored.then(|| {
             let v = verbatim.clone();
             let source: Words<'a> = Box::new(words(text).filter(move |w| !v.contains(w.line)));
@@ -557,6 +576,8 @@ impl<'a> TextState<'a> {
             planner,
             all: all.peekable(),
             code,
+            tables,
+            markup,
             out: Output::new(text, headroom, verbatim.clone()),
             verbatim,
             headroom_tables,
@@ -592,6 +613,7 @@ impl<'a> TextState<'a> {
             let reason = match v.keep {
                 true => Reason::Model,
                 false if self.protect_words && protect::must_keep(word.text) => Reason::Protected,
+                false if self.markup.overlaps(self.offset(word)) => Reason::Markdown,
                 false if self.headroom_tables.contains(word.line) => Reason::Table,
                 false => Reason::Dropped,
             };
@@ -608,8 +630,18 @@ impl<'a> TextState<'a> {
         self.stage(*word, reason, score);
     }
 
+    /// The bytes of the text that `word` spans.
+    fn offset(&self, word: &Word<'a>) -> std::ops::Range<usize> {
+        let start = word.text.as_ptr() as usize - self.text.as_ptr() as usize;
+        start..start + word.text.len()
+    }
+
     fn apply_verbatim(&mut self, word: Word<'a>) {
-        let reason = if self.code.contains(word.line) { Reason::Code } else { Reason::Table };
+        let reason = match (self.code.contains(word.line), self.tables.contains(word.line)) {
+            (true, _) => Reason::Code,
+            (false, true) => Reason::Table,
+            (false, false) => Reason::CodeLine,
+        };
         self.stage(word, reason, None);
     }
 

@@ -84,7 +84,7 @@ pub(crate) async fn method_not_allowed() -> Response {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route").into_response()
 }
 
-async fn handle<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn handle<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -> Response {
     match handle_inner::<W>(s, headers, body).await {
         Ok(v) => json_response(&v),
         Err(e) => e.into_response(),
@@ -258,7 +258,7 @@ pub(crate) fn engine(s: &Shared) -> Result<&Engine, ApiError> {
 /// What a request's texts cost in the admission queue: the chunks they need, at the planner's words
 /// per chunk, and every word of the short texts that pass through too
 /// (so a list of many tiny texts is not free).
-fn chunks(texts: &[&str], opts: &CompressOptions) -> usize {
+pub(crate) fn chunks(texts: &[&str], opts: &CompressOptions) -> usize {
     let per_chunk = words_per_chunk(opts.chunk_words, opts.chunk_tokens);
     let (mut scored, mut passed) = (0, 0);
     for text in texts {
@@ -272,7 +272,7 @@ fn chunks(texts: &[&str], opts: &CompressOptions) -> usize {
 }
 
 /// Options the pipeline would refuse are a `400` before the request takes a place in the queue.
-fn checked(opts: &CompressOptions, engine: &Engine) -> Result<(), ApiError> {
+pub(crate) fn checked(opts: &CompressOptions, engine: &Engine) -> Result<(), ApiError> {
     let invalid = |e: Error| ApiError::new(StatusCode::BAD_REQUEST, e.to_string());
     opts.validate(engine.model().max_tokens()).map_err(invalid)
 }
@@ -285,7 +285,7 @@ fn bounded_batch(opts: &mut CompressOptions, s: &Shared) {
 }
 
 /// Runs the pipeline for `texts` on the shared model, counting words for `/metrics`.
-fn run_pipeline(
+pub(crate) fn run_pipeline(
     s: &Shared,
     ticket: &Arc<Ticket>,
     texts: &[&str],
@@ -303,10 +303,27 @@ fn run_pipeline(
     Ok(results)
 }
 
+/// The options of Headroom's contract for `text` (the server's defaults, `target_ratio` as a ratio),
+/// and what it costs in the queue.
+pub(crate) fn headroom_options(
+    s: &Shared,
+    text: &str,
+    target_ratio: Option<f64>,
+) -> Result<(CompressOptions, usize), ApiError> {
+    let engine = engine(s)?;
+    let mut opts = s.config.defaults.clone();
+    if let Some(r) = target_ratio {
+        opts.mode = Mode::Ratio(r);
+    }
+    checked(&opts, engine)?;
+    let cost = chunks(&[text], &opts);
+    Ok((opts, cost))
+}
+
 /// Headroom's body with its resolved options.
 #[derive(serde::Deserialize)]
 #[serde(transparent)]
-struct Headroom {
+pub(crate) struct Headroom {
     body: HeadroomBody,
     #[serde(skip)]
     opts: Option<CompressOptions>,
@@ -314,13 +331,7 @@ struct Headroom {
 
 impl Work for Headroom {
     fn admit(&mut self, s: &Shared) -> Result<usize, ApiError> {
-        let engine = engine(s)?;
-        let mut opts = s.config.defaults.clone();
-        if let Some(r) = self.body.target_ratio {
-            opts.mode = Mode::Ratio(r);
-        }
-        checked(&opts, engine)?;
-        let cost = chunks(&[&self.body.content], &opts);
+        let (opts, cost) = headroom_options(s, &self.body.content, self.body.target_ratio)?;
         self.opts = Some(opts);
         Ok(cost)
     }

@@ -1,5 +1,6 @@
 //! Token check: `Authorization: Bearer <token>` (Headroom) or `X-API-Key: <token>` (SuperCompress),
-//! compared in constant time; `/healthz` and `/readyz` stay open for probes.
+//! compared in constant time; the health routes (`/healthz`, `/readyz`, SageMaker's `/ping`, KServe's
+//! `/v2/health/live` and `/v2/health/ready`) stay open for probes.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use super::error::ApiError;
 use super::Shared;
 
 /// Routes a load balancer probes without credentials.
-const OPEN_ROUTES: [&str; 2] = ["/healthz", "/readyz"];
+const OPEN_ROUTES: [&str; 5] = ["/healthz", "/readyz", "/ping", "/v2/health/live", "/v2/health/ready"];
 
 pub(crate) async fn require_token(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let Some(token) = &s.config.token else { return next.run(request).await };

@@ -1,6 +1,7 @@
 //! The one error answer of every route: a status and a one-line JSON body, `{"detail": ...}` (the
-//! key SuperCompress's client reads), with `"field"` naming the part of the request at fault, or
-//! `"line"` and `"column"` where malformed JSON broke.
+//! key SuperCompress's client reads) with the same message as `"error"` (the Open Inference
+//! Protocol's key, which Triton's and KServe's clients read), and `"field"` naming the part of the
+//! request at fault, or `"line"` and `"column"` where malformed JSON broke.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -44,7 +45,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "detail": self.message });
+        let mut body = json!({ "detail": self.message, "error": self.message });
         if let Some(field) = self.field {
             body["field"] = json!(field);
         }

@@ -13,6 +13,11 @@
 //! | `POST /v1/compress` | ours: `{"text": str or [str], "options": {...}}`, results as `kompress compress --json` |
 //! | `POST /v1/evict` | ours: the options of `kompress evict`, results as its `--json` |
 //! | `GET /healthz`, `/readyz`, `/metrics` | alive, model loaded, Prometheus text |
+//! | `POST /predictions/{name}` (TorchServe), `/v1/models/{name}:predict` (KServe v1), `/invocations` (SageMaker) | Headroom's contract; KServe v1 also `{"instances": [...]}` -> `{"predictions": [...]}` |
+//! | `GET /ping` (SageMaker) | model loaded |
+//! | `POST /v2/models/{name}/infer`, `GET /v2`, `/v2/health/live`, `/v2/health/ready`, `/v2/models/{name}`, `/v2/models/{name}/ready` | KServe's Open Inference Protocol v2 |
+//!
+//! `{name}` is [`ServerConfig::model_name`]; another name is a `404`.
 //!
 //! ```no_run
 //! use kompress::server::{Server, ServerConfig};
@@ -37,8 +42,10 @@ mod burst;
 mod error;
 mod llmlingua2;
 mod metrics;
+mod oip;
 mod options;
 mod render;
+mod runtimes;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -86,6 +93,9 @@ pub struct ServerConfig {
     pub deadline: Duration,
     /// After a shutdown signal, how long requests in flight may still take.
     pub grace: Duration,
+    /// The model's name in the serving engines' routes (`/predictions/{name}`,
+    /// `/v2/models/{name}/infer`...).
+    pub model_name: String,
 }
 
 impl Default for ServerConfig {
@@ -100,6 +110,7 @@ impl Default for ServerConfig {
             body_bytes_in_flight: 64 << 20,
             deadline: Duration::from_secs(30),
             grace: Duration::from_secs(10),
+            model_name: "kompress".into(),
         }
     }
 }
@@ -258,6 +269,16 @@ impl Server {
             .route("/healthz", get(api::healthz))
             .route("/readyz", get(api::readyz))
             .route("/metrics", get(api::metrics))
+            .route("/predictions/{name}", post(runtimes::torchserve))
+            .route("/v1/models/{verb}", post(runtimes::kserve_v1))
+            .route("/invocations", post(api::headroom))
+            .route("/ping", get(runtimes::ping))
+            .route("/v2", get(oip::server_metadata))
+            .route("/v2/health/live", get(oip::live))
+            .route("/v2/health/ready", get(oip::ready))
+            .route("/v2/models/{name}", get(oip::model_metadata))
+            .route("/v2/models/{name}/ready", get(oip::model_ready))
+            .route("/v2/models/{name}/infer", post(oip::infer))
             .fallback(api::not_found)
             .method_not_allowed_fallback(api::method_not_allowed)
             .layer(from_fn_with_state(s.clone(), auth::require_token))
@@ -288,6 +309,16 @@ async fn track(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Re
         Some("/healthz") => "/healthz",
         Some("/readyz") => "/readyz",
         Some("/metrics") => "/metrics",
+        Some("/predictions/{name}") => "/predictions/{name}",
+        Some("/v1/models/{verb}") => "/v1/models/{name}:predict",
+        Some("/invocations") => "/invocations",
+        Some("/ping") => "/ping",
+        Some("/v2") => "/v2",
+        Some("/v2/health/live") => "/v2/health/live",
+        Some("/v2/health/ready") => "/v2/health/ready",
+        Some("/v2/models/{name}") => "/v2/models/{name}",
+        Some("/v2/models/{name}/ready") => "/v2/models/{name}/ready",
+        Some("/v2/models/{name}/infer") => "/v2/models/{name}/infer",
         _ => "unmatched",
     };
     let started = std::time::Instant::now();

@@ -38,11 +38,11 @@ pub struct CompressArgs {
     /// field, or raw text); print one JSON result per line, streaming.
     #[arg(long)]
     pub jsonl: bool,
-    /// Show every word with its fate: kept by the model, protected, table, code, unscored, or dropped
-    /// (colored on a terminal, `[-dropped-]` otherwise; a "words" list with --json/--jsonl, whose
+    /// Show every word with its fate: kept by the model, protected, table, code, code_line, markdown,
+    /// unscored, or dropped (colored on a terminal, `[-dropped-]` otherwise; a "words" list with --json/--jsonl, whose
     /// "line" counts from 1).
-    /// Colors: dropped red and struck through, protected yellow, table cyan, code blue, unscored
-    /// magenta, kept by the model or passed through plain.
+    /// Colors: dropped red and struck through, protected yellow, table cyan, code and code lines
+    /// blue, Markdown markup green, unscored magenta, kept by the model or passed through plain.
     #[arg(long)]
     pub explain: bool,
     /// Replace invalid UTF-8 with U+FFFD instead of failing.
@@ -81,9 +81,9 @@ pub struct CompressFlags {
     #[arg(long, value_name = "COUNTER")]
     pub count_tokens: Option<TokenCounter>,
     /// `headroom`: Headroom 0.42's output word for word (one space within a line, its table rule
-    /// only, no code or JSON protection, --ratio per chunk). `llmlingua2` (compress only): llmlingua
-    /// 0.2.2's `compress_prompt_llmlingua2` output byte for byte, with an LLMLingua-2 model (--ratio is
-    /// its `rate`, --target-tokens its `target_token`).
+    /// only, no code, code-line, Markdown or JSON protection, --ratio per chunk). `llmlingua2` (compress
+    /// only): llmlingua 0.2.2's `compress_prompt_llmlingua2` output byte for byte, with an LLMLingua-2
+    /// model (--ratio is its `rate`, --target-tokens its `target_token`).
     #[arg(long, value_parser = ["headroom", "llmlingua2", "off"])]
     pub compat: Option<String>,
     /// Most words per chunk.
@@ -99,7 +99,7 @@ pub struct CompressFlags {
     /// Texts with fewer words pass through unchanged.
     #[arg(long, default_value_t = 64)]
     pub min_words: usize,
-    /// Let the model drop must-keep words, table rows and code, and compress JSON.
+    /// Let the model drop must-keep words, table rows, code and Markdown markup, and compress JSON.
     #[arg(long)]
     pub no_protect: bool,
     /// Let the model drop must-keep words (numbers, paths, identifiers, negations, and/or...).
@@ -111,6 +111,13 @@ pub struct CompressFlags {
     /// Let the model drop words of fenced code blocks.
     #[arg(long)]
     pub no_protect_code: bool,
+    /// Let the model drop words of code-like lines outside fences (source code, diff hunks, stack
+    /// traces, log lines with timestamps).
+    #[arg(long)]
+    pub no_protect_code_lines: bool,
+    /// Let the model drop Markdown's heading, list and quote markers and links.
+    #[arg(long)]
+    pub no_protect_markdown: bool,
     /// Compress an input that is JSON as text, instead of passing it through.
     #[arg(long)]
     pub no_protect_json: bool,
@@ -180,6 +187,8 @@ impl CompressFlags {
             no_protect_words: on(self.no_protect_words),
             no_protect_tables: on(self.no_protect_tables),
             no_protect_code: on(self.no_protect_code),
+            no_protect_code_lines: on(self.no_protect_code_lines),
+            no_protect_markdown: on(self.no_protect_markdown),
             no_protect_json: on(self.no_protect_json),
             explain: Some(explain),
         };
@@ -573,7 +582,8 @@ fn summary(name: &str, r: &CompressResult, seconds: f64) -> String {
 }
 
 /// The input with every word marked with its fate: ANSI colors on a terminal (dropped words struck
-/// through in red, protected yellow, table cyan, code blue, unscored magenta), else `[-dropped-]`.
+/// through in red, protected yellow, table cyan, code blue, markup green, unscored magenta), else
+/// `[-dropped-]`.
 /// What lies between words (indentation, alignment, blank lines, line endings) is the input's own.
 fn explained(text: &str, decisions: &[WordDecision], color: bool) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 4);
@@ -586,7 +596,8 @@ fn explained(text: &str, decisions: &[WordDecision], color: bool) -> String {
             Reason::Dropped => "9;31",
             Reason::Protected => "33",
             Reason::Table => "36",
-            Reason::Code => "34",
+            Reason::Code | Reason::CodeLine => "34",
+            Reason::Markdown => "32",
             Reason::Unscored => "35",
             Reason::Model | Reason::Passthrough | Reason::Structured => "",
         };

@@ -25,7 +25,7 @@ pub struct ServeArgs {
     /// Port to listen on (0: any free port, printed at start).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Token every route but /healthz and /readyz needs, as `Authorization: Bearer <token>` or
+    /// Token every route but the health checks (/healthz, /readyz, /ping, /v2/health/*) needs, as `Authorization: Bearer <token>` or
     /// `X-API-Key: <token>`.
     #[arg(long, env = "KOMPRESS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -52,12 +52,22 @@ pub struct ServeArgs {
     /// After SIGTERM/SIGINT, how long requests in flight may still take, in ms.
     #[arg(long, default_value_t = ServerConfig::default().grace.as_millis() as u64)]
     pub grace_ms: u64,
+    /// The model's name in the serving engines' routes: /predictions/NAME (TorchServe),
+    /// /v1/models/NAME:predict (KServe v1), /v2/models/NAME/infer (KServe v2); another name is 404.
+    #[arg(long, default_value = "kompress", value_parser = model_name)]
+    pub model_name: String,
     /// Weights of the eviction routes' learned policy (default: the built-in weights).
     #[arg(long)]
     pub evict_checkpoint: Option<PathBuf>,
     /// The compression options of a request that names none (the flags of `kompress compress`).
     #[command(flatten, next_help_heading = "Compression defaults")]
     pub compress: CompressFlags,
+}
+
+/// `--model-name`: one path segment (letters, digits, `-`, `_`, `.`), as the routes need it.
+fn model_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    ok.then(|| s.to_string()).ok_or_else(|| "not a name of letters, digits, `-`, `_` and `.`".into())
 }
 
 impl ServeArgs {
@@ -94,6 +104,7 @@ impl ServeArgs {
             body_bytes_in_flight: self.body_bytes_in_flight,
             deadline: Duration::from_millis(self.deadline_ms),
             grace: Duration::from_millis(self.grace_ms),
+            model_name: self.model_name.clone(),
         })
     }
 }
