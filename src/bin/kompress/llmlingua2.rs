@@ -122,7 +122,7 @@ fn load(args: &CompressArgs) -> anyhow::Result<LlmLingua2> {
     let mut compressor =
         LlmLingua2::load(&m.model, &load).with_context(|| format!("cannot load model {}", m.model))?;
     if let Some(size) = args.flags.batch_size {
-        compressor.batch_size = size.get();
+        compressor.batch_size = size;
     }
     Ok(compressor)
 }
