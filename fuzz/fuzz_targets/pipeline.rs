@@ -15,7 +15,8 @@
 
 use kompress::pipeline::words::words;
 use kompress::pipeline::{
-    code, compress, protect, table, ChunkScorer, Compat, CompressOptions, LineSet, Mode, Reason, TokenCounter,
+    code, code_lines::code_lines, compress, protect, table, ChunkScorer, Compat, CompressOptions, LineSet,
+    Mode, Reason, TokenCounter,
 };
 use kompress::{Result, TokenScores, WordEncoding, WordTokenizer};
 use libfuzzer_sys::fuzz_target;
@@ -144,14 +145,15 @@ fuzz_target!(|data: &[u8]| {
     for (o, k) in out.iter().zip(&kept) {
         assert_eq!(o.text, k.word);
     }
-    let (tables, code) = match headroom {
-        true => (table::headroom_tables(&text), LineSet::default()),
-        false => (table::tables(&text), code::fenced_code(&text)),
+    let (tables, code, code_like) = match headroom {
+        true => (table::headroom_tables(&text), LineSet::default(), LineSet::default()),
+        false => (table::tables(&text), code::fenced_code(&text), code_lines(&text)),
     };
     for d in decisions {
         let verbatim = !headroom
             && ((opts.protect_tables && tables.contains(d.line - 1))
-                || (opts.protect_code && code.contains(d.line - 1)));
+                || (opts.protect_code && code.contains(d.line - 1))
+                || (opts.protect_code_lines && code_like.contains(d.line - 1)));
         let protected = (opts.protect_words && protect::must_keep(&d.word))
             || (opts.protect_tables && tables.contains(d.line - 1))
             || verbatim;
