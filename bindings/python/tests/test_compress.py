@@ -20,6 +20,7 @@ OPTIONS = [
     ({"compat": "headroom", "ratio": 0.4}, ["--compat", "headroom", "--ratio", "0.4"]),
     ({"protect": False, "ratio": 0.5}, ["--no-protect", "--ratio", "0.5"]),
     ({"protect_words": False, "count_tokens": "words", "min_words": 10}, ["--no-protect-words", "--count-tokens", "words", "--min-words", "10"]),
+    ({"protect_markdown": False, "protect_code_lines": False, "mode": "threshold"}, ["--no-protect-markdown", "--no-protect-code-lines", "--mode", "threshold"]),
     ({"chunk_words": 40, "batch_size": 3, "explain": True}, ["--chunk-words", "40", "--batch-size", "3", "--explain"]),
 ]
 

@@ -87,6 +87,8 @@ class KompressRunner:
         protect_words: Optional[bool] = ...,
         protect_tables: Optional[bool] = ...,
         protect_code: Optional[bool] = ...,
+        protect_code_lines: Optional[bool] = ...,
+        protect_markdown: Optional[bool] = ...,
         protect_json: Optional[bool] = ...,
         explain: Optional[bool] = ...,
     ) -> CompressResult: ...
@@ -109,6 +111,8 @@ class KompressRunner:
         protect_words: Optional[bool] = ...,
         protect_tables: Optional[bool] = ...,
         protect_code: Optional[bool] = ...,
+        protect_code_lines: Optional[bool] = ...,
+        protect_markdown: Optional[bool] = ...,
         protect_json: Optional[bool] = ...,
         explain: Optional[bool] = ...,
     ) -> List[CompressResult]: ...

@@ -131,7 +131,14 @@ def _fields(
 
             raise InvalidOptionError(f"protect: must be True or False, not {protect!r}")
         fields["no_protect"] = True
-    for name in ("protect_words", "protect_tables", "protect_code", "protect_json"):
+    for name in (
+        "protect_words",
+        "protect_tables",
+        "protect_code",
+        "protect_code_lines",
+        "protect_markdown",
+        "protect_json",
+    ):
         value = extra.pop(name, None)
         if value is not None:
             fields["no_" + name] = not value if isinstance(value, bool) else value
@@ -223,7 +230,8 @@ class KompressRunner:
 
         Further options, named as the CLI's flags: ``count_tokens`` (``cl100k``, ``o200k``, ``words``),
         ``chunk_words``, ``chunk_tokens``, ``batch_size``, ``min_words``, ``protect_words``,
-        ``protect_tables``, ``protect_code``, ``protect_json`` (False to turn one off), ``explain``.
+        ``protect_tables``, ``protect_code``, ``protect_code_lines``, ``protect_markdown``,
+        ``protect_json`` (False to turn one off), ``explain``.
         """
         return self.compress_batch(
             [text], mode, threshold, ratio, target_tokens, compat, protect, **options
