@@ -41,6 +41,7 @@ pub(crate) mod gelu;
 pub(crate) mod int8;
 pub(crate) mod isa;
 pub(crate) mod linear;
+pub(crate) mod weight_only;
 
 use candle_core::{CpuStorage, Layout};
 

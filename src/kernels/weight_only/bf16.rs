@@ -1,0 +1,279 @@
+//! `--dtype bf16` on the CPU: weights rounded to bf16 at load, activations rounded to bf16 once per
+//! product, products accumulated in f32.
+//!
+//! The arithmetic is that of AVX-512 BF16's `vdpbf16ps`, which every path reproduces bit for bit: the
+//! inputs are taken in pairs `(k, k + 1)`; for each pair, `acc = acc + x[k+1] w[k+1]`, then `acc = acc +
+//! x[k] w[k]`, each product exact in f32 (8-bit significands) and each sum rounded to nearest even,
+//! results below f32's normal range flushed to signed zero (the instruction's FTZ), bf16 inputs below
+//! it read as zero (its DAZ: [`round`] never produces them). A CPU whose `vdpbf16ps` gives other bits
+//! than this (checked once, on edge cases, before its first use) runs the plain-Rust path instead.
+
+use std::sync::OnceLock;
+
+use super::{Out, PANEL};
+use crate::kernels::isa::{detected, Isa};
+
+/// Rows per tile of the plain-Rust kernel.
+const TILE: usize = 6;
+
+/// `v` rounded to bf16 (nearest, ties to even), as its bit pattern; a result below bf16's normal
+/// range becomes a zero of its sign, a NaN stays a (quiet) NaN.
+#[inline(always)]
+pub(crate) fn round(v: f32) -> u16 {
+    let bits = v.to_bits();
+    let rounded = (bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16) as u16;
+    let flushed = if rounded & 0x7f80 == 0 { rounded & 0x8000 } else { rounded };
+    if v.is_nan() {
+        (bits >> 16) as u16 | 0x40
+    } else {
+        flushed
+    }
+}
+
+/// A bf16 bit pattern as the f32 it denotes.
+#[inline(always)]
+fn widen(b: u16) -> f32 {
+    f32::from_bits(u32::from(b) << 16)
+}
+
+/// `v`, or a zero of its sign when below f32's normal range.
+#[inline(always)]
+fn flush(v: f32) -> f32 {
+    let bits = v.to_bits();
+    f32::from_bits(if bits & 0x7f80_0000 == 0 { bits & 0x8000_0000 } else { bits })
+}
+
+/// One step of the arithmetic: the pair `(x0, x1) . (w0, w1)` added to `acc`, odd term first.
+#[inline(always)]
+fn step(acc: f32, x0: f32, x1: f32, w0: f32, w1: f32) -> f32 {
+    let acc = flush(acc + flush(x1 * w1));
+    flush(acc + flush(x0 * w0))
+}
+
+/// Input pairs for `inner` inputs (an odd `inner` is padded with a zero).
+fn pairs(inner: usize) -> usize {
+    inner.div_ceil(2)
+}
+
+/// `x` (`[rows, inner]`) rounded by [`round`], each row padded to whole pairs.
+pub(crate) fn round_rows(x: &[f32], inner: usize) -> Vec<u16> {
+    let stride = 2 * pairs(inner);
+    let mut out = vec![0u16; x.len() / inner.max(1) * stride];
+    for (dst, src) in out.chunks_exact_mut(stride).zip(x.chunks_exact(inner)) {
+        dst.iter_mut().zip(src).for_each(|(d, &v)| *d = round(v));
+    }
+    out
+}
+
+/// A weight `[out, in]` in bf16, packed as `ceil(out / PANEL)` panels of `pairs(in)` rows, each
+/// `PANEL` columns of an input pair (even input in the low half of the 32 bits): the operand layout of
+/// `vdpbf16ps`. Columns past `out` and the odd input's pad are zero.
+pub(crate) struct Bf16Weight {
+    pub out: usize,
+    pub inner: usize,
+    data: Vec<u16>,
+}
+
+impl Bf16Weight {
+    /// Rounds and packs a row-major `[out, inner]` f32 weight.
+    pub(crate) fn new(w: &[f32], out: usize, inner: usize) -> Self {
+        let pairs = pairs(inner);
+        let mut data = vec![0u16; out.div_ceil(PANEL) * pairs * 2 * PANEL];
+        for (o, row) in w.chunks_exact(inner).enumerate() {
+            let (panel, col) = (o / PANEL, o % PANEL);
+            for (k, &v) in row.iter().enumerate() {
+                data[((panel * pairs + k / 2) * PANEL + col) * 2 + k % 2] = round(v);
+            }
+        }
+        Self { out, inner, data }
+    }
+
+    /// Bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        2 * self.data.len()
+    }
+
+    /// Runs `rows` rows of `x` (rounded by [`round_rows`]) against panel `panel` into `out`.
+    ///
+    /// # Safety
+    /// `out` must address `rows` rows of the panel's columns.
+    pub(crate) unsafe fn panel_product(&self, x: &[u16], rows: usize, panel: usize, out: Out, cap: Isa) {
+        let width = 2 * pairs(self.inner);
+        let weights = &self.data[panel * width * PANEL..][..width * PANEL];
+        let x = &x[..rows * width];
+        let mut acc = vec![0f32; rows * PANEL];
+        match Kernel::for_cap(cap) {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Dot => dot::block(x, width, weights, &mut acc),
+            Kernel::Wide(isa) => block(isa, x, width, weights, &mut acc),
+        }
+        for (r, acc) in acc.chunks_exact(PANEL).enumerate() {
+            out.store(r, acc.try_into().expect("PANEL values"));
+        }
+    }
+}
+
+/// The paths of the bf16 product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// `vdpbf16ps` (AVX-512 BF16: Cooper Lake, Sapphire Rapids and later, Zen 4 and later).
+    #[cfg(target_arch = "x86_64")]
+    Dot,
+    /// Plain Rust compiled for this level's vectors.
+    Wide(Isa),
+}
+
+impl Kernel {
+    /// The path a cap on the kernels allows: `vdpbf16ps` from the AVX-512 level up where the CPU has
+    /// it and it gives this module's bits.
+    pub(crate) fn for_cap(cap: Isa) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if cap.min(detected()) >= Isa::Avx512 && dot_exact() {
+            return Kernel::Dot;
+        }
+        Kernel::Wide(cap.min(detected()))
+    }
+}
+
+/// Whether this CPU has `vdpbf16ps` and it computes what [`step`] does, on edge cases: sums that tie,
+/// cancel below the normal range, and products that fall below it. Checked once.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn dot_exact() -> bool {
+    static EXACT: OnceLock<bool> = OnceLock::new();
+    *EXACT.get_or_init(|| {
+        if !(std::arch::is_x86_feature_detected!("avx512bf16") && detected() >= Isa::Avx512) {
+            return false;
+        }
+        let (rows, width) = (13, 256);
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut bits = |n: usize| -> Vec<u16> {
+            (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    // Exponents 2^-70 .. 2^33: normal inputs whose products and sums reach below f32's
+                    // normal range; a few zeros.
+                    let exp = 57 + (state >> 8) % 104;
+                    let value = ((state & 0x8000) as u16) | ((exp as u16) << 7) | (state >> 24) as u16 & 0x7f;
+                    if state % 17 == 0 {
+                        0
+                    } else {
+                        value
+                    }
+                })
+                .collect()
+        };
+        let (x, w) = (bits(rows * width), bits(width * PANEL));
+        let (mut dot, mut wide) = (vec![0f32; rows * PANEL], vec![0f32; rows * PANEL]);
+        // SAFETY: AVX-512 BF16 was detected above.
+        unsafe { dot::block(&x, width, &w, &mut dot) };
+        block(Isa::Portable, &x, width, &w, &mut wide);
+        dot.iter().zip(&wide).all(|(a, b)| a.to_bits() == b.to_bits())
+    })
+}
+
+wide! {
+    /// `acc[r] = x[r] @ panel` for every row of `x` (rows `width` values apart), `PANEL` values per row.
+    fn block(x: &[u16], width: usize, weights: &[u16], acc: &mut [f32]) => block_in
+}
+
+#[inline(always)]
+fn block_in(x: &[u16], width: usize, weights: &[u16], acc: &mut [f32]) {
+    for (x, acc) in x.chunks(TILE * width).zip(acc.chunks_mut(TILE * PANEL)) {
+        match x.len() / width {
+            TILE => tile::<TILE>(x, width, weights, acc),
+            1 => tile::<1>(x, width, weights, acc),
+            2 => tile::<2>(x, width, weights, acc),
+            3 => tile::<3>(x, width, weights, acc),
+            4 => tile::<4>(x, width, weights, acc),
+            _ => tile::<5>(x, width, weights, acc),
+        }
+    }
+}
+
+#[inline(always)]
+fn tile<const M: usize>(x: &[u16], width: usize, weights: &[u16], acc: &mut [f32]) {
+    let x: &[u16] = &x[..M * width];
+    let mut total = [[0f32; PANEL]; M];
+    for (p, pair) in weights.chunks_exact(2 * PANEL).enumerate() {
+        let w0: [f32; PANEL] = std::array::from_fn(|c| widen(pair[2 * c]));
+        let w1: [f32; PANEL] = std::array::from_fn(|c| widen(pair[2 * c + 1]));
+        for (r, total) in total.iter_mut().enumerate() {
+            let (x0, x1) = (widen(x[r * width + 2 * p]), widen(x[r * width + 2 * p + 1]));
+            for ((t, &w0), &w1) in total.iter_mut().zip(&w0).zip(&w1) {
+                *t = step(*t, x0, x1, w0, w1);
+            }
+        }
+    }
+    for (dst, total) in acc.chunks_exact_mut(PANEL).zip(&total) {
+        dst.copy_from_slice(total);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod dot {
+    use std::arch::x86_64::*;
+
+    use super::PANEL;
+
+    /// Rows per tile: 12 x 2 accumulators, as the f32 packed kernel.
+    const TILE: usize = 12;
+
+    /// `acc[r] = x[r] @ panel` with `vdpbf16ps`, rows of `x` `width` values (whole pairs) apart, read
+    /// a pair (32 bits, unaligned) at a time.
+    ///
+    /// # Safety
+    /// AVX-512 F and BF16 must be available.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn block(x: &[u16], width: usize, weights: &[u16], acc: &mut [f32]) {
+        let rows = acc.len() / PANEL;
+        assert!(x.len() >= rows * width && weights.len() >= width * PANEL, "bf16 block operands");
+        let (x, w, out) = (x.as_ptr().cast::<u32>(), weights.as_ptr(), acc.as_mut_ptr());
+        let pairs = width / 2;
+        let mut r = 0;
+        while r + TILE <= rows {
+            tile::<TILE>(x.add(r * pairs), pairs, w, out.add(r * PANEL));
+            r += TILE;
+        }
+        let (x, out) = (x.add(r * pairs), out.add(r * PANEL));
+        match rows - r {
+            0 => {}
+            1 => tile::<1>(x, pairs, w, out),
+            2 => tile::<2>(x, pairs, w, out),
+            3 => tile::<3>(x, pairs, w, out),
+            4 => tile::<4>(x, pairs, w, out),
+            5 => tile::<5>(x, pairs, w, out),
+            6 => tile::<6>(x, pairs, w, out),
+            7 => tile::<7>(x, pairs, w, out),
+            8 => tile::<8>(x, pairs, w, out),
+            9 => tile::<9>(x, pairs, w, out),
+            10 => tile::<10>(x, pairs, w, out),
+            _ => tile::<11>(x, pairs, w, out),
+        }
+    }
+
+    /// `M` rows: per input pair, one broadcast of each row's pair against the panel's two registers.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    #[inline]
+    unsafe fn tile<const M: usize>(x: *const u32, pairs: usize, w: *const u16, out: *mut f32) {
+        let mut acc = [[_mm512_setzero_ps(); 2]; M];
+        for p in 0..pairs {
+            let ahead = w.wrapping_add((p + 8) * 2 * PANEL).cast::<i8>();
+            _mm_prefetch::<_MM_HINT_T0>(ahead);
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+            let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(w.add(p * 2 * PANEL).cast()));
+            let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(w.add(p * 2 * PANEL + PANEL).cast()));
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let a: __m512bh =
+                    std::mem::transmute(_mm512_set1_epi32(x.add(i * pairs + p).read_unaligned() as i32));
+                acc[0] = _mm512_dpbf16_ps(acc[0], a, b0);
+                acc[1] = _mm512_dpbf16_ps(acc[1], a, b1);
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.add(i * PANEL), acc[0]);
+            _mm512_storeu_ps(out.add(i * PANEL + 16), acc[1]);
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! `--dtype int8-wo`: int8 weights, symmetric per output channel or per group of `k` values of an
+//! output channel, widened to f32 inside the kernel; f32 activations, f32 accumulation. Per group
+//! `g` of an output: `acc = fma(sum_k x[k] * q[k], scale[g], acc)`, the sum itself a chain of
+//! `fma(x[k], q[k] as f32, sum)` in k order, on every path.
+
+use super::{Out, PANEL};
+use crate::kernels::int8::quantise_row;
+use crate::kernels::isa::Isa;
+
+/// Rows per tile of the plain-Rust kernel: `M x PANEL` partial sums, in registers on AVX-512.
+const TILE: usize = 6;
+
+/// A weight `[out, in]` quantised per output channel (`group == in`) or per group of `group`
+/// consecutive inputs of a channel, packed as `ceil(out / PANEL)` panels of `in` rows of `PANEL`
+/// columns (columns past `out` zero), with the scales of each panel `groups` rows of `PANEL`.
+pub(crate) struct Int8WoWeight {
+    pub out: usize,
+    pub inner: usize,
+    group: usize,
+    data: Vec<i8>,
+    scales: Vec<f32>,
+}
+
+impl Int8WoWeight {
+    /// Quantises a row-major `[out, inner]` f32 weight; `group: None` is per channel.
+    pub(crate) fn new(w: &[f32], out: usize, inner: usize, group: Option<usize>) -> Self {
+        let group = group.unwrap_or(inner).clamp(1, inner.max(1));
+        let (panels, groups) = (out.div_ceil(PANEL), inner.div_ceil(group));
+        let mut data = vec![0i8; panels * inner * PANEL];
+        let mut scales = vec![0f32; panels * groups * PANEL];
+        let mut q = vec![0u8; group];
+        for (o, row) in w.chunks_exact(inner).enumerate() {
+            let (panel, col) = (o / PANEL, o % PANEL);
+            for (g, part) in row.chunks(group).enumerate() {
+                scales[(panel * groups + g) * PANEL + col] = quantise_row(part, &mut q, 0);
+                for (i, &v) in q[..part.len()].iter().enumerate() {
+                    data[(panel * inner + g * group + i) * PANEL + col] = v as i8;
+                }
+            }
+        }
+        Self { out, inner, group, data, scales }
+    }
+
+    fn groups(&self) -> usize {
+        self.inner.div_ceil(self.group)
+    }
+
+    /// Bytes held (weights and scales).
+    pub(crate) fn bytes(&self) -> usize {
+        self.data.len() + 4 * self.scales.len()
+    }
+
+    /// Runs `rows` rows of `x` (`[rows, inner]`) against panel `panel` into `out`.
+    ///
+    /// # Safety
+    /// `out` must address `rows` rows of the panel's columns.
+    pub(crate) unsafe fn panel_product(&self, x: &[f32], rows: usize, panel: usize, out: Out, cap: Isa) {
+        let (inner, groups) = (self.inner, self.groups());
+        let weights = &self.data[panel * inner * PANEL..][..inner * PANEL];
+        let scales = &self.scales[panel * groups * PANEL..][..groups * PANEL];
+        let mut acc = vec![0f32; rows * PANEL];
+        block(cap, &x[..rows * inner], inner, weights, scales, self.group, &mut acc);
+        for (r, acc) in acc.chunks_exact(PANEL).enumerate() {
+            out.store(r, acc.try_into().expect("PANEL values"));
+        }
+    }
+}
+
+wide! {
+    /// `acc[r] = x[r] @ panel` for every row of `x`, `acc` `PANEL` values per row.
+    fn block(x: &[f32], inner: usize, weights: &[i8], scales: &[f32], group: usize, acc: &mut [f32]) => block_in
+}
+
+#[inline(always)]
+fn block_in(x: &[f32], inner: usize, weights: &[i8], scales: &[f32], group: usize, acc: &mut [f32]) {
+    let mut rows = x.chunks(TILE * inner).zip(acc.chunks_mut(TILE * PANEL));
+    for (x, acc) in rows.by_ref() {
+        match x.len() / inner {
+            TILE => tile::<TILE>(x, inner, weights, scales, group, acc),
+            1 => tile::<1>(x, inner, weights, scales, group, acc),
+            2 => tile::<2>(x, inner, weights, scales, group, acc),
+            3 => tile::<3>(x, inner, weights, scales, group, acc),
+            4 => tile::<4>(x, inner, weights, scales, group, acc),
+            _ => tile::<5>(x, inner, weights, scales, group, acc),
+        }
+    }
+}
+
+/// `M` rows: per group, the partial sums of the group's k values, then scaled into the totals.
+#[inline(always)]
+fn tile<const M: usize>(
+    x: &[f32],
+    inner: usize,
+    weights: &[i8],
+    scales: &[f32],
+    group: usize,
+    acc: &mut [f32],
+) {
+    let x: &[f32] = &x[..M * inner];
+    let mut total = [[0f32; PANEL]; M];
+    for (g, scale) in scales.chunks_exact(PANEL).enumerate() {
+        let ks = g * group..inner.min((g + 1) * group);
+        let mut part = [[0f32; PANEL]; M];
+        for k in ks {
+            let q: &[i8; PANEL] = weights[k * PANEL..][..PANEL].try_into().expect("a panel row");
+            let w: [f32; PANEL] = std::array::from_fn(|c| f32::from(q[c]));
+            for (r, part) in part.iter_mut().enumerate() {
+                let a = x[r * inner + k];
+                for (p, &w) in part.iter_mut().zip(&w) {
+                    *p = a.mul_add(w, *p);
+                }
+            }
+        }
+        for (total, part) in total.iter_mut().zip(&part) {
+            for ((t, &p), &s) in total.iter_mut().zip(part).zip(scale) {
+                *t = p.mul_add(s, *t);
+            }
+        }
+    }
+    for (dst, total) in acc.chunks_exact_mut(PANEL).zip(&total) {
+        dst.copy_from_slice(total);
+    }
+}
