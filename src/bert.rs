@@ -185,7 +185,7 @@ struct Dense {
 impl Dense {
     fn new(w: &Weights, prefix: &str, out: usize, inner: usize, p: Precision) -> Result<Self> {
         Ok(Self {
-            linear: Linear::new(&w.get(&[out, inner], &format!("{prefix}.weight"), p.dtype)?, p.int8)?,
+            linear: Linear::new(&w.get(&[out, inner], &format!("{prefix}.weight"), p.dtype)?, p.linears)?,
             bias: w.get(&[out], &format!("{prefix}.bias"), p.dtype)?,
         })
     }
@@ -288,9 +288,7 @@ impl Bert {
         if device.is_cpu() {
             isa::check_variable()?;
         }
-        if p.int8 && (!device.is_cpu() || p.dtype != DType::F32) {
-            return Err(Error::Device("--dtype int8 runs on the CPU only, with f32 activations".into()));
-        }
+        p.check(device)?;
         let (pre, h) = (family.prefix(), cfg.hidden_size);
         let word =
             w.get(&[cfg.vocab_size, h], &format!("{pre}.embeddings.word_embeddings.weight"), p.dtype)?;

@@ -180,10 +180,15 @@ pub enum DTypeChoice {
     Auto,
     F32,
     F16,
+    /// bf16 weights and activations on a GPU; on the CPU bf16 weights and f32 activations rounded to
+    /// bf16 per product, accumulated in f32 ([`Linears::Bf16`]).
     BF16,
-    /// f32 activations with the encoder's linear layers in int8 (weights quantised at load per
-    /// output channel, activations per token): CPU only.
+    /// Dynamic int8 (CPU only): weights quantised at load per output channel, activations per token.
     Int8,
+    /// Weight-only int8 (CPU only): weights quantised at load per output channel, f32 activations.
+    Int8Wo,
+    /// Weight-only int8 (CPU only) with a scale per group of 128 inputs of each output channel.
+    Int8WoG128,
 }
 
 impl FromStr for DTypeChoice {
@@ -195,57 +200,108 @@ impl FromStr for DTypeChoice {
             "f32" | "float32" => Ok(Self::F32),
             "f16" | "float16" | "half" => Ok(Self::F16),
             "bf16" | "bfloat16" => Ok(Self::BF16),
-            "int8" | "i8" | "q8" => Ok(Self::Int8),
-            _ => Err(Error::Device(format!("unknown dtype \"{s}\" (expected auto, f32, f16, bf16 or int8)"))),
+            "int8" | "i8" | "q8" | "int8-dyn" => Ok(Self::Int8),
+            "int8-wo" | "int8wo" | "w8" => Ok(Self::Int8Wo),
+            "int8-wo-g128" | "int8wo-g128" => Ok(Self::Int8WoG128),
+            _ => Err(Error::Device(format!(
+                "unknown dtype \"{s}\" (expected auto, f32, f16, bf16, int8, int8-wo or int8-wo-g128)"
+            ))),
         }
     }
 }
 
 impl DTypeChoice {
-    /// The concrete dtype of the activations on a device (f32 for int8).
+    /// The concrete dtype of the activations on a device (f32 for the CPU's narrow forms).
     pub fn resolve(self, device: &Device) -> DType {
-        match self {
-            Self::F32 | Self::Int8 => DType::F32,
-            Self::F16 => DType::F16,
-            Self::BF16 => DType::BF16,
-            Self::Auto if device.is_cuda() => DType::BF16,
-            Self::Auto if device.is_metal() => DType::F16,
-            Self::Auto => DType::F32,
-        }
+        self.precision_unchecked(device).dtype
     }
 
-    /// The precision the model runs in on a device; int8 anywhere but the CPU is an error.
+    /// The precision the model runs in on a device; the int8 forms anywhere but the CPU are an error.
     pub fn precision(self, device: &Device) -> Result<Precision> {
-        if self == Self::Int8 && !device.is_cpu() {
-            return Err(Error::Device("--dtype int8 runs on the CPU only".into()));
+        let p = self.precision_unchecked(device);
+        if p.linears.cpu_only() && !device.is_cpu() {
+            return Err(Error::Device(format!("--dtype {} runs on the CPU only", p.name())));
         }
-        Ok(Precision { dtype: self.resolve(device), int8: self == Self::Int8 })
+        Ok(p)
+    }
+
+    fn precision_unchecked(self, device: &Device) -> Precision {
+        let cpu = device.is_cpu();
+        let narrow = |linears| Precision { dtype: DType::F32, linears };
+        match self {
+            Self::F32 => DType::F32.into(),
+            Self::F16 => DType::F16.into(),
+            Self::BF16 if cpu => narrow(Linears::Bf16),
+            Self::BF16 => DType::BF16.into(),
+            Self::Int8 => narrow(Linears::Int8),
+            Self::Int8Wo => narrow(Linears::Int8WeightOnly { group: None }),
+            Self::Int8WoG128 => narrow(Linears::Int8WeightOnly { group: Some(128) }),
+            Self::Auto if device.is_cuda() => DType::BF16.into(),
+            Self::Auto if device.is_metal() => DType::F16.into(),
+            Self::Auto => DType::F32.into(),
+        }
     }
 }
 
-/// What the encoder computes in: the dtype of its weights and activations, and whether its linear
-/// layers (attention Wqkv and Wo, MLP Wi and Wo) run in int8 instead (then `dtype` is f32, which
-/// attention, norms, embeddings and heads keep).
+/// How the encoder's linear layers (attention Wqkv and Wo, MLP Wi and Wo) hold their weights and
+/// compute. Every form but `Native` runs on the CPU only, with f32 activations, which attention,
+/// norms and heads keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linears {
+    /// In the model's dtype.
+    Native,
+    /// Dynamic int8: weights per output channel, activations quantised per token at each call.
+    Int8,
+    /// Weight-only int8: weights per output channel (`group: None`) or per `group` inputs of a
+    /// channel, widened in the kernel; f32 activations and accumulation.
+    Int8WeightOnly { group: Option<usize> },
+    /// bf16 weights, activations rounded to bf16 per product, f32 accumulation.
+    Bf16,
+}
+
+impl Linears {
+    /// Whether this form runs on the CPU only.
+    pub fn cpu_only(self) -> bool {
+        self != Self::Native
+    }
+}
+
+/// What the encoder computes in: the dtype of its activations (and, for [`Linears::Native`], its
+/// weights), and the form of its linear layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Precision {
     pub dtype: DType,
-    pub int8: bool,
+    pub linears: Linears,
 }
 
 impl Precision {
-    /// The name the CLI prints: `int8`, or the dtype's.
+    /// The name the CLI prints: the `--dtype` value that gives it.
     pub fn name(&self) -> &'static str {
-        if self.int8 {
-            "int8"
-        } else {
-            self.dtype.as_str()
+        match self.linears {
+            Linears::Native => self.dtype.as_str(),
+            Linears::Int8 => "int8",
+            Linears::Int8WeightOnly { group: None } => "int8-wo",
+            Linears::Int8WeightOnly { group: Some(_) } => "int8-wo-g128",
+            Linears::Bf16 => "bf16",
         }
+    }
+
+    /// An error unless this precision can run on `device`: the narrow forms need the CPU and f32
+    /// activations.
+    pub fn check(&self, device: &Device) -> Result<()> {
+        if self.linears.cpu_only() && (!device.is_cpu() || self.dtype != DType::F32) {
+            return Err(Error::Device(format!(
+                "--dtype {} runs on the CPU only, with f32 activations",
+                self.name()
+            )));
+        }
+        Ok(())
     }
 }
 
 impl From<DType> for Precision {
     fn from(dtype: DType) -> Self {
-        Self { dtype, int8: false }
+        Self { dtype, linears: Linears::Native }
     }
 }
 
@@ -297,7 +353,17 @@ mod tests {
     #[test]
     fn auto_dtype_is_f32_on_cpu() {
         assert_eq!(DTypeChoice::Auto.resolve(&Device::Cpu), DType::F32);
-        assert_eq!("bf16".parse::<DTypeChoice>().unwrap().resolve(&Device::Cpu), DType::BF16);
+        let bf16 = "bf16".parse::<DTypeChoice>().unwrap().precision(&Device::Cpu).unwrap();
+        assert_eq!((bf16.dtype, bf16.linears, bf16.name()), (DType::F32, Linears::Bf16, "bf16"));
+    }
+
+    #[test]
+    fn weight_only_forms_parse_and_name_themselves() {
+        for (name, group) in [("int8-wo", None), ("W8", None), ("int8-wo-g128", Some(128))] {
+            let p = name.parse::<DTypeChoice>().unwrap().precision(&Device::Cpu).unwrap();
+            assert_eq!((p.dtype, p.linears), (DType::F32, Linears::Int8WeightOnly { group }));
+            assert_eq!(p.name().parse::<DTypeChoice>().unwrap(), name.parse().unwrap());
+        }
     }
 
     #[test]
@@ -306,9 +372,9 @@ mod tests {
             assert_eq!(name.parse::<DTypeChoice>().unwrap(), DTypeChoice::Int8);
         }
         let p = DTypeChoice::Int8.precision(&Device::Cpu).unwrap();
-        assert_eq!((p.dtype, p.int8, p.name()), (DType::F32, true, "int8"));
+        assert_eq!((p.dtype, p.linears, p.name()), (DType::F32, Linears::Int8, "int8"));
         assert_eq!(DTypeChoice::F32.precision(&Device::Cpu).unwrap().name(), "f32");
         let err = "fp4".parse::<DTypeChoice>().unwrap_err().to_string();
-        assert!(err.contains("bf16 or int8"), "{err}");
+        assert!(err.contains("int8-wo or int8-wo-g128"), "{err}");
     }
 }

@@ -9,7 +9,7 @@ use candle_core::{DType, Tensor, D};
 
 use crate::modernbert::Linear;
 use crate::weights::Weights;
-use crate::Result;
+use crate::{Linears, Result};
 
 /// Per-token head outputs of a batch, each `[batch, seq]` (logits `[batch, seq, 2]`).
 pub struct HeadOutputs {
@@ -34,7 +34,7 @@ impl Heads {
             false => None,
         };
         Ok(Self {
-            token_w: Linear::new(&w.get(&[2, hidden], "token_head.weight", DType::F32)?, false)?,
+            token_w: Linear::new(&w.get(&[2, hidden], "token_head.weight", DType::F32)?, Linears::Native)?,
             token_b: w.get(&[2], "token_head.bias", DType::F32)?,
             span,
         })
@@ -44,7 +44,7 @@ impl Heads {
     /// no span head.
     pub fn classifier(hidden: usize, w: &Weights) -> Result<Self> {
         Ok(Self {
-            token_w: Linear::new(&w.get(&[2, hidden], "classifier.weight", DType::F32)?, false)?,
+            token_w: Linear::new(&w.get(&[2, hidden], "classifier.weight", DType::F32)?, Linears::Native)?,
             token_b: w.get(&[2], "classifier.bias", DType::F32)?,
             span: None,
         })
@@ -106,7 +106,7 @@ impl SpanHead {
 
 /// Conv1d weight `[out, in, k]` -> `k` linear layers `[out, in]`.
 fn taps(weight: &Tensor) -> Result<Vec<Linear>> {
-    (0..weight.dim(2)?).map(|j| Linear::new(&weight.narrow(2, j, 1)?.squeeze(2)?, false)).collect()
+    (0..weight.dim(2)?).map(|j| Linear::new(&weight.narrow(2, j, 1)?.squeeze(2)?, Linears::Native)).collect()
 }
 
 /// Same-padded Conv1d along dim 1 of `[batch, seq, in]`: `sum_j x[t + j - k/2] W_j^T + bias`.

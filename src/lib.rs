@@ -26,7 +26,7 @@ pub mod tokenize;
 pub mod weights;
 
 pub use config::{Config, LayerKind};
-pub use device::{DTypeChoice, DeviceChoice, Precision};
+pub use device::{DTypeChoice, DeviceChoice, Linears, Precision};
 pub use error::{Error, Result};
 pub use hub::{HubOptions, ModelFiles};
 pub use model::{Kompress, LoadOptions, Scorer, TokenScores};

@@ -127,9 +127,10 @@ impl Kompress {
     /// Loads from explicit files onto a device already opened (see [`DeviceChoice::open_explained`]).
     pub fn from_files_on(files: &ModelFiles, device: &Device, dtype: DTypeChoice) -> Result<Self> {
         let precision = dtype.precision(device)?;
-        // Int8 keeps its own copy of every tensor: reading them unmapped keeps the file's pages out of
-        // the peak memory (a kompress-base-sized checkpoint at 512 tokens: 580 -> 151 MB, docs/PERFORMANCE.md).
-        let weights = match precision.int8 {
+        // The narrow forms keep their own copy of every tensor: reading them unmapped keeps the file's
+        // pages out of the peak memory (int8, a kompress-base-sized checkpoint at 512 tokens: 580 -> 151
+        // MB, docs/PERFORMANCE.md).
+        let weights = match precision.linears.cpu_only() {
             true => Weights::open_unmapped(&files.weights, device)?,
             false => Weights::open(&files.weights, device)?,
         };

@@ -234,11 +234,11 @@ impl Attention {
         // scores, without a pass over them (exact for power-of-two head sizes). Int8 quantises after.
         let scale = 1.0 / (cfg.head_dim() as f64).sqrt();
         let wqkv = Tensor::cat(&[(wqkv.narrow(0, 0, h)? * scale)?, wqkv.narrow(0, h, 2 * h)?], 0)?;
-        let wqkv = Linear::new(&wqkv, p.int8)?;
+        let wqkv = Linear::new(&wqkv, p.linears)?;
         let score_budget = if w.device().is_cpu() { SCORE_BUDGET } else { GPU_SCORE_BUDGET };
         Ok(Self {
             wqkv,
-            wo: Linear::new(&w.get(&[h, h], &format!("{prefix}.Wo.weight"), p.dtype)?, p.int8)?,
+            wo: Linear::new(&w.get(&[h, h], &format!("{prefix}.Wo.weight"), p.dtype)?, p.linears)?,
             kind,
             heads: cfg.num_attention_heads,
             head_dim: cfg.head_dim(),

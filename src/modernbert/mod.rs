@@ -11,10 +11,11 @@ use attention::Attention;
 pub use attention::AttentionContext;
 
 use crate::config::Config;
-use crate::device::{gpu_matmul, Precision};
+use crate::device::{gpu_matmul, Linears, Precision};
 use crate::kernels::gelu::GeGlu;
 use crate::kernels::int8::{Int8Linear, Int8Rows, Int8Weight};
 use crate::kernels::linear::{pack, packed_supported, CpuLinear, PackedLinear, PANEL};
+use crate::kernels::weight_only::{bf16::Bf16Weight, int8::Int8WoWeight, WoLinear, WoWeight};
 use crate::kernels::{isa, Planes};
 use crate::weights::Weights;
 use crate::Result;
@@ -53,7 +54,7 @@ impl Mlp {
     pub fn new(cfg: &Config, w: &Weights, prefix: &str, p: impl Into<Precision>) -> Result<Self> {
         let (h, i, p) = (cfg.hidden_size, cfg.intermediate_size, p.into());
         let linear = |shape: &[usize], name: &str| {
-            Linear::new(&w.get(shape, &format!("{prefix}.{name}"), p.dtype)?, p.int8)
+            Linear::new(&w.get(shape, &format!("{prefix}.{name}"), p.dtype)?, p.linears)
         };
         Ok(Self { wi: linear(&[2 * i, h], "Wi.weight")?, wo: linear(&[h, i], "Wo.weight")?, intermediate: i })
     }
@@ -129,8 +130,9 @@ impl EncoderLayer {
     }
 }
 
-/// The token embedding table: f32 (or the model's dtype), or, under `--dtype int8`, quantised per row
-/// (kompress-base: 155 MB -> 39 MB, what brings int8's peak memory at 8192 tokens under half of f32's).
+/// The token embedding table: f32 (or the model's dtype); under the int8 forms quantised per row
+/// (kompress-base: 155 MB -> 39 MB, what brings int8's peak memory at 8192 tokens under half of f32's);
+/// under bf16 on the CPU in bf16 (78 MB).
 enum Embeddings {
     Plain(Tensor),
     Int8(Int8Rows),
@@ -140,15 +142,21 @@ impl Embeddings {
     fn new(cfg: &Config, w: &Weights, p: Precision) -> Result<Self> {
         let name = "encoder.embeddings.tok_embeddings.weight";
         let table = w.get(&[cfg.vocab_size, cfg.hidden_size], name, p.dtype)?;
-        Ok(match p.int8 && cfg.hidden_size > 0 {
-            true => Self::Int8(with_values(&table, |t| Int8Rows::new(t, cfg.hidden_size))?),
-            false => Self::Plain(table),
+        Ok(match p.linears {
+            Linears::Int8 | Linears::Int8WeightOnly { .. } if cfg.hidden_size > 0 => {
+                Self::Int8(with_values(&table, |t| Int8Rows::new(t, cfg.hidden_size))?)
+            }
+            Linears::Bf16 => Self::Plain(table.to_dtype(DType::BF16)?),
+            _ => Self::Plain(table),
         })
     }
 
     /// The rows of `ids` (`[n]`, u32): `[n, hidden]`.
     fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
         match self {
+            Self::Plain(table) if table.dtype() == DType::BF16 => {
+                Ok(table.index_select(ids, 0)?.to_dtype(DType::F32)?)
+            }
             Self::Plain(table) => Ok(table.index_select(ids, 0)?),
             Self::Int8(table) => {
                 let ids = ids.to_vec1::<u32>()?;
@@ -193,18 +201,14 @@ pub struct ModernBert {
 
 impl ModernBert {
     /// Builds the encoder from `encoder.*` tensors, checking every name and shape. `precision`: a
-    /// dtype, or a [`Precision`] with int8 linear layers (CPU only).
+    /// dtype, or a [`Precision`] with narrow linear layers (CPU only).
     pub fn new(cfg: &Config, w: &Weights, precision: impl Into<Precision>, device: &Device) -> Result<Self> {
         let precision = precision.into();
         let dtype = precision.dtype;
         if device.is_cpu() {
             isa::check_variable()?;
         }
-        if precision.int8 && (!device.is_cpu() || dtype != DType::F32) {
-            return Err(crate::Error::Device(
-                "--dtype int8 runs on the CPU only, with f32 activations".into(),
-            ));
-        }
+        precision.check(device)?;
         Ok(Self {
             tok_embeddings: Embeddings::new(cfg, w, precision)?,
             embed_norm: LayerNorm::new(cfg, w, "encoder.embeddings.norm.weight", dtype)?,
@@ -249,7 +253,7 @@ impl ModernBert {
 }
 
 /// A bias-free linear layer `x @ W^T`, its weight laid out once at load time for where it runs:
-/// int8 panels for `--dtype int8`; packed panels for f32 on an AVX-512 CPU (no per-call packing); else a
+/// int8 panels for `--dtype int8`, weight-only panels for `bf16` (CPU) and `int8-wo`; packed panels for f32 on an AVX-512 CPU (no per-call packing); else a
 /// contiguous `[in, out]`, which the CPU GEMM runs 20-40% faster than a transposed view (measured on
 /// 128-2048 x 768 x 2304 products) and which the GPU back ends take as it is.
 pub(crate) struct Linear {
@@ -263,6 +267,7 @@ enum LinearWeight {
     /// `[panels, in, PANEL]`, for [`PackedLinear`].
     Packed(Tensor),
     Int8(Int8Linear),
+    WeightOnly(WoLinear),
 }
 
 /// How [`Linear::laid_out`] lays a weight out.
@@ -271,17 +276,24 @@ enum Layout {
     Plain,
     Packed,
     Int8,
+    Bf16,
+    Int8Wo(Option<usize>),
 }
 
 impl Linear {
-    /// `weight`: `[out, in]`, as checkpoints store it (f32 on the CPU when `int8`, which quantises it).
-    pub fn new(weight: &Tensor, int8: bool) -> Result<Self> {
-        let layout = match int8 {
-            true => Layout::Int8,
-            false if weight.device().is_cpu() && weight.dtype() == DType::F32 && packed_supported() => {
+    /// `weight`: `[out, in]`, as checkpoints store it (f32 on the CPU for the narrow forms, which
+    /// convert it).
+    pub fn new(weight: &Tensor, linears: Linears) -> Result<Self> {
+        let layout = match linears {
+            Linears::Int8 => Layout::Int8,
+            Linears::Bf16 => Layout::Bf16,
+            Linears::Int8WeightOnly { group } => Layout::Int8Wo(group),
+            Linears::Native
+                if weight.device().is_cpu() && weight.dtype() == DType::F32 && packed_supported() =>
+            {
                 Layout::Packed
             }
-            false => Layout::Plain,
+            Linears::Native => Layout::Plain,
         };
         Self::laid_out(weight, layout)
     }
@@ -290,11 +302,19 @@ impl Linear {
     fn laid_out(weight: &Tensor, layout: Layout) -> Result<Self> {
         let (out, inner) = weight.dims2()?;
         let weight = match layout {
-            Layout::Int8 if out == 0 || inner == 0 || !weight.device().is_cpu() => {
+            Layout::Int8 | Layout::Bf16 | Layout::Int8Wo(_)
+                if out == 0 || inner == 0 || !weight.device().is_cpu() =>
+            {
                 return Err(crate::Error::Invalid(format!(
-                    "int8 linear: weight [{out}, {inner}] on the CPU"
+                    "{layout:?} linear: weight [{out}, {inner}] on the CPU"
                 )));
             }
+            Layout::Bf16 => {
+                Self::weight_only(with_values(weight, |w| WoWeight::Bf16(Bf16Weight::new(w, out, inner)))?)
+            }
+            Layout::Int8Wo(group) => Self::weight_only(with_values(weight, |w| {
+                WoWeight::Int8(Int8WoWeight::new(w, out, inner, group))
+            })?),
             Layout::Int8 => {
                 let weight = with_values(weight, |w| Int8Weight::new(w, out, inner))?;
                 LinearWeight::Int8(Int8Linear { weight: std::sync::Arc::new(weight), planes: Planes::ONE })
@@ -312,11 +332,16 @@ impl Linear {
         Ok(Self { weight, out })
     }
 
+    fn weight_only(weight: WoWeight) -> LinearWeight {
+        LinearWeight::WeightOnly(WoLinear { weight: std::sync::Arc::new(weight), planes: Planes::ONE })
+    }
+
     /// `x`: `[..., in]` of any rank, run as one 2-D product.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (x, shape) = self.flatten(x)?;
         let out = match &self.weight {
             LinearWeight::Int8(op) => x.contiguous()?.apply_op1_no_bwd(op)?,
+            LinearWeight::WeightOnly(op) => x.contiguous()?.apply_op1_no_bwd(op)?,
             LinearWeight::Packed(w) => x.contiguous()?.apply_op2_no_bwd(w, &self.packed_op(Planes::ONE))?,
             LinearWeight::Plain(w) if cpu_f32(&x) => {
                 x.contiguous()?.apply_op2_no_bwd(w, &CpuLinear { planes: Planes::ONE })?
@@ -336,6 +361,7 @@ impl Linear {
         let x = x.contiguous()?;
         let out = match &self.weight {
             LinearWeight::Int8(op) => x.apply_op2_no_bwd(&residual, op)?,
+            LinearWeight::WeightOnly(op) => x.apply_op2_no_bwd(&residual, op)?,
             LinearWeight::Packed(w) => x.apply_op3_no_bwd(w, &residual, &self.packed_op(Planes::ONE))?,
             LinearWeight::Plain(w) => x.apply_op3_no_bwd(w, &residual, &CpuLinear { planes: Planes::ONE })?,
         };
@@ -351,6 +377,9 @@ impl Linear {
         let out = match &self.weight {
             LinearWeight::Int8(op) => {
                 x.contiguous()?.apply_op1_no_bwd(&Int8Linear { planes: as_planes, ..op.clone() })?
+            }
+            LinearWeight::WeightOnly(op) => {
+                x.contiguous()?.apply_op1_no_bwd(&WoLinear { planes: as_planes, ..op.clone() })?
             }
             LinearWeight::Packed(w) => x.contiguous()?.apply_op2_no_bwd(w, &self.packed_op(as_planes))?,
             LinearWeight::Plain(w) if cpu_f32(x) => {
@@ -404,16 +433,18 @@ mod tests {
                     assert!(diff < 1e-4, "{rows}x{inner}x{out}, {layout:?}: {diff}");
                 }
             }
-            // Int8 is the f32 product up to quantisation: the rounding errors (about 1/127 of each
-            // row's largest value, per element) sum to a few % of sqrt(inner), the product's typical
-            // size for unit normal operands; a wrong kernel errs by that whole size.
-            let linear = Linear::laid_out(&w, Layout::Int8)?;
+            // The narrow forms are the f32 product up to their rounding (int8: about 1/127 of each
+            // row's largest value, per element), which sums to a few % of sqrt(inner), the product's
+            // typical size for unit normal operands; a wrong kernel errs by that whole size.
             let bound = 0.1 * (inner as f32).sqrt();
-            for (got, want) in
-                [(linear.forward(&x)?, &want), (linear.forward_add(&x, &residual)?, &with_residual)]
-            {
-                let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
-                assert!(diff < bound, "{rows}x{inner}x{out}, int8: {diff} >= {bound}");
+            for layout in [Layout::Int8, Layout::Bf16, Layout::Int8Wo(None), Layout::Int8Wo(Some(16))] {
+                let linear = Linear::laid_out(&w, layout)?;
+                for (got, want) in
+                    [(linear.forward(&x)?, &want), (linear.forward_add(&x, &residual)?, &with_residual)]
+                {
+                    let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                    assert!(diff < bound, "{rows}x{inner}x{out}, {layout:?}: {diff} >= {bound}");
+                }
             }
         }
         Ok(())
@@ -426,12 +457,15 @@ mod tests {
         let randn = |shape: (usize, usize)| Tensor::randn(0f32, 1.0, shape, &Device::Cpu);
         let (wi, wo) = (randn((2 * inter, hidden))?, randn((hidden, inter))?);
         let (x, residual) = (randn((rows, hidden))?, randn((rows, hidden))?);
-        for int8 in [false, true] {
-            let mlp = Mlp { wi: Linear::new(&wi, int8)?, wo: Linear::new(&wo, int8)?, intermediate: inter };
+        for linears in
+            [Linears::Native, Linears::Int8, Linears::Bf16, Linears::Int8WeightOnly { group: None }]
+        {
+            let mlp =
+                Mlp { wi: Linear::new(&wi, linears)?, wo: Linear::new(&wo, linears)?, intermediate: inter };
             let (sliced, whole) = (mlp.forward(&x, &residual)?, mlp.forward_rows(&x, &residual)?);
             assert_eq!(sliced.dims(), whole.dims());
             let diff = (sliced - whole)?.abs()?.max_all()?.to_scalar::<f32>()?;
-            assert!(diff < 1e-5, "int8 {int8}: {diff}");
+            assert!(diff < 1e-5, "{linears:?}: {diff}");
         }
         Ok(())
     }
@@ -440,7 +474,7 @@ mod tests {
     /// every layout; planes that would split a panel, or do not divide the columns, are refused.
     #[test]
     fn planes_are_the_output_cut_by_columns() -> Result<()> {
-        let mut layouts = vec![Layout::Plain, Layout::Int8];
+        let mut layouts = vec![Layout::Plain, Layout::Int8, Layout::Bf16, Layout::Int8Wo(None)];
         if packed_supported() {
             layouts.push(Layout::Packed);
         }

@@ -56,7 +56,7 @@ use keep::{decide, WordVerdict};
 use layout::Output;
 use words::{words, Word};
 
-use crate::{Error, Kompress, Result, TokenScores, WordEncoding};
+use crate::{Error, Kompress, Linears, Result, TokenScores, WordEncoding};
 
 /// What the pipeline needs from a model: pre-split encoding, padded-batch scoring, a length limit.
 /// [`Kompress`] implements it; tests use doubles.
@@ -205,13 +205,14 @@ impl CompressOptions {
 /// - f32 on other CPUs: one (AVX2-only EPYC: 15.3 s with 1 against 19.9 s with 8, 3,196 words;
 ///   unmeasured elsewhere, e.g. Apple Silicon).
 /// - GPUs: eight.
-pub fn default_batch_size(gpu: bool, int8: bool) -> usize {
-    match (gpu, int8) {
+pub fn default_batch_size(gpu: bool, linears: Linears) -> usize {
+    match (gpu, linears) {
         (true, _) => 8,
-        (false, true) => 1,
+        (false, Linears::Int8) => 1,
+        (false, Linears::Bf16 | Linears::Int8WeightOnly { .. }) => 8,
         #[cfg(target_arch = "x86_64")]
-        (false, false) if std::arch::is_x86_feature_detected!("avx512f") => 8,
-        (false, false) => 1,
+        (false, Linears::Native) if std::arch::is_x86_feature_detected!("avx512f") => 8,
+        (false, Linears::Native) => 1,
     }
 }
 

@@ -241,7 +241,7 @@ impl Runner {
             .collect::<Outcome<Vec<_>>>()
             .map_err(|f| f.into_py(py))?;
         let model = &self.model;
-        let batch = default_batch_size(!model.device().is_cpu(), model.precision().int8);
+        let batch = default_batch_size(!model.device().is_cpu(), model.precision().linears);
         let opts = options_or_raise(py, options, batch)?;
         detached(py, self.pool.as_ref(), || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();

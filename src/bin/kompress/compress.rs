@@ -125,7 +125,7 @@ pub struct CompressFlags {
 
 /// [`default_batch_size`] for a loaded model.
 fn model_batch_size(model: &Kompress) -> usize {
-    default_batch_size(!model.device().is_cpu(), model.precision().int8)
+    default_batch_size(!model.device().is_cpu(), model.precision().linears)
 }
 
 /// The flag of a [`CompressFields`] field: `chunk_words` is `--chunk-words`.

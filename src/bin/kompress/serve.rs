@@ -10,7 +10,7 @@ use clap::Args;
 use kompress::evict::EvictionNetwork;
 use kompress::pipeline::default_batch_size;
 use kompress::server::{BatchLimits, Server, ServerConfig};
-use kompress::DTypeChoice;
+use kompress::Linears;
 
 use crate::args::ModelArgs;
 use crate::compress::CompressFlags;
@@ -88,9 +88,11 @@ impl ServeArgs {
         if self.deadline_ms == 0 {
             anyhow::bail!("--deadline-ms 0: every request would be past its deadline");
         }
-        let int8 = self.model.dtype == DTypeChoice::Int8;
-        let defaults =
-            self.compress.options(false, default_batch_size(gpu, int8)).context("invalid default options")?;
+        let linears = self.model.dtype.precision(&Device::Cpu).map_or(Linears::Native, |p| p.linears);
+        let defaults = self
+            .compress
+            .options(false, default_batch_size(gpu, linears))
+            .context("invalid default options")?;
         let batch = BatchLimits {
             tokens: self.batch_tokens.unwrap_or(if gpu { 8192 } else { base.batch.tokens }),
             wait: Duration::from_millis(self.batch_wait_ms.unwrap_or(if gpu { 2 } else { 0 })),

@@ -88,11 +88,6 @@ impl Bf16Weight {
         Self { out, inner, data }
     }
 
-    /// Bytes held.
-    pub(crate) fn bytes(&self) -> usize {
-        2 * self.data.len()
-    }
-
     /// Runs `rows` rows of `x` (rounded by [`round_rows`]) against panel `panel` into `out`.
     ///
     /// # Safety
@@ -156,7 +151,7 @@ pub(crate) fn dot_exact() -> bool {
                     // normal range; a few zeros.
                     let exp = 57 + (state >> 8) % 104;
                     let value = ((state & 0x8000) as u16) | ((exp as u16) << 7) | (state >> 24) as u16 & 0x7f;
-                    if state % 17 == 0 {
+                    if state.is_multiple_of(17) {
                         0
                     } else {
                         value

@@ -2,13 +2,20 @@
 //! output channel, widened to f32 inside the kernel; f32 activations, f32 accumulation. Per group
 //! `g` of an output: `acc = fma(sum_k x[k] * q[k], scale[g], acc)`, the sum itself a chain of
 //! `fma(x[k], q[k] as f32, sum)` in k order, on every path.
+//!
+//! On AVX-512 the panel is widened to f32 a chunk of k values at a time into a buffer that stays in L1,
+//! and the f32 packed kernel's tiles run on it ([`crate::kernels::linear::avx512`]: the same fused
+//! products in the same order), so the widening is paid once per row block, not once per row tile.
 
 use super::{Out, PANEL};
 use crate::kernels::int8::quantise_row;
 use crate::kernels::isa::Isa;
 
-/// Rows per tile of the plain-Rust kernel: `M x PANEL` partial sums, in registers on AVX-512.
+/// Rows per tile of the plain-Rust kernel.
 const TILE: usize = 6;
+
+/// k values per chunk widened at a time on AVX-512: 16 KB of f32, in L1 with the tiles' activations.
+const CHUNK: usize = 128;
 
 /// A weight `[out, in]` quantised per output channel (`group == in`) or per group of `group`
 /// consecutive inputs of a channel, packed as `ceil(out / PANEL)` panels of `in` rows of `PANEL`
@@ -45,11 +52,6 @@ impl Int8WoWeight {
         self.inner.div_ceil(self.group)
     }
 
-    /// Bytes held (weights and scales).
-    pub(crate) fn bytes(&self) -> usize {
-        self.data.len() + 4 * self.scales.len()
-    }
-
     /// Runs `rows` rows of `x` (`[rows, inner]`) against panel `panel` into `out`.
     ///
     /// # Safety
@@ -59,7 +61,16 @@ impl Int8WoWeight {
         let weights = &self.data[panel * inner * PANEL..][..inner * PANEL];
         let scales = &self.scales[panel * groups * PANEL..][..groups * PANEL];
         let mut acc = vec![0f32; rows * PANEL];
-        block(cap, &x[..rows * inner], inner, weights, scales, self.group, &mut acc);
+        let x = &x[..rows * inner];
+        #[cfg(target_arch = "x86_64")]
+        if cap.min(crate::kernels::isa::detected()) >= Isa::Avx512 {
+            // SAFETY: AVX-512 is detected.
+            unsafe { avx512::block(x, inner, weights, scales, self.group, &mut acc) };
+        } else {
+            block(cap, x, inner, weights, scales, self.group, &mut acc);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        block(cap, x, inner, weights, scales, self.group, &mut acc);
         for (r, acc) in acc.chunks_exact(PANEL).enumerate() {
             out.store(r, acc.try_into().expect("PANEL values"));
         }
@@ -119,5 +130,65 @@ fn tile<const M: usize>(
     }
     for (dst, total) in acc.chunks_exact_mut(PANEL).zip(&total) {
         dst.copy_from_slice(total);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{CHUNK, PANEL};
+    use crate::kernels::linear::avx512::panel_product;
+
+    /// [`super::block`] on AVX-512: per group, its k values in chunks of [`CHUNK`], each widened into
+    /// an f32 panel and run through the f32 tiles, the partial sums carried from chunk to chunk (stored
+    /// and reloaded exactly); then the group's scaled partial sums fused into the totals. Intrinsics
+    /// throughout: iterator adaptors would be compiled without the target features.
+    ///
+    /// # Safety
+    /// AVX-512 F must be available.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn block(
+        x: &[f32],
+        inner: usize,
+        weights: &[i8],
+        scales: &[f32],
+        group: usize,
+        acc: &mut [f32],
+    ) {
+        let rows = acc.len() / PANEL;
+        assert!(x.len() >= rows * inner && weights.len() >= inner * PANEL, "int8-wo block operands");
+        assert!(scales.len() >= inner.div_ceil(group) * PANEL, "int8-wo block scales");
+        let mut panel = vec![0f32; CHUNK * PANEL];
+        let mut part = vec![0f32; rows * PANEL];
+        let (w, p, t) = (weights.as_ptr(), part.as_mut_ptr(), acc.as_mut_ptr());
+        for g in 0..inner.div_ceil(group) {
+            let (start, end) = (g * group, inner.min((g + 1) * group));
+            let mut k0 = start;
+            while k0 < end {
+                let n = CHUNK.min(end - k0);
+                for i in (0..n * PANEL).step_by(16) {
+                    let q = _mm_loadu_si128(w.add(k0 * PANEL + i).cast());
+                    _mm512_storeu_ps(panel.as_mut_ptr().add(i), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)));
+                }
+                // x holds rows x inner (the tile reads columns k0..k0 + n of each row), the panel n x
+                // PANEL, part rows x PANEL.
+                panel_product(
+                    (x.as_ptr().add(k0), inner),
+                    rows,
+                    n,
+                    (panel.as_ptr(), PANEL),
+                    (p, PANEL),
+                    PANEL,
+                    k0 > start,
+                );
+                k0 += n;
+            }
+            for i in (0..rows * PANEL).step_by(16) {
+                let s = _mm512_loadu_ps(scales.as_ptr().add(g * PANEL + i % PANEL));
+                let total = _mm512_fmadd_ps(_mm512_loadu_ps(p.add(i)), s, _mm512_loadu_ps(t.add(i)));
+                _mm512_storeu_ps(t.add(i), total);
+            }
+        }
     }
 }

