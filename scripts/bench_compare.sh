@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Runs `kompress bench` (f32, and int8 when the binary has it) and the PyTorch/ONNX Runtime peers
+# Runs `kompress bench` (f32, and each of DTYPES the binary has) and the PyTorch/ONNX Runtime peers
 # (scripts/bench_pytorch.py) in one go, on the same machine, shape and thread count, and prints a
 # header (CPU, its SIMD flags, threads, date, KOMPRESS_CPU_KERNELS) and a table of medians, mins and
 # ratios against kompress f32 and against ONNX Runtime fp32.
 #
 #   [PYTHON=/path/to/venv/bin/python] [KOMPRESS_BIN=path] [ITERS=5] [KOMPRESS_CPU_KERNELS=avx2|portable|avx512] \
+#     [DTYPES="int8 int8-wo int8-wo-g128 bf16"] \
 #     scripts/bench_compare.sh [SEQ_LENS] [THREADS] [ENGINES] [MODEL_DIR]
 #   e.g. scripts/bench_compare.sh "128 512 2048" 2 sdpa,onnx,onnx-int8-wo,onnx-int8-dyn
 #
 # ENGINES are bench_pytorch.py's (sdpa, eager, onnx, onnx-int8-wo, onnx-int8-dyn; default
-# sdpa,onnx,onnx-int8-wo,onnx-int8-dyn; `none`: kompress only); `kompress` (f32) and `kompress-int8`
-# (`--dtype int8`) always run. A binary that rejects `--dtype int8` gets a "skipped" line, not a row. KOMPRESS_BIN: the binary
+# sdpa,onnx,onnx-int8-wo,onnx-int8-dyn; `none`: kompress only); `kompress` (f32) and `kompress-DTYPE`
+# for each of DTYPES (default int8 int8-wo int8-wo-g128 bf16) always run. A dtype the binary rejects
+# gets a "skipped" line, not a row. KOMPRESS_BIN: the binary
 # to time (default target/release/kompress, built first with `cargo build --release`; a given binary is
 # used as is). KOMPRESS_CPU_KERNELS, when set, caps the ISA of kompress's own kernels (the binary reads
 # it; it is exported to it and shown in the header). Random weights of kompress-base's shape (or
@@ -26,6 +28,7 @@ ENGINES=${3:-sdpa,onnx,onnx-int8-wo,onnx-int8-dyn}
 MODEL=${4:-}
 PYTHON=${PYTHON:-python3}
 ITERS=${ITERS:-5}
+DTYPES=${DTYPES:-"int8 int8-wo int8-wo-g128 bf16"}
 if [ -n "${KOMPRESS_BIN:-}" ]; then
   BIN=$KOMPRESS_BIN
 else
@@ -64,23 +67,24 @@ kompress_bench() { # dtype seq_len -> one JSON line on stdout, or status 3 when 
 }
 
 notes=()
-int8=yes
+declare -A rejected=()
 for n in $SEQ_LENS; do
   kompress_bench f32 "$n" | sed 's/^{/{"engine": "kompress", /' >>"$out"
-  if [ "$int8" = yes ]; then
+  for dtype in $DTYPES; do
+    [ -n "${rejected[$dtype]:-}" ] && continue
     set +e
-    line=$(kompress_bench int8 "$n")
+    line=$(kompress_bench "$dtype" "$n")
     rc=$?
     set -e
     if [ "$rc" = 3 ]; then
-      int8=no
-      notes+=("kompress-int8: skipped, this binary rejects --dtype int8 ($(head -n1 "$log"))")
+      rejected[$dtype]=1
+      notes+=("kompress-$dtype: skipped, this binary rejects --dtype $dtype ($(head -n1 "$log"))")
     elif [ "$rc" = 0 ]; then
-      printf '%s\n' "$line" | sed 's/^{/{"engine": "kompress-int8", /' >>"$out"
+      printf '%s\n' "$line" | sed "s/^{/{\"engine\": \"kompress-$dtype\", /" >>"$out"
     else
       exit "$rc"
     fi
-  fi
+  done
   [ "$ENGINES" = none ] && continue
   if ! (cd scripts && "$PYTHON" bench_pytorch.py --seq-len "$n" --iters "$ITERS" --warmup 1 --threads "$THREADS" \
     --engines "$ENGINES" ${MODEL:+--model "$(cd .. && realpath "$MODEL")"}) >>"$out" 2>"$log"; then
