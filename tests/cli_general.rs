@@ -127,7 +127,10 @@ fn int8_runs_and_the_kernel_variable_is_checked() {
     let bad = kompress(&[&bench[..8], &["--dtype", "int4"]].concat(), &[], b"");
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success(), "{err}");
-    assert!(err.contains("unknown dtype \"int4\" (expected auto, f32, f16, bf16, int8, int8-wo or int8-wo-g128)"), "{err}");
+    assert!(
+        err.contains("unknown dtype \"int4\" (expected auto, f32, f16, bf16, int8, int8-wo or int8-wo-g128)"),
+        "{err}"
+    );
 }
 
 /// Runs a command whose reader closes standard output before it writes anything (the read end is

@@ -3,18 +3,18 @@
 //! `g` of an output: `acc = fma(sum_k x[k] * q[k], scale[g], acc)`, the sum itself a chain of
 //! `fma(x[k], q[k] as f32, sum)` in k order, on every path.
 //!
-//! On AVX-512 the panel is widened to f32 a chunk of k values at a time into a buffer that stays in L1,
-//! and the f32 packed kernel's tiles run on it ([`crate::kernels::linear::avx512`]: the same fused
-//! products in the same order), so the widening is paid once per row block, not once per row tile.
+//! The panel is widened to f32 a chunk of k values at a time into a buffer that stays in L1, and f32
+//! tiles run on it (on AVX-512 the f32 packed kernel's, [`crate::kernels::linear::avx512`]: the same
+//! fused products in the same order), so the widening is paid once per row block, not once per tile.
 
 use super::{Out, PANEL};
 use crate::kernels::int8::quantise_row;
 use crate::kernels::isa::Isa;
 
-/// Rows per tile of the plain-Rust kernel.
-const TILE: usize = 6;
+/// Rows per tile of the plain-Rust kernel: `TILE x PANEL` accumulators, 16 AVX2 registers.
+const TILE: usize = 4;
 
-/// k values per chunk widened at a time on AVX-512: 16 KB of f32, in L1 with the tiles' activations.
+/// k values per chunk widened at a time: 16 KB of f32, in L1 with the tiles' activations.
 const CHUNK: usize = 128;
 
 /// A weight `[out, in]` quantised per output channel (`group == in`) or per group of `group`
@@ -63,11 +63,15 @@ impl Int8WoWeight {
         let mut acc = vec![0f32; rows * PANEL];
         let x = &x[..rows * inner];
         #[cfg(target_arch = "x86_64")]
-        if cap.min(crate::kernels::isa::detected()) >= Isa::Avx512 {
-            // SAFETY: AVX-512 is detected.
-            unsafe { avx512::block(x, inner, weights, scales, self.group, &mut acc) };
-        } else {
-            block(cap, x, inner, weights, scales, self.group, &mut acc);
+        match cap.min(crate::kernels::isa::detected()) {
+            // SAFETY: the level is detected.
+            level if level >= Isa::Avx512 => unsafe {
+                avx512::block(x, inner, weights, scales, self.group, &mut acc)
+            },
+            level if level >= Isa::Avx2 => unsafe {
+                avx2::block(x, inner, weights, scales, self.group, &mut acc)
+            },
+            level => block(level, x, inner, weights, scales, self.group, &mut acc),
         }
         #[cfg(not(target_arch = "x86_64"))]
         block(cap, x, inner, weights, scales, self.group, &mut acc);
@@ -82,54 +86,61 @@ wide! {
     fn block(x: &[f32], inner: usize, weights: &[i8], scales: &[f32], group: usize, acc: &mut [f32]) => block_in
 }
 
+/// The plain-Rust path, in the AVX-512 path's order: per group, chunks widened to f32, each run through
+/// tiles of [`TILE`] rows whose partial sums carry from chunk to chunk, then the scaled partial sums
+/// fused into the totals.
 #[inline(always)]
 fn block_in(x: &[f32], inner: usize, weights: &[i8], scales: &[f32], group: usize, acc: &mut [f32]) {
-    let mut rows = x.chunks(TILE * inner).zip(acc.chunks_mut(TILE * PANEL));
-    for (x, acc) in rows.by_ref() {
-        match x.len() / inner {
-            TILE => tile::<TILE>(x, inner, weights, scales, group, acc),
-            1 => tile::<1>(x, inner, weights, scales, group, acc),
-            2 => tile::<2>(x, inner, weights, scales, group, acc),
-            3 => tile::<3>(x, inner, weights, scales, group, acc),
-            4 => tile::<4>(x, inner, weights, scales, group, acc),
-            _ => tile::<5>(x, inner, weights, scales, group, acc),
-        }
-    }
-}
-
-/// `M` rows: per group, the partial sums of the group's k values, then scaled into the totals.
-#[inline(always)]
-fn tile<const M: usize>(
-    x: &[f32],
-    inner: usize,
-    weights: &[i8],
-    scales: &[f32],
-    group: usize,
-    acc: &mut [f32],
-) {
-    let x: &[f32] = &x[..M * inner];
-    let mut total = [[0f32; PANEL]; M];
+    let rows = acc.len() / PANEL;
+    let mut panel = vec![0f32; CHUNK * PANEL];
+    let mut part = vec![0f32; rows * PANEL];
     for (g, scale) in scales.chunks_exact(PANEL).enumerate() {
-        let ks = g * group..inner.min((g + 1) * group);
-        let mut part = [[0f32; PANEL]; M];
-        for k in ks {
-            let q: &[i8; PANEL] = weights[k * PANEL..][..PANEL].try_into().expect("a panel row");
-            let w: [f32; PANEL] = std::array::from_fn(|c| f32::from(q[c]));
-            for (r, part) in part.iter_mut().enumerate() {
-                let a = x[r * inner + k];
-                for (p, &w) in part.iter_mut().zip(&w) {
-                    *p = a.mul_add(w, *p);
+        let (start, end) = (g * group, inner.min((g + 1) * group));
+        for k0 in (start..end).step_by(CHUNK) {
+            let n = CHUNK.min(end - k0);
+            let chunk = &weights[k0 * PANEL..][..n * PANEL];
+            panel.iter_mut().zip(chunk).for_each(|(w, &q)| *w = f32::from(q));
+            let panel = &panel[..n * PANEL];
+            for (r, part) in part.chunks_mut(TILE * PANEL).enumerate() {
+                let x = &x[r * TILE * inner + k0..];
+                let add = k0 > start;
+                match part.len() / PANEL {
+                    TILE => tile::<TILE>(x, inner, panel, part, add),
+                    1 => tile::<1>(x, inner, panel, part, add),
+                    2 => tile::<2>(x, inner, panel, part, add),
+                    _ => tile::<3>(x, inner, panel, part, add),
                 }
             }
         }
-        for (total, part) in total.iter_mut().zip(&part) {
+        for (total, part) in acc.chunks_exact_mut(PANEL).zip(part.chunks_exact(PANEL)) {
             for ((t, &p), &s) in total.iter_mut().zip(part).zip(scale) {
                 *t = p.mul_add(s, *t);
             }
         }
     }
-    for (dst, total) in acc.chunks_exact_mut(PANEL).zip(&total) {
-        dst.copy_from_slice(total);
+}
+
+/// `M` rows (`inner` apart in `x`) against the widened panel rows, into `part` (added to it when
+/// `add`): per k, `part = fma(x[k], w[k], part)`.
+#[inline(always)]
+fn tile<const M: usize>(x: &[f32], inner: usize, panel: &[f32], part: &mut [f32], add: bool) {
+    let mut acc = [[0f32; PANEL]; M];
+    if add {
+        for (acc, part) in acc.iter_mut().zip(part.chunks_exact(PANEL)) {
+            acc.copy_from_slice(part);
+        }
+    }
+    for (k, w) in panel.chunks_exact(PANEL).enumerate() {
+        let w: &[f32; PANEL] = w.try_into().expect("a panel row");
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let a = x[r * inner + k];
+            for (p, &w) in acc.iter_mut().zip(w) {
+                *p = a.mul_add(w, *p);
+            }
+        }
+    }
+    for (part, acc) in part.chunks_exact_mut(PANEL).zip(&acc) {
+        part.copy_from_slice(acc);
     }
 }
 
@@ -189,6 +200,107 @@ mod avx512 {
                 let total = _mm512_fmadd_ps(_mm512_loadu_ps(p.add(i)), s, _mm512_loadu_ps(t.add(i)));
                 _mm512_storeu_ps(t.add(i), total);
             }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{CHUNK, PANEL};
+
+    /// Rows per tile: 6 rows x 16 columns of accumulators (12 of the 16 registers), each panel in two
+    /// halves.
+    const TILE: usize = 6;
+
+    /// [`super::block`] on AVX2 with FMA, in the same order as the other paths (see `avx512::block`).
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn block(
+        x: &[f32],
+        inner: usize,
+        weights: &[i8],
+        scales: &[f32],
+        group: usize,
+        acc: &mut [f32],
+    ) {
+        let rows = acc.len() / PANEL;
+        assert!(x.len() >= rows * inner && weights.len() >= inner * PANEL, "int8-wo block operands");
+        assert!(scales.len() >= inner.div_ceil(group) * PANEL, "int8-wo block scales");
+        let mut panel = vec![0f32; CHUNK * PANEL];
+        let mut part = vec![0f32; rows * PANEL];
+        let (w, p, t) = (weights.as_ptr(), part.as_mut_ptr(), acc.as_mut_ptr());
+        for g in 0..inner.div_ceil(group) {
+            let (start, end) = (g * group, inner.min((g + 1) * group));
+            let mut k0 = start;
+            while k0 < end {
+                let n = CHUNK.min(end - k0);
+                for i in (0..n * PANEL).step_by(8) {
+                    let q = _mm_loadl_epi64(w.add(k0 * PANEL + i).cast());
+                    _mm256_storeu_ps(panel.as_mut_ptr().add(i), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+                }
+                let x = x.as_ptr().add(k0);
+                for half in [0, 16] {
+                    let mut r = 0;
+                    while r < rows {
+                        let m = TILE.min(rows - r);
+                        let (xr, pr, wr) =
+                            (x.add(r * inner), p.add(r * PANEL + half), panel.as_ptr().add(half));
+                        match m {
+                            TILE => tile::<TILE>(xr, inner, wr, n, pr, k0 > start),
+                            1 => tile::<1>(xr, inner, wr, n, pr, k0 > start),
+                            2 => tile::<2>(xr, inner, wr, n, pr, k0 > start),
+                            3 => tile::<3>(xr, inner, wr, n, pr, k0 > start),
+                            4 => tile::<4>(xr, inner, wr, n, pr, k0 > start),
+                            _ => tile::<5>(xr, inner, wr, n, pr, k0 > start),
+                        }
+                        r += m;
+                    }
+                }
+                k0 += n;
+            }
+            for i in (0..rows * PANEL).step_by(8) {
+                let s = _mm256_loadu_ps(scales.as_ptr().add(g * PANEL + i % PANEL));
+                let total = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(i)), s, _mm256_loadu_ps(t.add(i)));
+                _mm256_storeu_ps(t.add(i), total);
+            }
+        }
+    }
+
+    /// `M` rows of `x` (`lda` apart) times `n` panel rows (16 columns read, `PANEL` apart) into `part`
+    /// (rows `PANEL` apart), added to what it holds when `add`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn tile<const M: usize>(
+        x: *const f32,
+        lda: usize,
+        w: *const f32,
+        n: usize,
+        part: *mut f32,
+        add: bool,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; M];
+        if add {
+            for (i, acc) in acc.iter_mut().enumerate() {
+                acc[0] = _mm256_loadu_ps(part.add(i * PANEL));
+                acc[1] = _mm256_loadu_ps(part.add(i * PANEL + 8));
+            }
+        }
+        for k in 0..n {
+            let b0 = _mm256_loadu_ps(w.add(k * PANEL));
+            let b1 = _mm256_loadu_ps(w.add(k * PANEL + 8));
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let a = _mm256_broadcast_ss(&*x.add(i * lda + k));
+                acc[0] = _mm256_fmadd_ps(a, b0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(a, b1, acc[1]);
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            _mm256_storeu_ps(part.add(i * PANEL), acc[0]);
+            _mm256_storeu_ps(part.add(i * PANEL + 8), acc[1]);
         }
     }
 }
