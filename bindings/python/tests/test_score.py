@@ -53,3 +53,12 @@ def test_a_text_longer_than_the_model_takes_is_an_input_error():
     runner = kompress.KompressRunner(model=model_dir("v5"), device="cpu")
     with pytest.raises(kompress.InvalidInputError, match="more than the model's maximum of 512"):
         runner.score("word " * 2000)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int8-wo", "int8-wo-g128", "bf16"])
+def test_every_cpu_form_scores_as_the_cli_does(dtype):
+    text = "\n".join(fixture_texts()[0].read_text().splitlines()[:12])
+    runner = kompress.KompressRunner(model=model_dir("v5"), device="cpu", dtype=dtype)
+    assert runner.dtype == dtype
+    expected = cli("score", "--json", "--model", model_dir("v5"), "--device", "cpu", "--dtype", dtype, stdin=text)
+    assert runner.score(text).to_json() == expected.rstrip("\n")

@@ -7,9 +7,9 @@
 //! (`arch_prctl(ARCH_REQ_XCOMP_PERM)`); elsewhere [`available`] is false and the VNNI path runs.
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-pub(crate) use imp::available;
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub(super) use imp::panel_product;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub(crate) use imp::{available, granted};
 
 /// AMX is used on x86_64 Linux only.
 #[cfg(all(target_arch = "x86_64", not(target_os = "linux")))]
@@ -31,32 +31,37 @@ mod imp {
     use super::super::{dequantise, Block, GROUP_BYTES, K_BLOCK, PANEL, ROW_TILE};
 
     /// Whether the CPU has AMX tiles and int8 products and the OS grants this process their state.
-    /// Asked once (by [`crate::kernels::isa`]); the grant lasts for the process.
     pub(crate) fn available() -> bool {
         // CPUID leaf 7 (present on every CPU with AVX-512, which the caller checks first): EDX bit 24
         // AMX-TILE, bit 25 AMX-INT8.
         let edx = __cpuid_count(7, 0).edx;
-        if edx & (3 << 24) != 3 << 24 {
-            return false;
-        }
-        const SYS_ARCH_PRCTL: i64 = 158;
-        const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
-        const XFEATURE_XTILEDATA: i64 = 18;
-        let ret: i64;
-        // SAFETY: the arch_prctl system call with these arguments only changes the process's
-        // permission; it fails (negative errno) where the kernel or the hypervisor withholds AMX.
-        unsafe {
-            asm!(
-                "syscall",
-                inlateout("rax") SYS_ARCH_PRCTL => ret,
-                in("rdi") ARCH_REQ_XCOMP_PERM,
-                in("rsi") XFEATURE_XTILEDATA,
-                lateout("rcx") _,
-                lateout("r11") _,
-                options(nostack),
-            );
-        }
-        ret == 0
+        edx & (3 << 24) == 3 << 24 && granted()
+    }
+
+    /// Whether the OS grants this process the tiles' state (asked once; the grant lasts for the
+    /// process). Only for CPUs with AMX-TILE.
+    pub(crate) fn granted() -> bool {
+        static GRANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *GRANTED.get_or_init(|| {
+            const SYS_ARCH_PRCTL: i64 = 158;
+            const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
+            const XFEATURE_XTILEDATA: i64 = 18;
+            let ret: i64;
+            // SAFETY: the arch_prctl system call with these arguments only changes the process's
+            // permission; it fails (negative errno) where the kernel or the hypervisor withholds AMX.
+            unsafe {
+                asm!(
+                    "syscall",
+                    inlateout("rax") SYS_ARCH_PRCTL => ret,
+                    in("rdi") ARCH_REQ_XCOMP_PERM,
+                    in("rsi") XFEATURE_XTILEDATA,
+                    lateout("rcx") _,
+                    lateout("r11") _,
+                    options(nostack),
+                );
+            }
+            ret == 0
+        })
     }
 
     /// Rows per A tile (and group rows per B tile).

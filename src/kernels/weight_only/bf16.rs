@@ -55,19 +55,30 @@ fn pairs(inner: usize) -> usize {
     inner.div_ceil(2)
 }
 
-/// `x` (`[rows, inner]`) rounded by [`round`], each row padded to whole pairs.
+/// Pairs stored per weight panel and activation row: whole AMX tiles of [`AMX_PAIRS`], zeros past
+/// `pairs(inner)` (which only the AMX path reads).
+fn stored_pairs(inner: usize) -> usize {
+    pairs(inner).next_multiple_of(AMX_PAIRS)
+}
+
+/// Input pairs per AMX tile row (64 bytes), and rows per tile.
+const AMX_PAIRS: usize = 16;
+
+/// `x` (`[rows, inner]`) rounded by [`round`], each row `2 * stored_pairs(inner)` values, in whole
+/// tiles of [`AMX_PAIRS`] rows, padded with zeros.
 pub(crate) fn round_rows(x: &[f32], inner: usize) -> Vec<u16> {
-    let stride = 2 * pairs(inner);
-    let mut out = vec![0u16; x.len() / inner.max(1) * stride];
+    let (rows, stride) = (x.len() / inner.max(1), 2 * stored_pairs(inner));
+    let mut out = vec![0u16; rows.next_multiple_of(AMX_PAIRS) * stride];
     for (dst, src) in out.chunks_exact_mut(stride).zip(x.chunks_exact(inner)) {
         dst.iter_mut().zip(src).for_each(|(d, &v)| *d = round(v));
     }
     out
 }
 
-/// A weight `[out, in]` in bf16, packed as `ceil(out / PANEL)` panels of `pairs(in)` rows, each
-/// `PANEL` columns of an input pair (even input in the low half of the 32 bits): the operand layout of
-/// `vdpbf16ps`. Columns past `out` and the odd input's pad are zero.
+/// A weight `[out, in]` in bf16, packed as `ceil(out / PANEL)` panels of `stored_pairs(in)` rows,
+/// each `PANEL` columns of an input pair (even input in the low half of the 32 bits): the operand
+/// layout of `vdpbf16ps`, and, a half panel at a time, of an AMX tile. Columns past `out` and pairs
+/// past `in` are zero.
 pub(crate) struct Bf16Weight {
     pub out: usize,
     pub inner: usize,
@@ -77,7 +88,7 @@ pub(crate) struct Bf16Weight {
 impl Bf16Weight {
     /// Rounds and packs a row-major `[out, inner]` f32 weight.
     pub(crate) fn new(w: &[f32], out: usize, inner: usize) -> Self {
-        let pairs = pairs(inner);
+        let pairs = stored_pairs(inner);
         let mut data = vec![0u16; out.div_ceil(PANEL) * pairs * 2 * PANEL];
         for (o, row) in w.chunks_exact(inner).enumerate() {
             let (panel, col) = (o / PANEL, o % PANEL);
@@ -93,16 +104,20 @@ impl Bf16Weight {
     /// # Safety
     /// `out` must address `rows` rows of the panel's columns.
     pub(crate) unsafe fn panel_product(&self, x: &[u16], rows: usize, panel: usize, out: Out, cap: Isa) {
-        let width = 2 * pairs(self.inner);
+        let (width, used) = (2 * stored_pairs(self.inner), 2 * pairs(self.inner));
         let weights = &self.data[panel * width * PANEL..][..width * PANEL];
-        let x = &x[..rows * width];
-        let mut acc = vec![0f32; rows * PANEL];
+        let mut acc = vec![0f32; rows.next_multiple_of(2 * AMX_PAIRS) * PANEL];
+        let exact = (&x[..rows * width], &weights[..used * PANEL], &mut acc[..rows * PANEL]);
         match Kernel::for_cap(cap) {
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            Kernel::Amx => {
+                amx::block(&x[..rows.next_multiple_of(AMX_PAIRS) * width], width, weights, &mut acc)
+            }
             #[cfg(target_arch = "x86_64")]
-            Kernel::Dot => dot::block(x, width, weights, &mut acc),
-            Kernel::Wide(isa) => block(isa, x, width, weights, &mut acc),
+            Kernel::Dot => dot::block(exact.0, width, exact.1, exact.2),
+            Kernel::Wide(isa) => block(isa, exact.0, width, exact.1, exact.2),
         }
-        for (r, acc) in acc.chunks_exact(PANEL).enumerate() {
+        for (r, acc) in acc.chunks_exact(PANEL).take(rows).enumerate() {
             out.store(r, acc.try_into().expect("PANEL values"));
         }
     }
@@ -111,6 +126,10 @@ impl Bf16Weight {
 /// The paths of the bf16 product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kernel {
+    /// AMX-BF16 tiles (Sapphire Rapids and later Xeons, Linux): not the module's exact arithmetic
+    /// (see [`amx`]).
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    Amx,
     /// `vdpbf16ps` (AVX-512 BF16: Cooper Lake, Sapphire Rapids and later, Zen 4 and later).
     #[cfg(target_arch = "x86_64")]
     Dot,
@@ -119,9 +138,13 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    /// The path a cap on the kernels allows: `vdpbf16ps` from the AVX-512 level up where the CPU has
-    /// it and it gives this module's bits.
+    /// The path a cap on the kernels allows: AMX tiles at the AMX level where the CPU has AMX-BF16;
+    /// `vdpbf16ps` from the AVX-512 level up where the CPU has it and it gives this module's bits.
     pub(crate) fn for_cap(cap: Isa) -> Self {
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        if cap.min(detected()) >= Isa::Amx && amx::available() {
+            return Kernel::Amx;
+        }
         #[cfg(target_arch = "x86_64")]
         if cap.min(detected()) >= Isa::Avx512 && dot_exact() {
             return Kernel::Dot;
@@ -222,36 +245,37 @@ mod dot {
     /// AVX-512 F and BF16 must be available.
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub(super) unsafe fn block(x: &[u16], width: usize, weights: &[u16], acc: &mut [f32]) {
-        let rows = acc.len() / PANEL;
-        assert!(x.len() >= rows * width && weights.len() >= width * PANEL, "bf16 block operands");
+        let (rows, pairs) = (acc.len() / PANEL, weights.len() / (2 * PANEL));
+        assert!(x.len() >= rows * width && 2 * pairs <= width, "bf16 block operands");
         let (x, w, out) = (x.as_ptr().cast::<u32>(), weights.as_ptr(), acc.as_mut_ptr());
-        let pairs = width / 2;
+        let stride = width / 2;
         let mut r = 0;
         while r + TILE <= rows {
-            tile::<TILE>(x.add(r * pairs), pairs, w, out.add(r * PANEL));
+            tile::<TILE>(x.add(r * stride), stride, pairs, w, out.add(r * PANEL));
             r += TILE;
         }
-        let (x, out) = (x.add(r * pairs), out.add(r * PANEL));
+        let (x, out) = (x.add(r * stride), out.add(r * PANEL));
         match rows - r {
             0 => {}
-            1 => tile::<1>(x, pairs, w, out),
-            2 => tile::<2>(x, pairs, w, out),
-            3 => tile::<3>(x, pairs, w, out),
-            4 => tile::<4>(x, pairs, w, out),
-            5 => tile::<5>(x, pairs, w, out),
-            6 => tile::<6>(x, pairs, w, out),
-            7 => tile::<7>(x, pairs, w, out),
-            8 => tile::<8>(x, pairs, w, out),
-            9 => tile::<9>(x, pairs, w, out),
-            10 => tile::<10>(x, pairs, w, out),
-            _ => tile::<11>(x, pairs, w, out),
+            1 => tile::<1>(x, stride, pairs, w, out),
+            2 => tile::<2>(x, stride, pairs, w, out),
+            3 => tile::<3>(x, stride, pairs, w, out),
+            4 => tile::<4>(x, stride, pairs, w, out),
+            5 => tile::<5>(x, stride, pairs, w, out),
+            6 => tile::<6>(x, stride, pairs, w, out),
+            7 => tile::<7>(x, stride, pairs, w, out),
+            8 => tile::<8>(x, stride, pairs, w, out),
+            9 => tile::<9>(x, stride, pairs, w, out),
+            10 => tile::<10>(x, stride, pairs, w, out),
+            _ => tile::<11>(x, stride, pairs, w, out),
         }
     }
 
-    /// `M` rows: per input pair, one broadcast of each row's pair against the panel's two registers.
+    /// `M` rows (`stride` pairs apart): per input pair, one broadcast of each row's pair against the
+    /// panel's two registers.
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[inline]
-    unsafe fn tile<const M: usize>(x: *const u32, pairs: usize, w: *const u16, out: *mut f32) {
+    unsafe fn tile<const M: usize>(x: *const u32, stride: usize, pairs: usize, w: *const u16, out: *mut f32) {
         let mut acc = [[_mm512_setzero_ps(); 2]; M];
         for p in 0..pairs {
             let ahead = w.wrapping_add((p + 8) * 2 * PANEL).cast::<i8>();
@@ -261,7 +285,7 @@ mod dot {
             let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(w.add(p * 2 * PANEL + PANEL).cast()));
             for (i, acc) in acc.iter_mut().enumerate() {
                 let a: __m512bh =
-                    std::mem::transmute(_mm512_set1_epi32(x.add(i * pairs + p).read_unaligned() as i32));
+                    std::mem::transmute(_mm512_set1_epi32(x.add(i * stride + p).read_unaligned() as i32));
                 acc[0] = _mm512_dpbf16_ps(acc[0], a, b0);
                 acc[1] = _mm512_dpbf16_ps(acc[1], a, b1);
             }
@@ -270,5 +294,124 @@ mod dot {
             _mm512_storeu_ps(out.add(i * PANEL), acc[0]);
             _mm512_storeu_ps(out.add(i * PANEL + 16), acc[1]);
         }
+    }
+}
+
+/// AMX-BF16: `tdpbf16ps` multiplies a tile of 16 activation rows x 16 input pairs by a tile of 16 pair
+/// rows x 16 columns (a half panel, as packed) into 16 x 16 f32; a call runs 32 rows x 32 columns as
+/// four accumulator tiles, so each loaded tile serves two products.
+///
+/// Its sums are not the module's arithmetic: `scripts/bf16_hardware_probe.rs` found no sequential
+/// definition that it follows (at most 41.5% of outputs matched one, on a Sapphire Rapids), so its bits
+/// may differ from the other paths' in the last places of a sum; the tests bound the difference.
+/// `KOMPRESS_CPU_KERNELS=avx512` keeps the exact paths.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub(crate) mod amx {
+    use std::arch::asm;
+    use std::arch::x86_64::__cpuid_count;
+
+    use super::{AMX_PAIRS, PANEL};
+
+    /// Whether the CPU has AMX tiles with bf16 products and the OS grants this process their state
+    /// (the same grant as the int8 kernels', asked once).
+    pub(crate) fn available() -> bool {
+        // CPUID leaf 7 EDX: bit 22 AMX-BF16, bit 24 AMX-TILE.
+        let edx = __cpuid_count(7, 0).edx;
+        edx & (1 << 22 | 1 << 24) == (1 << 22 | 1 << 24) && crate::kernels::int8::amx::granted()
+    }
+
+    /// Bytes per tile row: 16 input pairs of an activation row, or 16 columns x a pair of a panel row.
+    const ROW_BYTES: usize = 64;
+
+    /// Tiles 0-3 the accumulators, 4-5 two row tiles of activations, 6-7 the panel's two halves, every
+    /// one 16 rows of 64 bytes (`ldtilecfg`'s 64 bytes, palette 1).
+    #[repr(C, align(64))]
+    struct Config {
+        palette: u8,
+        start_row: u8,
+        reserved: [u8; 14],
+        colsb: [u16; 16],
+        rows: [u8; 16],
+    }
+
+    const CONFIG: Config = {
+        let (mut colsb, mut rows) = ([0u16; 16], [0u8; 16]);
+        let mut tile = 0;
+        while tile < 8 {
+            (colsb[tile], rows[tile]) = (ROW_BYTES as u16, AMX_PAIRS as u8);
+            tile += 1;
+        }
+        Config { palette: 1, start_row: 0, reserved: [0; 14], colsb, rows }
+    };
+
+    /// `acc[r] = x[r] @ panel` for whole tiles of rows: `x` rows `width` values apart (whole tiles of
+    /// pairs, zero-padded, whole [`AMX_PAIRS`] rows), `weights` the panel's `width / 2` pair rows,
+    /// `acc` whole pairs of tiles of rows (`2 * AMX_PAIRS`).
+    pub(super) fn block(x: &[u16], width: usize, weights: &[u16], acc: &mut [f32]) {
+        let rows = x.len() / width;
+        assert!(
+            rows.is_multiple_of(AMX_PAIRS)
+                && width.is_multiple_of(2 * AMX_PAIRS)
+                && weights.len() == width * PANEL
+                && acc.len() >= rows.next_multiple_of(2 * AMX_PAIRS) * PANEL,
+            "bf16 AMX block operands"
+        );
+        // SAFETY: available() was checked by Kernel::for_cap; the asserts above keep every tile load
+        // and store inside its buffer.
+        unsafe {
+            asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly));
+            for r in (0..rows).step_by(2 * AMX_PAIRS) {
+                tiles(
+                    x.as_ptr().add(r * width),
+                    width,
+                    rows - r > AMX_PAIRS,
+                    weights,
+                    acc.as_mut_ptr().add(r * PANEL),
+                );
+            }
+            asm!("tilerelease", options(nostack, nomem));
+        }
+    }
+
+    /// 32 rows (16 unless `pair`) of `x` against the whole panel into `out` (rows `PANEL` apart).
+    #[inline]
+    unsafe fn tiles(x: *const u16, width: usize, pair: bool, weights: &[u16], out: *mut f32) {
+        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+        let (stride, x1) = (2 * width, x.add(AMX_PAIRS * width));
+        for block in 0..width / (2 * AMX_PAIRS) {
+            let (a, w) = (x.add(block * 2 * AMX_PAIRS), weights.as_ptr().add(block * AMX_PAIRS * 2 * PANEL));
+            asm!(
+                "tileloadd tmm6, [{w} + {ws} * 1]",
+                "tileloadd tmm7, [{w} + {ws} * 1 + 64]",
+                "tileloadd tmm4, [{a} + {xs} * 1]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                w = in(reg) w,
+                ws = in(reg) 2 * ROW_BYTES,
+                a = in(reg) a,
+                xs = in(reg) stride,
+                options(nostack, readonly),
+            );
+            if pair {
+                asm!(
+                    "tileloadd tmm5, [{a} + {xs} * 1]",
+                    "tdpbf16ps tmm2, tmm5, tmm6",
+                    "tdpbf16ps tmm3, tmm5, tmm7",
+                    a = in(reg) x1.add(block * 2 * AMX_PAIRS),
+                    xs = in(reg) stride,
+                    options(nostack, readonly),
+                );
+            }
+        }
+        asm!(
+            "tilestored [{c} + {cs} * 1], tmm0",
+            "tilestored [{c} + {cs} * 1 + 64], tmm1",
+            "tilestored [{d} + {cs} * 1], tmm2",
+            "tilestored [{d} + {cs} * 1 + 64], tmm3",
+            c = in(reg) out,
+            d = in(reg) out.add(AMX_PAIRS * PANEL),
+            cs = in(reg) PANEL * 4,
+            options(nostack),
+        );
     }
 }
