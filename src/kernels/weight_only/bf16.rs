@@ -117,9 +117,7 @@ impl Bf16Weight {
             Kernel::Dot => dot::block(exact.0, width, exact.1, exact.2),
             Kernel::Wide(isa) => block(isa, exact.0, width, exact.1, exact.2),
         }
-        for (r, acc) in acc.chunks_exact(PANEL).take(rows).enumerate() {
-            out.store(r, acc.try_into().expect("PANEL values"));
-        }
+        out.store(&acc[..rows * PANEL]);
     }
 }
 

@@ -75,9 +75,7 @@ impl Int8WoWeight {
         }
         #[cfg(not(target_arch = "x86_64"))]
         block(cap, x, inner, weights, scales, self.group, &mut acc);
-        for (r, acc) in acc.chunks_exact(PANEL).enumerate() {
-            out.store(r, acc.try_into().expect("PANEL values"));
-        }
+        out.store(&acc);
     }
 }
 

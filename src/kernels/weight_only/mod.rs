@@ -51,17 +51,22 @@ pub(crate) struct Out {
 }
 
 impl Out {
-    /// Stores one row's accumulators: `out[c] = acc[c]`, or `out[c] + acc[c]` when adding (a residual).
+    /// Stores rows of accumulators (`PANEL` apart in `acc`): `out[c] = acc[c]`, or `out[c] + acc[c]`
+    /// when adding (a residual), for the task's columns.
     ///
     /// # Safety
-    /// Row `row` must address `cols` floats, initialised when adding.
-    #[inline(always)]
-    pub(crate) unsafe fn store(self, row: usize, acc: &[f32; PANEL]) {
-        let o = self.ptr.add(row * self.ldc);
-        for (c, &v) in acc.iter().enumerate().take(self.cols) {
-            // Raw writes: without `add`, the output may be uninitialised.
-            let p = o.add(c);
-            p.write(if self.add { p.read() + v } else { v });
+    /// `acc.len() / PANEL` rows must be addressable, each `cols` floats, initialised when adding.
+    pub(crate) unsafe fn store(self, acc: &[f32]) {
+        for (r, acc) in acc.chunks_exact(PANEL).enumerate() {
+            let o = self.ptr.add(r * self.ldc);
+            if self.add {
+                // The output is initialised (the residual): a slice over it is sound.
+                let o = std::slice::from_raw_parts_mut(o, self.cols);
+                o.iter_mut().zip(acc).for_each(|(o, &v)| *o += v);
+            } else {
+                // Raw copies: without `add`, the output may be uninitialised.
+                std::ptr::copy_nonoverlapping(acc.as_ptr(), o, self.cols);
+            }
         }
     }
 }
