@@ -137,6 +137,7 @@ fn int8_runs_and_the_kernel_variable_is_checked() {
 /// dropped before the input is sent, and every command reads its input first, or runs a model).
 fn closed_before_output(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kompress"))
+        .env("KOMPRESS_DTYPE", "f32")
         .args(args)
         .env_remove("HF_HUB_OFFLINE")
         .stdin(Stdio::piped())
@@ -184,6 +185,7 @@ fn a_reader_that_stops_after_one_line_ends_the_command_quietly() {
     // More output than a pipe holds, so that the command is still writing when the reader leaves.
     let context = "x = compute(value)\n".repeat(20_000);
     let mut child = Command::new(env!("CARGO_BIN_EXE_kompress"))
+        .env("KOMPRESS_DTYPE", "f32")
         .args(["evict", "-", "-q", "value", "--budget", "1"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

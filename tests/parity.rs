@@ -94,12 +94,13 @@ fn padded_batch_equals_singles() {
     }
 }
 
-/// Half precision against the f32 reference: scores within 2e-2 (f16) and 0.15 (bf16). On the CPU this
+/// Half precision against the f32 reference: scores within 2e-2 (f16) and 0.15 (bf16). f16 on the CPU
 /// walks the graph a GPU runs (candle ops instead of the f32 CPU kernels, every matmul operand checked
-/// against the layouts Metal and CUDA accept: `device::gpu_matmul`), in the dtypes a GPU runs.
-/// Activations are rounded to 11 or 8 significant bits between ops (LayerNorm and softmax statistics
-/// stay in f32); the fixtures' deliberately large random weights amplify that rounding (measured
-/// maxima: f16 1.1e-2, bf16 1.2e-1).
+/// against the layouts Metal and CUDA accept: `device::gpu_matmul`), in the dtype a GPU runs, as bf16
+/// does on a GPU; on the CPU `--dtype bf16` is the weight-only form (f32 activations rounded per
+/// product, tests/weight_only_parity.rs), held here to the same bound. Activations are rounded to 11
+/// or 8 significant bits (LayerNorm and softmax statistics stay in f32); the fixtures' deliberately
+/// large random weights amplify that rounding (measured maxima: f16 1.1e-2, bf16 1.2e-1 on a GPU).
 #[test]
 fn half_precision_is_close() {
     for (dtype, choice, tolerance) in
@@ -107,7 +108,9 @@ fn half_precision_is_close() {
     {
         for name in MODELS {
             let model = load(name, choice);
-            assert_eq!(model.dtype(), dtype);
+            let on_cpu = model.device().is_cpu() && dtype == DType::BF16;
+            assert_eq!(model.dtype(), if on_cpu { DType::F32 } else { dtype });
+            assert_eq!(model.precision().name(), dtype.as_str());
             let expected = expected(name);
             for (key, text) in inputs() {
                 let got = model.score_text(&text).unwrap();

@@ -335,6 +335,7 @@ fn closed_after(
     full.extend_from_slice(args);
     let started = std::time::Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_kompress"))
+        .env("KOMPRESS_DTYPE", "f32")
         .args(&full)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

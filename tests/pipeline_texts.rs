@@ -7,10 +7,11 @@ mod common;
 
 use common::*;
 use kompress::pipeline::{compress, Compat, CompressOptions, CompressResult, Mode, Passthrough, Reason};
-use kompress::{Kompress, LoadOptions};
+use kompress::{DTypeChoice, Kompress, LoadOptions};
 
 fn model() -> Kompress {
-    Kompress::from_dir(model_dir("v5"), &LoadOptions::default()).unwrap()
+    Kompress::from_dir(model_dir("v5"), &LoadOptions { dtype: DTypeChoice::F32, ..Default::default() })
+        .unwrap()
 }
 
 fn text(name: &str) -> String {

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use kompress::evict::{compress_detailed, compress_for_turn, EvictionNetwork, PolicyKind};
 use kompress::pipeline::Mode;
 use kompress::server::{BatchLimits, Server, ServerConfig};
-use kompress::{compress_batch, CompressOptions, Kompress, LoadOptions};
+use kompress::{compress_batch, CompressOptions, DTypeChoice, Kompress, LoadOptions};
 use serde_json::{json, Value};
 
 fn model() -> Kompress {
-    let opts = LoadOptions { device: common::test_device(), ..Default::default() };
+    let opts = LoadOptions { device: common::test_device(), dtype: DTypeChoice::F32, ..Default::default() };
     Kompress::from_dir(common::model_dir("v5"), &opts).unwrap()
 }
 
@@ -617,6 +617,7 @@ fn threads(pid: u32) -> usize {
 fn the_binary_serves_idles_at_zero_cpu_leaks_no_thread_and_exits_0_on_sigterm() {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kompress"))
+        .env("KOMPRESS_DTYPE", "f32")
         .args(["serve", "--port", "0", "--device", "cpu", "-m"])
         .arg(common::model_dir("v5"))
         .env("KOMPRESS_TOKEN", "t0k")
@@ -721,6 +722,7 @@ fn serve_refuses_settings_that_could_serve_nothing() {
         ("--body-bytes-in-flight", "10", "less than --max-body-bytes"),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_kompress"))
+            .env("KOMPRESS_DTYPE", "f32")
             .args(["serve", "--port", "0", "--device", "cpu", flag, value, "-m"])
             .arg(common::model_dir("v5"))
             .output()
@@ -735,7 +737,7 @@ fn serve_refuses_settings_that_could_serve_nothing() {
 #[test]
 fn llmlingua2_models_serve_every_route_and_the_llmlingua_route() {
     let name = "llmlingua-2-bert-base-multilingual-cased-tiny";
-    let opts = LoadOptions { device: common::test_device(), ..Default::default() };
+    let opts = LoadOptions { device: common::test_device(), dtype: DTypeChoice::F32, ..Default::default() };
     let server = Server::new(ServerConfig::default()).unwrap();
     server.set_model(Kompress::from_dir(common::model_dir(name), &opts).unwrap(), name).unwrap();
     let mut running = start_with(server);

@@ -65,7 +65,9 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Runs the `kompress` binary with `args`, extra environment and `stdin`, and collects its output.
-/// HF_HUB_OFFLINE is cleared so that the caller's environment cannot change what is tested.
+/// HF_HUB_OFFLINE is cleared so that the caller's environment cannot change what is tested, and
+/// KOMPRESS_DTYPE is f32 (the fixtures are f32's; `auto` is bf16 on CPUs with AMX-BF16) unless `env` or
+/// `--dtype` says otherwise.
 /// Only the tests that require the `cli` feature (Cargo.toml) call it: the binary exists only then.
 #[cfg(feature = "cli")]
 pub fn run_kompress(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> std::process::Output {
@@ -74,6 +76,7 @@ pub fn run_kompress(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> std::p
     let mut child = Command::new(env!("CARGO_BIN_EXE_kompress"))
         .args(args)
         .env_remove("HF_HUB_OFFLINE")
+        .env("KOMPRESS_DTYPE", "f32")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

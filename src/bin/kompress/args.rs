@@ -25,15 +25,15 @@ pub struct ModelArgs {
     /// auto (CUDA, then Metal, then CPU), cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
-    /// auto (f32 on the CPU, bf16 on CUDA, f16 on Metal), f32, f16, bf16, int8, int8-wo or
-    /// int8-wo-g128. On the CPU the narrow forms keep f32 activations, norms, attention and heads:
+    /// auto, f32, f16, bf16, int8, int8-wo or int8-wo-g128. auto: on the CPU bf16 where it runs on
+    /// AMX-BF16 tiles (Sapphire Rapids and later Xeons), else f32; bf16 on CUDA, f16 on Metal. On the CPU the narrow forms keep f32 activations, norms, attention and heads:
     /// bf16 = bf16 weights, activations rounded to bf16 per product, f32 sums; int8 = dynamic int8
     /// (weights per channel, activations per token: the fastest on CPUs with VNNI or AMX, the least
     /// faithful: Headroom measured 90.5% keep agreement with fp32 for its ONNX form of it on the real
     /// kompress-base); int8-wo = int8 weights per output channel widened in the kernel (Headroom's
     /// weight-only ONNX form: 99.6%; about f32's speed, a quarter of its weight memory); int8-wo-g128
     /// = a scale per group of 128 inputs. Agreement and speed measured here: docs/PERFORMANCE.md.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", env = "KOMPRESS_DTYPE")]
     pub dtype: DTypeChoice,
     /// Print what was loaded and where it runs on stderr.
     #[arg(long, short)]

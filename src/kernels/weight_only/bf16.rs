@@ -151,6 +151,14 @@ impl Kernel {
     }
 }
 
+/// Whether bf16 products run on AMX tiles here (the CPU has them and `KOMPRESS_CPU_KERNELS` allows them).
+pub(crate) fn amx_runs() -> bool {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    return Kernel::for_cap(crate::kernels::isa::isa()) == Kernel::Amx;
+    #[allow(unreachable_code)]
+    false
+}
+
 /// Whether this CPU has `vdpbf16ps` and it computes what [`step`] does, on edge cases: sums that tie,
 /// cancel below the normal range, and products that fall below it. Checked once.
 #[cfg(target_arch = "x86_64")]
