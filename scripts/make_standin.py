@@ -188,7 +188,8 @@ def chunks_of(tok: Tokenizer, text: str, max_tokens: int):
             start += 1
             continue
         chunk_words = words[start:end]
-        lab, span = labels_of(chunk_words), span_targets(labels_of(chunk_words))
+        lab = labels_of(chunk_words)
+        span = span_targets(lab)
         ids, tl, ts, wid = [cls], [-100], [-1], [None]
         for j in range(len(chunk_words)):
             for t in per_word[start + j]:
