@@ -34,7 +34,8 @@ threshold than a form moves them.
 TEXT defaults to /usr/share/common-licenses/GPL-3; --model to scripts/bench_e2e.py's default
 full-size random model (scripts/make_standin.py writes the trained stand-in). KOMPRESS_BIN defaults
 to target/release/kompress (built when that default is used). Requirements: as scripts/bench_e2e.py
-(torch, transformers, onnx, onnxruntime, headroom-ai 0.42).
+(torch, transformers, onnx, onnxruntime, headroom-ai 0.42), and onnx-ir, which onnxruntime 1.32's
+MatMulNBitsQuantizer (the int8-wo form) imports.
 """
 
 import argparse
