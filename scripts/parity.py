@@ -95,7 +95,7 @@ def main() -> None:
         summary = {"model": args.model, "device": args.device, "dtype": dtype, "ref_device": ref_device, "tokens": len(ids)}
         print(f"kompress {dtype} on {args.device} against it:")
         summary["kompress"] = compare(ref, ours, word_ids)
-        if dtype != "f32":
+        if dtype in ("f16", "bf16"):
             # The reference's own rounding in this dtype: the yardstick for kompress's. A copy, so that
             # the f32 model stays for the next dtype.
             half = {"f16": torch.float16, "bf16": torch.bfloat16}[dtype]
