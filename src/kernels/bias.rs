@@ -36,12 +36,8 @@ impl InplaceOp2 for AddBias {
             candle_core::bail!("add bias: expects a contiguous f32 tensor")
         };
         let x = &mut data[start..end];
-        let planes = if width == 0 { 0 } else { bias.len() / width };
-        if width == 0
-            || planes == 0
-            || bias.len() != planes * width
-            || !x.len().is_multiple_of(planes * width)
-        {
+        let planes = bias.len().checked_div(width).unwrap_or(0);
+        if planes == 0 || bias.len() != planes * width || !x.len().is_multiple_of(planes * width) {
             candle_core::bail!("add bias: {} values for rows of {width} in {:?}", bias.len(), l.dims())
         }
         let per_plane = x.len() / planes;
