@@ -5,7 +5,9 @@
 //!
 //! The linear layers are the crate's own (`modernbert::Linear`: packed f32 panels on AVX-512 CPUs, int8 under
 //! `--dtype int8`, candle's matmul on GPUs), so every precision and device of the ModernBERT encoder
-//! serves these too.
+//! serves these too. With f32 activations on the CPU (f32 and int8) the layers run on the real tokens only (packed), attention is
+//! the fused kernel of the ModernBERT encoder and every bias add is fused with the GELU or LayerNorm after
+//! it (`kernels::bias`); other devices and dtypes run candle's ops (docs/LLMLINGUA2.md).
 
 use std::path::Path;
 
@@ -251,12 +253,39 @@ impl Batch {
 
     /// Packed rows -> `[batch * seq, n]`, zeros at padding.
     fn padded(&self, x: Tensor) -> Result<Tensor> {
-        self.packing.as_ref().map_or(Ok(x.clone()), |p| p.pad(&x))
+        match &self.packing {
+            Some(packing) => packing.pad(&x),
+            None => Ok(x),
+        }
     }
 
     /// `[batch * seq, n]` -> packed rows.
     fn packed(&self, x: Tensor) -> Result<Tensor> {
-        self.packing.as_ref().map_or(Ok(x.clone()), |p| p.pack(&x))
+        match &self.packing {
+            Some(packing) => packing.pack(&x),
+            None => Ok(x),
+        }
+    }
+}
+
+/// `LayerNorm(dense(x) + residual)`: the block closing attention and the MLP (`BertSelfOutput`,
+/// `BertOutput`), the residual added by the product's store and the dense bias by the norm.
+struct Output {
+    dense: Linear,
+    norm: BiasNorm,
+}
+
+impl Output {
+    /// `prefix.dense` (`[hidden, inner]`) and `prefix.LayerNorm`.
+    fn new(cfg: &BertConfig, w: &Weights, prefix: &str, inner: usize, p: Precision) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let (weight, bias) = dense(w, &format!("{prefix}.dense"), h, inner, p.dtype)?;
+        let norm = BiasNorm::new(&bias, w, &format!("{prefix}.LayerNorm"), h, cfg.layer_norm_eps, p.dtype)?;
+        Ok(Self { dense: Linear::new(&weight, p.int8)?, norm })
+    }
+
+    fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        self.norm.forward(self.dense.forward_add(x, residual)?)
     }
 }
 
@@ -266,9 +295,7 @@ struct Attention {
     qkv: Linear,
     /// `[3 * hidden]`: the q (scaled), k and v biases.
     qkv_bias: Tensor,
-    output: Linear,
-    /// LayerNorm(output + its bias + x).
-    norm: BiasNorm,
+    output: Output,
     heads: usize,
 }
 
@@ -281,19 +308,10 @@ impl Attention {
         // 64 in both published models), without a pass over them; int8 quantises after.
         let scale = 1.0 / ((h / cfg.num_attention_heads) as f64).sqrt();
         let qkv = Linear::new(&Tensor::cat(&[&(q * scale)?, &k, &v], 0)?, p.int8)?;
-        let (output, output_bias) = dense("output.dense")?;
         Ok(Self {
             qkv,
             qkv_bias: Tensor::cat(&[&(qb * scale)?, &kb, &vb], 0)?,
-            output: Linear::new(&output, p.int8)?,
-            norm: BiasNorm::new(
-                &output_bias,
-                w,
-                &format!("{prefix}.output.LayerNorm"),
-                h,
-                cfg.layer_norm_eps,
-                p.dtype,
-            )?,
+            output: Output::new(cfg, w, &format!("{prefix}.output"), h, p)?,
             heads: cfg.num_attention_heads,
         })
     }
@@ -312,7 +330,7 @@ impl Attention {
             }
             Some(ref mask) => self.with_ops(x, batch, mask)?,
         };
-        self.norm.forward(self.output.forward_add(&ctx, x)?)
+        self.output.forward(&ctx, x)
     }
 
     /// The attention through candle's ops, on the padded layout: `[rows, hidden]` packed.
@@ -334,9 +352,7 @@ struct Layer {
     attention: Attention,
     intermediate: Linear,
     intermediate_bias: Tensor,
-    output: Linear,
-    /// LayerNorm(output + its bias + the attention's output).
-    norm: BiasNorm,
+    output: Output,
 }
 
 impl Layer {
@@ -344,27 +360,18 @@ impl Layer {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         let (intermediate, intermediate_bias) =
             dense(w, &format!("{prefix}.intermediate.dense"), i, h, p.dtype)?;
-        let (output, output_bias) = dense(w, &format!("{prefix}.output.dense"), h, i, p.dtype)?;
         Ok(Self {
             attention: Attention::new(cfg, w, &format!("{prefix}.attention"), p)?,
             intermediate: Linear::new(&intermediate, p.int8)?,
             intermediate_bias,
-            output: Linear::new(&output, p.int8)?,
-            norm: BiasNorm::new(
-                &output_bias,
-                w,
-                &format!("{prefix}.output.LayerNorm"),
-                h,
-                cfg.layer_norm_eps,
-                p.dtype,
-            )?,
+            output: Output::new(cfg, w, &format!("{prefix}.output"), i, p)?,
         })
     }
 
     fn forward(&self, x: &Tensor, batch: &Batch) -> Result<Tensor> {
         let x = self.attention.forward(x, batch)?;
         let inner = biased(&self.intermediate, &self.intermediate_bias, &x, true)?;
-        self.norm.forward(self.output.forward_add(&inner, &x)?)
+        self.output.forward(&inner, &x)
     }
 }
 
