@@ -10,7 +10,16 @@ with the fixture tokenizer of the same family (the published ones cannot be down
 stay below the vocabulary, so every row of the table is real). Then it times one
 `compress_prompt_llmlingua2(text, rate=0.5)` on a ~3,000-word text in llmlingua (PyTorch CPU, f32) and
 the same call through `kompress compress --compat llmlingua2` (f32 and int8), and says whether the
-compressed prompts are identical.
+compressed prompts are identical. kompress runs at the pipeline's default batch (8 chunks per forward pass)
+and at batch 1 (`--batch-size 1`). Each line gives wall time and CPU seconds (user + system, all threads):
+on a shared machine the CPU seconds are the steadier figure.
+
+With `--forward`, it also times forward passes alone on 512-token chunks of random ids, at batch 1 and 8
+(medians of `--iters`): PyTorch (the transformers model llmlingua runs), ONNX Runtime fp32 on a
+`torch.onnx.export` of the same model (the one llmlingua holds, whose word table it cut to the tokenizer's
+size: that keeps XLM-R large under protobuf's 2 GB, and a table lookup's size does not change the time;
+exported once next to it, `DIR.onnx`; skipped, with the reason, when the export fails), and
+`kompress bench` (f32, int8).
 
 No force tokens are used: llmlingua shrinks the embedding table to the tokenizer's size plus 100 rows
 for its `[NEW{i}]` tokens, which with the small fixture tokenizer makes the `[NEW{i}]` rows differ from
@@ -18,17 +27,19 @@ kompress's (see docs/LLMLINGUA2.md).
 
 Usage: /tmp/venv/bin/python scripts/llmlingua_full_shape.py bert|xlmr [--dir DIR (its name holds
        bert-base-multilingual-cased or xlm-roberta-large)]
-       [--kompress target/release/kompress] [--threads 2]
+       [--kompress target/release/kompress] [--threads 2] [--forward [--iters 3]]
 """
 
 import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
 
+import numpy as np
 import tiktoken
 import torch
 
@@ -80,12 +91,77 @@ def text() -> str:
     return "\n\n".join(out)
 
 
+def timed(fn, iters: int):
+    """Median wall seconds and median CPU seconds (this process, all threads) of `fn()` after one warm-up."""
+    fn()
+    walls, cpus = [], []
+    for _ in range(iters):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def onnx_session(out: str, model, threads: int):
+    """An ONNX Runtime fp32 session on the model exported with `torch.onnx.export`, or the reason there is none."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        return None, f"onnxruntime missing ({e})"
+    path = out + ".onnx"
+    if not os.path.exists(path):
+        ids = torch.ones((1, 16), dtype=torch.long)
+        axes = {"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"}, "logits": {0: "b", 1: "t"}}
+        try:
+            torch.onnx.export(model, (ids, torch.ones_like(ids)), path, input_names=["input_ids", "attention_mask"],
+                              output_names=["logits"], dynamic_axes=axes, dynamo=False, opset_version=17)
+        except Exception as e:  # noqa: BLE001 (reported, and the comparison skipped)
+            return None, f"export failed: {type(e).__name__}: {str(e)[:200]}"
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"]), None
+
+
+def forward_times(args, out: str, model, load_cpu: dict):
+    """Forward passes alone at 512-token chunks: PyTorch, ONNX Runtime fp32, kompress f32 and int8."""
+    session, why = onnx_session(out, model, args.threads)
+    vocab = model.get_input_embeddings().num_embeddings
+    for batch in [1, 8]:
+        ids = torch.randint(5, vocab, (batch, 512), generator=torch.Generator().manual_seed(0))
+        mask = torch.ones_like(ids)
+        with torch.no_grad():
+            wall, cpu = timed(lambda: model(input_ids=ids, attention_mask=mask), args.iters)
+        print(f"forward {batch} x 512 tokens: PyTorch f32 median {wall:.2f} s ({cpu:.2f} CPU s)")
+        if session is None:
+            print(f"forward {batch} x 512 tokens: ONNX Runtime fp32 skipped: {why}")
+        else:
+            feed = {"input_ids": ids.numpy().astype(np.int64), "attention_mask": mask.numpy().astype(np.int64)}
+            wall, cpu = timed(lambda: session.run(None, feed), args.iters)
+            print(f"forward {batch} x 512 tokens: ONNX Runtime fp32 median {wall:.2f} s ({cpu:.2f} CPU s)")
+        for dtype in ["f32", "int8"]:
+            cmd = ["/usr/bin/time", "-f", "%U %S", args.kompress, "--threads", str(args.threads), "bench", "-m", out,
+                   "--dtype", dtype, "--seq-len", "512", "--batch", str(batch), "--iters", str(args.iters),
+                   "--warmup", "1", "--json"]
+            run = subprocess.run(cmd, capture_output=True, text=True)
+            if run.returncode != 0:
+                sys.exit(run.stderr)
+            got = json.loads(run.stdout)
+            # CPU seconds per pass: the command's, less its load (the one-word compress run's), over its passes.
+            user, system = run.stderr.strip().splitlines()[-1].split()
+            cpu = (float(user) + float(system) - load_cpu[dtype]) / (args.iters + 1)
+            print(f"forward {batch} x 512 tokens: kompress {dtype} median {got['ms_median'] / 1e3:.2f} s "
+                  f"(~{cpu:.2f} CPU s: the command's less its load, per pass)")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("arch", choices=sorted(SHAPES))
     p.add_argument("--dir")
     p.add_argument("--kompress", default=os.path.join(ROOT, "target", "release", "kompress"))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--forward", action="store_true", help="also time forward passes alone (see above)")
+    p.add_argument("--iters", type=int, default=3, help="timed forward passes per engine and batch")
     args = p.parse_args()
     # The directory name must carry the family's name: llmlingua picks its rules from the model name.
     out = args.dir or "/tmp/" + SHAPES[args.arch][0].replace("-tiny", "-full")
@@ -98,32 +174,39 @@ def main():
     t0 = time.perf_counter()
     pc = PromptCompressor(model_name=out, use_llmlingua2=True, device_map="cpu")
     load_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ref = pc.compress_prompt_llmlingua2(src, rate=0.5)
-    ref_s = time.perf_counter() - t0
+    ref_s, ref_cpu = time.perf_counter() - t0, time.process_time() - c0
     py_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{args.arch}: {len(src.split())} words, {ref['origin_tokens']} cl100k tokens; torch threads {args.threads}")
-    print(f"llmlingua (PyTorch CPU f32): load {load_s:.1f} s, compress_prompt {ref_s:.2f} s, peak RSS {py_rss:.0f} MB")
+    print(f"llmlingua (PyTorch CPU f32): load {load_s:.1f} s, compress_prompt {ref_s:.2f} s ({ref_cpu:.1f} CPU s), "
+          f"peak RSS {py_rss:.0f} MB")
     tiny = out + ".one-word.txt"
     with open(tiny, "w", encoding="utf-8") as f:
         f.write("word.")
-    for dtype in ["f32", "int8"]:
+    load_cpu = {}
+    for dtype, batch in [("f32", None), ("f32", 1), ("int8", None), ("int8", 1)]:
         def kompress(input_path):
-            cmd = ["/usr/bin/time", "-f", "%e %M", args.kompress, "--threads", str(args.threads), "compress",
+            cmd = ["/usr/bin/time", "-f", "%e %M %U %S", args.kompress, "--threads", str(args.threads), "compress",
                    "--compat", "llmlingua2", "-m", out, "--ratio", "0.5", "--dtype", dtype, "--json", input_path]
-            t0 = time.perf_counter()
+            if batch is not None:
+                cmd += ["--batch-size", str(batch)]
             run = subprocess.run(cmd, capture_output=True, text=True)
-            return run, time.perf_counter() - t0
-        _, load = kompress(tiny)
-        run, wall = kompress(path)
-        if run.returncode != 0:
-            sys.exit(run.stderr)
+            if run.returncode != 0:
+                sys.exit(run.stderr)
+            wall, rss, user, system = run.stderr.strip().splitlines()[-1].split()
+            return run, float(wall), int(rss) / 1024, float(user) + float(system)
+        _, load, _, load_cpu[dtype] = kompress(tiny)
+        run, wall, rss, cpu = kompress(path)
         got = json.loads(run.stdout)
-        rss = int(run.stderr.strip().splitlines()[-1].split()[1]) / 1024
         same = got["compressed_prompt"] == ref["compressed_prompt"]
-        print(f"kompress {dtype}: whole command {wall:.2f} s, of which load ~{load:.2f} s (a one-word run), "
-              f"compress ~{wall - load:.2f} s; peak RSS {rss:.0f} MB, "
-              f"identical to llmlingua: {same} ({got['compressed_tokens']} vs {ref['compressed_tokens']} tokens)")
+        shown = "default batch" if batch is None else f"batch {batch}"
+        print(f"kompress {dtype} ({shown}): whole command {wall:.2f} s ({cpu:.1f} CPU s), of which load ~{load:.2f} s "
+              f"({load_cpu[dtype]:.1f} CPU s, a one-word run), compress ~{wall - load:.2f} s ({cpu - load_cpu[dtype]:.1f} CPU s); "
+              f"peak RSS {rss:.0f} MB, identical to llmlingua: {same} "
+              f"({got['compressed_tokens']} vs {ref['compressed_tokens']} tokens)")
+    if args.forward:
+        forward_times(args, out, pc.model, load_cpu)
 
 
 if __name__ == "__main__":

@@ -4,18 +4,23 @@
 //! (`roberta.`) and in its position ids, which start at `pad_token_id + 1`.
 //!
 //! The linear layers are the crate's own (`modernbert::Linear`: packed f32 panels on AVX-512 CPUs, int8 under
-//! `--dtype int8`, candle's matmul on GPUs), so every precision and device of the ModernBERT encoder
-//! serves these too.
+//! `--dtype int8`, weight-only panels under `bf16` and `int8-wo`, candle's matmul on GPUs), so every precision and device of the ModernBERT encoder
+//! serves these too. With f32 activations on the CPU (f32 and the narrow forms) the layers run on the real tokens only (packed), attention is
+//! the fused kernel of the ModernBERT encoder and every bias add is fused with the GELU or LayerNorm after
+//! it (`kernels::bias`); other devices and dtypes run candle's ops (docs/LLMLINGUA2.md).
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
 use crate::config::{Config, LayerKind};
 use crate::device::Precision;
+use crate::kernels::attention::CpuAttention;
+use crate::kernels::bias::{AddBias, BiasLayerNorm};
 use crate::kernels::isa;
-use crate::modernbert::Linear;
+use crate::kernels::linear::PANEL;
+use crate::modernbert::{Linear, Packing};
 use crate::weights::Weights;
 use crate::{Error, Result};
 
@@ -155,124 +160,263 @@ impl BertConfig {
     }
 }
 
-/// LayerNorm with weight and bias (fused kernel).
-struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
+/// `LayerNorm(x + bias)`, with LayerNorm's weight and bias: every LayerNorm of these encoders follows
+/// a bias add (of the linear layer before it, or the token-type row after the embeddings), which runs
+/// in the same pass on the CPU.
+struct BiasNorm {
+    /// `[3, hidden]`: the bias added first, the LayerNorm weight, the LayerNorm bias.
+    params: Tensor,
     eps: f32,
 }
 
-impl LayerNorm {
-    fn new(w: &Weights, prefix: &str, size: usize, eps: f64, dtype: DType) -> Result<Self> {
+impl BiasNorm {
+    fn new(bias: &Tensor, w: &Weights, prefix: &str, size: usize, eps: f64, dtype: DType) -> Result<Self> {
+        let weight = w.get(&[size], &format!("{prefix}.weight"), dtype)?;
+        let beta = w.get(&[size], &format!("{prefix}.bias"), dtype)?;
+        Ok(Self { params: Tensor::stack(&[bias, &weight, &beta], 0)?, eps: eps as f32 })
+    }
+
+    /// `x` is taken by value: on the CPU (f32) it is normalised in place, so it must not share its
+    /// storage with a tensor still in use (the outputs of the linear layers never do).
+    fn forward(&self, x: Tensor) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        if cpu_f32(&x) {
+            x.inplace_op2(&self.params, &BiasLayerNorm { eps: self.eps })?;
+            return Ok(x);
+        }
+        let (bias, weight, beta) = (self.params.get(0)?, self.params.get(1)?, self.params.get(2)?);
+        Ok(candle_nn::ops::layer_norm(&x.broadcast_add(&bias)?.contiguous()?, &weight, &beta, self.eps)?)
+    }
+}
+
+/// Whether `x` runs on the fused CPU kernels: f32 on the CPU.
+fn cpu_f32(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
+}
+
+/// `x W^T + b`, then GELU when asked, the bias and GELU added in place on the CPU (f32).
+fn biased(linear: &Linear, bias: &Tensor, x: &Tensor, gelu: bool) -> Result<Tensor> {
+    let y = linear.forward(x)?;
+    if cpu_f32(&y) {
+        y.inplace_op2(bias, &AddBias { gelu })?;
+        return Ok(y);
+    }
+    let y = y.broadcast_add(bias)?;
+    Ok(if gelu { y.gelu_erf()? } else { y })
+}
+
+/// A linear layer's weight (`[out, inner]`) and bias, checked and read.
+fn dense(w: &Weights, prefix: &str, out: usize, inner: usize, dtype: DType) -> Result<(Tensor, Tensor)> {
+    Ok((
+        w.get(&[out, inner], &format!("{prefix}.weight"), dtype)?,
+        w.get(&[out], &format!("{prefix}.bias"), dtype)?,
+    ))
+}
+
+/// The rows of one forward pass: the real tokens of every sequence one after another (packed), which
+/// the linear layers, norms and the fused CPU attention run on, so padding costs nothing; and, for the
+/// candle-ops attention (other devices and dtypes), the maps to and from the padded layout and its mask.
+struct Batch {
+    lengths: Vec<usize>,
+    /// Where each sequence starts among the packed rows.
+    offsets: Vec<usize>,
+    seq_len: usize,
+    /// Present when the batch is ragged.
+    packing: Option<Packing>,
+    /// `[batch, 1, 1, seq]`: 0 for real keys, a large negative value for padding (candle-ops path only).
+    mask: Option<Tensor>,
+}
+
+impl Batch {
+    fn new(lengths: &[usize], seq_len: usize, fused: bool, dtype: DType, device: &Device) -> Result<Self> {
+        let mask = match fused {
+            true => None,
+            false => {
+                let mask = lengths
+                    .iter()
+                    .flat_map(|&len| (0..seq_len).map(move |i| if i < len { 0f32 } else { f32::MIN }));
+                let mask = Tensor::from_iter(mask, device)?.reshape((lengths.len(), 1, 1, seq_len))?;
+                Some(mask.to_dtype(dtype)?)
+            }
+        };
         Ok(Self {
-            weight: w.get(&[size], &format!("{prefix}.weight"), dtype)?,
-            bias: w.get(&[size], &format!("{prefix}.bias"), dtype)?,
-            eps: eps as f32,
+            lengths: lengths.to_vec(),
+            offsets: lengths
+                .iter()
+                .scan(0, |next, &len| Some(std::mem::replace(next, *next + len)))
+                .collect(),
+            seq_len,
+            packing: Packing::new(lengths, seq_len, device)?,
+            mask,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::ops::layer_norm(&x.contiguous()?, &self.weight, &self.bias, self.eps)?)
+    /// Packed rows -> `[batch * seq, n]`, zeros at padding.
+    fn padded(&self, x: Tensor) -> Result<Tensor> {
+        match &self.packing {
+            Some(packing) => packing.pad(&x),
+            None => Ok(x),
+        }
+    }
+
+    /// `[batch * seq, n]` -> packed rows.
+    fn packed(&self, x: Tensor) -> Result<Tensor> {
+        match &self.packing {
+            Some(packing) => packing.pack(&x),
+            None => Ok(x),
+        }
     }
 }
 
-/// A linear layer with a bias, on the crate's kernels.
-struct Dense {
-    linear: Linear,
-    bias: Tensor,
+/// `LayerNorm(dense(x) + residual)`: the block closing attention and the MLP (`BertSelfOutput`,
+/// `BertOutput`), the residual added by the product's store and the dense bias by the norm.
+struct Output {
+    dense: Linear,
+    norm: BiasNorm,
 }
 
-impl Dense {
-    fn new(w: &Weights, prefix: &str, out: usize, inner: usize, p: Precision) -> Result<Self> {
-        Ok(Self {
-            linear: Linear::new(&w.get(&[out, inner], &format!("{prefix}.weight"), p.dtype)?, p.linears)?,
-            bias: w.get(&[out], &format!("{prefix}.bias"), p.dtype)?,
-        })
+impl Output {
+    /// `prefix.dense` (`[hidden, inner]`) and `prefix.LayerNorm`.
+    fn new(cfg: &BertConfig, w: &Weights, prefix: &str, inner: usize, p: Precision) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let (weight, bias) = dense(w, &format!("{prefix}.dense"), h, inner, p.dtype)?;
+        let norm = BiasNorm::new(&bias, w, &format!("{prefix}.LayerNorm"), h, cfg.layer_norm_eps, p.dtype)?;
+        Ok(Self { dense: Linear::new(&weight, p.linears)?, norm })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.linear.forward(x)?.broadcast_add(&self.bias)?)
+    fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        self.norm.forward(self.dense.forward_add(x, residual)?)
     }
 }
 
-/// Multi-head self-attention with its output projection and post-LayerNorm.
+/// Multi-head self-attention (q, k and v in one projection, the query rows scaled by
+/// `1/sqrt(head_dim)` at load) with its output projection and post-LayerNorm.
 struct Attention {
-    query: Dense,
-    key: Dense,
-    value: Dense,
-    output: Dense,
-    norm: LayerNorm,
+    qkv: Linear,
+    /// `[3 * hidden]`: the q (scaled), k and v biases.
+    qkv_bias: Tensor,
+    output: Output,
     heads: usize,
 }
 
 impl Attention {
     fn new(cfg: &BertConfig, w: &Weights, prefix: &str, p: Precision) -> Result<Self> {
         let h = cfg.hidden_size;
-        let dense = |name: &str| Dense::new(w, &format!("{prefix}.{name}"), h, h, p);
+        let dense = |name: &str| dense(w, &format!("{prefix}.{name}"), h, h, p.dtype);
+        let ((q, qb), (k, kb), (v, vb)) = (dense("self.query")?, dense("self.key")?, dense("self.value")?);
+        // Scaling q's rows and bias equals scaling the scores (exactly for power-of-two head sizes,
+        // 64 in both published models), without a pass over them; int8 quantises after.
+        let scale = 1.0 / ((h / cfg.num_attention_heads) as f64).sqrt();
+        let qkv = Linear::new(&Tensor::cat(&[&(q * scale)?, &k, &v], 0)?, p.linears)?;
         Ok(Self {
-            query: dense("self.query")?,
-            key: dense("self.key")?,
-            value: dense("self.value")?,
-            output: dense("output.dense")?,
-            norm: LayerNorm::new(w, &format!("{prefix}.output.LayerNorm"), h, cfg.layer_norm_eps, p.dtype)?,
+            qkv,
+            qkv_bias: Tensor::cat(&[&(qb * scale)?, &kb, &vb], 0)?,
+            output: Output::new(cfg, w, &format!("{prefix}.output"), h, p)?,
             heads: cfg.num_attention_heads,
         })
     }
 
-    /// `x`: `[b, t, hidden]`; `mask`: `[b, 1, 1, t]`, 0 for keys to see and a large negative value for padding.
-    fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        let d = h / self.heads;
-        let split = |y: Tensor| -> Result<Tensor> {
-            Ok(y.reshape((b, t, self.heads, d))?.transpose(1, 2)?.contiguous()?)
+    /// `x`: packed rows `[rows, hidden]`.
+    fn forward(&self, x: &Tensor, batch: &Batch) -> Result<Tensor> {
+        let (rows, h) = x.dims2()?;
+        let ctx = match batch.mask {
+            None => {
+                let qkv = self.qkv.forward_planes(x, 3)?;
+                qkv.inplace_op2(&self.qkv_bias, &AddBias { gelu: false })?;
+                let qkv = qkv.reshape((3, rows, self.heads, h / self.heads))?;
+                let attention =
+                    CpuAttention { lengths: &batch.lengths, offsets: &batch.offsets, window: None };
+                qkv.get(0)?.apply_op3_no_bwd(&qkv.get(1)?, &qkv.get(2)?, &attention)?.reshape((rows, h))?
+            }
+            Some(ref mask) => self.with_ops(x, batch, mask)?,
         };
-        let q = (split(self.query.forward(x)?)? * (1.0 / (d as f64).sqrt()))?;
-        let (k, v) = (split(self.key.forward(x)?)?, split(self.value.forward(x)?)?);
+        self.output.forward(&ctx, x)
+    }
+
+    /// The attention through candle's ops, on the padded layout: `[rows, hidden]` packed.
+    fn with_ops(&self, x: &Tensor, batch: &Batch, mask: &Tensor) -> Result<Tensor> {
+        let (b, t, h) = (batch.lengths.len(), batch.seq_len, x.dim(1)?);
+        let d = h / self.heads;
+        let qkv = batch.padded(self.qkv.forward(x)?.broadcast_add(&self.qkv_bias)?)?;
+        let qkv = qkv.reshape((b, t, 3, self.heads, d))?.permute((2, 0, 3, 1, 4))?.contiguous()?;
+        let (q, k, v) = (qkv.get(0)?, qkv.get(1)?, qkv.get(2)?);
         let scores = q.matmul(&k.t()?.contiguous()?)?.broadcast_add(mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
-        self.norm.forward(&(self.output.forward(&ctx)? + x)?)
+        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b * t, h))?;
+        batch.packed(ctx)
     }
 }
 
 /// One post-LayerNorm encoder layer.
 struct Layer {
     attention: Attention,
-    intermediate: Dense,
-    output: Dense,
-    norm: LayerNorm,
+    intermediate: Linear,
+    intermediate_bias: Tensor,
+    output: Output,
 }
 
 impl Layer {
     fn new(cfg: &BertConfig, w: &Weights, prefix: &str, p: Precision) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        let (intermediate, intermediate_bias) =
+            dense(w, &format!("{prefix}.intermediate.dense"), i, h, p.dtype)?;
         Ok(Self {
             attention: Attention::new(cfg, w, &format!("{prefix}.attention"), p)?,
-            intermediate: Dense::new(w, &format!("{prefix}.intermediate.dense"), i, h, p)?,
-            output: Dense::new(w, &format!("{prefix}.output.dense"), h, i, p)?,
-            norm: LayerNorm::new(w, &format!("{prefix}.output.LayerNorm"), h, cfg.layer_norm_eps, p.dtype)?,
+            intermediate: Linear::new(&intermediate, p.linears)?,
+            intermediate_bias,
+            output: Output::new(cfg, w, &format!("{prefix}.output"), i, p)?,
         })
     }
 
-    fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let x = self.attention.forward(x, mask)?;
-        let inner = self.intermediate.forward(&x)?.gelu_erf()?;
-        self.norm.forward(&(self.output.forward(&inner)? + x)?)
+    fn forward(&self, x: &Tensor, batch: &Batch) -> Result<Tensor> {
+        let x = self.attention.forward(x, batch)?;
+        let inner = biased(&self.intermediate, &self.intermediate_bias, &x, true)?;
+        self.output.forward(&inner, &x)
+    }
+}
+
+/// The word-embedding table and the row of llmlingua's [`ADDED_ROWS`] force tokens (the table's
+/// mean), kept apart: appending them would copy the table (1 GB for XLM-R large) at load.
+struct WordEmbeddings {
+    table: Tensor,
+    /// `[1, hidden]`.
+    added: Tensor,
+}
+
+impl WordEmbeddings {
+    /// The rows of `ids` (each below the table's rows plus [`ADDED_ROWS`]): `[ids, hidden]`.
+    fn lookup(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+        let rows = self.table.dim(0)? as u32;
+        let clamped = ids.iter().map(|&id| id.min(rows - 1));
+        let x = self.table.index_select(&Tensor::from_iter(clamped, device)?, 0)?;
+        if ids.iter().all(|&id| id < rows) {
+            return Ok(x);
+        }
+        let added = Tensor::from_iter(ids.iter().map(|&id| u8::from(id >= rows)), device)?;
+        let shape = x.shape();
+        Ok(added.unsqueeze(1)?.broadcast_as(shape)?.where_cond(&self.added.broadcast_as(shape)?, &x)?)
+    }
+
+    /// Rows addressable by ids.
+    fn rows(&self) -> Result<usize> {
+        Ok(self.table.dim(0)? + ADDED_ROWS)
     }
 }
 
 /// A BERT or XLM-RoBERTa encoder: ids -> last hidden state.
 pub struct Bert {
-    word: Tensor,
+    word: WordEmbeddings,
     position: Tensor,
-    token_type: Tensor,
-    embed_norm: LayerNorm,
+    /// LayerNorm(word + position + the token-type-0 row).
+    embed_norm: BiasNorm,
     layers: Vec<Layer>,
     family: Family,
     cfg: BertConfig,
     summary: Config,
     precision: Precision,
     device: Device,
+    /// Use the fused CPU kernels for f32 on the CPU (switched off by tests to check them against the ops).
+    fused: bool,
 }
 
 impl Bert {
@@ -290,17 +434,16 @@ impl Bert {
         }
         p.check(device)?;
         let (pre, h) = (family.prefix(), cfg.hidden_size);
-        let word =
-            w.get(&[cfg.vocab_size, h], &format!("{pre}.embeddings.word_embeddings.weight"), p.dtype)?;
-        let mean = word.to_dtype(DType::F32)?.mean_keepdim(0)?.to_dtype(p.dtype)?;
-        let word = Tensor::cat(&[&word, &mean.repeat((ADDED_ROWS, 1))?], 0)?;
         let emb =
             |name: &str, rows: usize| w.get(&[rows, h], &format!("{pre}.embeddings.{name}.weight"), p.dtype);
+        let table = emb("word_embeddings", cfg.vocab_size)?;
+        let added = table.to_dtype(DType::F32)?.mean_keepdim(0)?.to_dtype(p.dtype)?;
+        let token_type = emb("token_type_embeddings", cfg.type_vocab_size)?.get(0)?;
         Ok(Self {
-            word,
+            word: WordEmbeddings { table, added },
             position: emb("position_embeddings", cfg.max_position_embeddings)?,
-            token_type: emb("token_type_embeddings", cfg.type_vocab_size)?.narrow(0, 0, 1)?,
-            embed_norm: LayerNorm::new(
+            embed_norm: BiasNorm::new(
+                &token_type,
                 w,
                 &format!("{pre}.embeddings.LayerNorm"),
                 h,
@@ -315,6 +458,7 @@ impl Bert {
             summary: cfg.summary(family),
             precision: p,
             device: device.clone(),
+            fused: true,
         })
     }
 
@@ -343,52 +487,80 @@ impl Bert {
     }
 
     /// `input_ids`: `[batch, seq]` (u32), right-padded; `lengths`: the real length of each row.
-    /// Returns `[batch, seq, hidden]` (rows past a sequence's length are unspecified).
+    /// Returns `[batch, seq, hidden]`, with zeros past each sequence's length.
     pub fn forward(&self, input_ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
-        let rows = self.word.dim(0)?;
-        if let Some(id) =
-            input_ids.flatten_all()?.to_vec1::<u32>()?.into_iter().find(|&id| id as usize >= rows)
-        {
+        if lengths.len() != b || lengths.iter().any(|&len| len > t) {
+            return Err(Error::Invalid(format!("lengths {lengths:?} for a batch of {b} x {t} ids")));
+        }
+        let all = input_ids.flatten_all()?.to_vec1::<u32>()?;
+        let rows = self.word.rows()?;
+        if let Some(id) = all.iter().find(|&&id| id as usize >= rows) {
             return Err(Error::Invalid(format!("token id {id} is past the vocabulary ({rows} rows)")));
         }
-        // XLM-R numbers real tokens from pad + 1 (padding keeps position `pad`); BERT from 0.
+        // XLM-R numbers real tokens from pad + 1; BERT from 0.
         let first = match self.family {
             Family::XlmRoberta => self.cfg.pad_token_id + 1,
             _ => 0,
         };
-        let mut positions = Vec::with_capacity(b * t);
-        let mut mask = Vec::with_capacity(b * t);
-        for &len in lengths {
-            positions.extend((0..t as u32).map(|i| {
-                if (i as usize) < len {
-                    first + i
-                } else {
-                    first.saturating_sub(1)
-                }
-            }));
-            mask.extend((0..t).map(|i| if i < len { 0f32 } else { f32::MIN }));
-        }
-        let positions = Tensor::from_vec(positions, (b, t), &self.device)?;
-        let mask = Tensor::from_vec(mask, (b, 1, 1, t), &self.device)?.to_dtype(self.dtype())?;
-        let x = (self.word.embedding_rows(input_ids)? + self.position.embedding_rows(&positions)?)?;
-        let mut x = self.embed_norm.forward(&x.broadcast_add(&self.token_type)?)?;
+        let ids: Vec<u32> =
+            lengths.iter().enumerate().flat_map(|(row, &len)| all[row * t..][..len].to_vec()).collect();
+        let positions = lengths.iter().flat_map(|&len| first..first + len as u32);
+        let positions = Tensor::from_iter(positions, &self.device)?;
+        let h = self.cfg.hidden_size;
+        // The fused kernels write q, k and v as planes of whole panels.
+        let fused =
+            self.fused && self.device.is_cpu() && self.dtype() == DType::F32 && h.is_multiple_of(PANEL);
+        let batch = Batch::new(lengths, t, fused, self.dtype(), &self.device)?;
+        let x = (self.word.lookup(&ids, &self.device)? + self.position.index_select(&positions, 0)?)?;
+        let mut x = self.embed_norm.forward(x)?;
         for layer in &self.layers {
-            x = layer.forward(&x, &mask)?;
+            x = layer.forward(&x, &batch)?;
         }
-        Ok(x)
+        Ok(batch.padded(x)?.reshape((b, t, h))?)
     }
 }
 
-/// Row lookup of `[b, t]` ids in a `[rows, hidden]` table: `[b, t, hidden]`.
-trait EmbeddingRows {
-    fn embedding_rows(&self, ids: &Tensor) -> Result<Tensor>;
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Linears;
 
-impl EmbeddingRows for Tensor {
-    fn embedding_rows(&self, ids: &Tensor) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let rows = self.index_select(&ids.flatten_all()?, 0)?;
-        Ok(rows.reshape((b, t, self.dim(D::Minus1)?))?)
+    /// The fused CPU path (packed rows, fused attention with its AVX-512 panel kernel at heads of 64,
+    /// in-place bias, GELU and LayerNorm) gives the candle-ops path's hidden states, on a ragged batch
+    /// holding one of llmlingua's added ids, for both families, in f32 and every narrow form.
+    #[test]
+    fn fused_path_matches_candle_ops() -> Result<()> {
+        let cfg: BertConfig = serde_json::from_str(
+            r#"{"vocab_size": 50, "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+                "intermediate_size": 256, "max_position_embeddings": 80, "pad_token_id": 1}"#,
+        )
+        .unwrap();
+        let (lengths, t) = ([37, 20], 37);
+        let ids: Vec<u32> =
+            (0..2 * t as u32).map(|i| if i == 5 { 50 + 7 } else { (i * 7 + 3) % 50 }).collect();
+        let ids = Tensor::from_vec(ids, (2, t), &Device::Cpu)?;
+        for family in [Family::Bert, Family::XlmRoberta] {
+            for linears in
+                [Linears::Native, Linears::Int8, Linears::Bf16, Linears::Int8WeightOnly { group: None }]
+            {
+                let w = Weights::random(5, &Device::Cpu);
+                let p = Precision { dtype: DType::F32, linears };
+                let mut bert = Bert::new(&cfg, family, &w, p, &Device::Cpu)?;
+                let fused = bert.forward(&ids, &lengths)?;
+                bert.fused = false;
+                let ops = bert.forward(&ids, &lengths)?;
+                for (row, &len) in lengths.iter().enumerate() {
+                    let (a, b) = (fused.get(row)?.narrow(0, 0, len)?, ops.get(row)?.narrow(0, 0, len)?);
+                    let diff = (a - &b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                    let size = b.abs()?.max_all()?.to_scalar::<f32>()?;
+                    assert!(
+                        size > 0.5 && diff < 1e-4 * size,
+                        "{family:?} {linears:?} row {row}: {diff} of {size}"
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -215,8 +215,18 @@ fn read_tensor(
     (dtype, offset, len): (DType, u64, usize),
     shape: &[usize],
 ) -> candle_core::Result<Tensor> {
+    use std::os::unix::fs::FileExt;
+    // f32 (nearly every checkpoint) is read straight into the tensor's buffer: through a byte buffer,
+    // the largest tensor (XLM-R large's 1 GB word table) would be held twice while loading.
+    if dtype == DType::F32 && cfg!(target_endian = "little") && len % 4 == 0 {
+        let mut values = vec![0f32; len / 4];
+        // SAFETY: the slice covers exactly the vector's `len` bytes, and every bit pattern is an f32.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u8>(), len) };
+        file.read_exact_at(bytes, offset)?;
+        return Tensor::from_vec(values, shape, &Device::Cpu);
+    }
     let mut bytes = vec![0u8; len];
-    std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, offset)?;
+    file.read_exact_at(&mut bytes, offset)?;
     Tensor::from_raw_buffer(&bytes, dtype, shape, &Device::Cpu)
 }
 
@@ -240,12 +250,14 @@ fn open_merged(path: &Path) -> std::result::Result<(Store, HashMap<String, Entry
     Ok((Store::Pth(parts), entries))
 }
 
-/// Uniform values with the spread of ModernBERT's init (std 0.02), or near 1 for norm weights; the
+/// Uniform values with the spread of ModernBERT's init (std 0.02), or near 1 for norm weights (`norm`,
+/// `LayerNorm`); the
 /// stream depends on the seed and the tensor's name only.
 fn random_tensor(seed: u64, shape: &[usize], name: &str) -> candle_core::Result<Tensor> {
     let mut state =
         name.bytes().fold(seed ^ 0x9e37_79b9_7f4a_7c15, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-    let (center, half_width) = if name.contains("norm") { (1.0, 0.1) } else { (0.0, 0.02 * 3f32.sqrt()) };
+    let (center, half_width) =
+        if name.to_lowercase().contains("norm") { (1.0, 0.1) } else { (0.0, 0.02 * 3f32.sqrt()) };
     let n = shape.iter().product();
     let values: Vec<f32> = (0..n)
         .map(|_| {

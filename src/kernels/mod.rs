@@ -37,6 +37,7 @@ macro_rules! wide {
 }
 
 pub(crate) mod attention;
+pub(crate) mod bias;
 pub(crate) mod gelu;
 pub(crate) mod int8;
 pub(crate) mod isa;

@@ -133,7 +133,7 @@ impl Masks {
 /// Row maps between the packed layout (the real tokens of every sequence, one after another) and the
 /// padded `[batch * seq]` layout of the model's input and output and of candle-ops attention. Linear
 /// layers, norms, the MLP and the fused CPU attention run packed, so padding costs them nothing.
-struct Packing {
+pub(crate) struct Packing {
     /// For each padded row, its packed row, or the extra zero row past the end for padding.
     to_padded: Tensor,
     /// For each packed row, its padded row.
@@ -141,7 +141,7 @@ struct Packing {
 }
 
 impl Packing {
-    fn new(lengths: &[usize], seq_len: usize, device: &Device) -> Result<Option<Self>> {
+    pub(crate) fn new(lengths: &[usize], seq_len: usize, device: &Device) -> Result<Option<Self>> {
         if lengths.iter().all(|&l| l == seq_len) {
             return Ok(None);
         }
@@ -167,13 +167,13 @@ impl Packing {
     }
 
     /// `[packed, n]` -> `[batch * seq, n]`, zeros at padding.
-    fn pad(&self, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn pad(&self, x: &Tensor) -> Result<Tensor> {
         let zero = Tensor::zeros((1, x.dim(1)?), x.dtype(), x.device())?;
         Ok(Tensor::cat(&[x, &zero], 0)?.index_select(&self.to_padded, 0)?)
     }
 
     /// `[batch * seq, n]` -> `[packed, n]`.
-    fn pack(&self, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn pack(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.index_select(&self.to_packed, 0)?)
     }
 }

@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 
 use attention::Attention;
 pub use attention::AttentionContext;
+pub(crate) use attention::Packing;
 
 use crate::config::Config;
 use crate::device::{gpu_matmul, Linears, Precision};
