@@ -1,6 +1,7 @@
 //! The Kompress runner: load a model once, then score many texts.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 
@@ -50,6 +51,18 @@ pub struct TokenScores {
 pub struct Kompress {
     scorer: Scorer,
     tokenizer: WordTokenizer,
+    load_times: LoadTimes,
+}
+
+/// How long the parts of loading a model took (`kompress -v` prints them).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LoadTimes {
+    /// Opening the checkpoint: its header (and the mapping, if it is mapped).
+    pub open: Duration,
+    /// Building encoder and heads: reading every tensor and laying it out (packing, quantising).
+    pub network: Duration,
+    /// Building the tokenizer, on a thread of its own while the network is built.
+    pub tokenizer: Duration,
 }
 
 /// The network alone (encoder + heads): token ids in, per-token scores out.
@@ -125,17 +138,30 @@ impl Kompress {
     }
 
     /// Loads from explicit files onto a device already opened (see [`DeviceChoice::open_explained`]).
+    /// The tokenizer is built on a second thread while the network is.
     pub fn from_files_on(files: &ModelFiles, device: &Device, dtype: DTypeChoice) -> Result<Self> {
         let precision = dtype.precision(device)?;
-        // Int8 keeps its own copy of every tensor: reading them unmapped keeps the file's pages out of
-        // the peak memory (a kompress-base-sized checkpoint at 512 tokens: 580 -> 151 MB, docs/PERFORMANCE.md).
-        let weights = match precision.int8 {
+        let started = Instant::now();
+        // On the CPU the model keeps its own copy of every tensor (packed, quantised or as read): plain
+        // reads instead of a mapping keep the file's pages out of the peak memory and copy each tensor
+        // once (kompress-base-sized checkpoint at 512 tokens: int8 580 -> 151 MB, f32 ... docs/PERFORMANCE.md).
+        let weights = match device.is_cpu() {
             true => Weights::open_unmapped(&files.weights, device)?,
             false => Weights::open(&files.weights, device)?,
         };
-        let scorer = Scorer::from_config_file(&files.config, &weights, precision)?;
-        let tokenizer = WordTokenizer::from_file(&files.tokenizer)?;
-        Ok(Self { scorer, tokenizer })
+        let open = started.elapsed();
+        let (scorer, tokenizer) = std::thread::scope(|s| {
+            let tokenizer = s.spawn(|| timed(|| WordTokenizer::from_file(&files.tokenizer)));
+            let scorer = timed(|| Scorer::from_config_file(&files.config, &weights, precision));
+            (scorer, tokenizer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        let ((scorer, network), (tokenizer, tokenizer_time)) = (scorer?, tokenizer?);
+        Ok(Self { scorer, tokenizer, load_times: LoadTimes { open, network, tokenizer: tokenizer_time } })
+    }
+
+    /// How long loading took, part by part.
+    pub fn load_times(&self) -> LoadTimes {
+        self.load_times
     }
 
     pub fn config(&self) -> &Config {
@@ -204,6 +230,12 @@ impl Kompress {
     pub fn hidden_states(&self, encodings: &[WordEncoding]) -> Result<Option<Tensor>> {
         self.scorer.hidden_states(encodings)
     }
+}
+
+/// `f`'s result and how long it took.
+fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
+    let started = Instant::now();
+    f().map(|t| (t, started.elapsed()))
 }
 
 impl Scorer {
