@@ -142,10 +142,11 @@ impl Kompress {
     pub fn from_files_on(files: &ModelFiles, device: &Device, dtype: DTypeChoice) -> Result<Self> {
         let precision = dtype.precision(device)?;
         let started = Instant::now();
-        // On the CPU the model keeps its own copy of every tensor (packed, quantised or as read): plain
-        // reads instead of a mapping keep the file's pages out of the peak memory and copy each tensor
-        // once (kompress-base-sized checkpoint at 512 tokens: int8 580 -> 151 MB, f32 ... docs/PERFORMANCE.md).
-        let weights = match device.is_cpu() {
+        // Int8 keeps its own copy of every tensor: reading them unmapped keeps the file's pages out of
+        // the peak memory (a kompress-base-sized checkpoint at 512 tokens: 580 -> 151 MB). f32 stays
+        // mapped: read unmapped it peaked 345 MB lower but loaded 0.4 s slower from a cold page cache
+        // (docs/PERFORMANCE.md, "The whole job").
+        let weights = match precision.int8 {
             true => Weights::open_unmapped(&files.weights, device)?,
             false => Weights::open(&files.weights, device)?,
         };
