@@ -523,11 +523,12 @@ def bench_text(args, engines, paths, binary, model_dir, config, text_path) -> tu
               f"{first['words_in']} -> {first['words_out']} | {same}{'' if consistent else ' (varies between reps)'} |")
     for engine in engines:
         if engine in KOMPRESS_DTYPES and median(engine, "network_s") is not None:
-            rest = median(engine, "whole_s") - median(engine, "load_s") - median(engine, "compress_s")
+            # A text that passes through (under --min-words) prints no compression time: all is load.
+            rest = median(engine, "whole_s") - median(engine, "load_s") - (median(engine, "compress_s") or 0.0)
             print(f"{engine} phases (medians, s): load {median(engine, 'load_s'):.3f} = open {median(engine, 'open_s'):.3f} "
                   f"+ network {median(engine, 'network_s'):.3f} (tokenizer {median(engine, 'tokenizer_s'):.3f} on its "
                   f"own thread); counter {median(engine, 'counter_s'):.3f} on its own thread; compress "
-                  f"{median(engine, 'compress_s'):.3f}; rest (start, read, write, exit) {rest:.3f}")
+                  f"{fmt(median(engine, 'compress_s'))}; rest (start, read, write, exit) {rest:.3f}")
     print("whole: process start to exit (imports, model load, compression); whole CPU: that process's user + system "
           "seconds, all threads (steadier than wall time on a loaded machine); load: before the compression (see the "
           "header); compress: the compression call after the load. Ratios: median / reference median (above 1: slower).")
