@@ -450,9 +450,9 @@ impl Bert {
                 cfg.layer_norm_eps,
                 p.dtype,
             )?,
-            layers: (0..cfg.num_hidden_layers)
-                .map(|i| Layer::new(cfg, w, &format!("{pre}.encoder.layer.{i}"), p))
-                .collect::<Result<_>>()?,
+            layers: crate::weights::build_layers(cfg.num_hidden_layers, device, |i| {
+                Layer::new(cfg, w, &format!("{pre}.encoder.layer.{i}"), p)
+            })?,
             family,
             cfg: cfg.clone(),
             summary: cfg.summary(family),

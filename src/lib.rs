@@ -29,7 +29,7 @@ pub use config::{Config, LayerKind};
 pub use device::{DTypeChoice, DeviceChoice, Linears, Precision};
 pub use error::{Error, Result};
 pub use hub::{HubOptions, ModelFiles};
-pub use model::{Kompress, LoadOptions, Scorer, TokenScores};
+pub use model::{Kompress, LoadOptions, LoadTimes, Scorer, TokenScores};
 pub use pipeline::{compress, compress_batch, CompressOptions, CompressResult};
 pub use tokenize::{WordEncoding, WordTokenizer};
 

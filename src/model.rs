@@ -1,6 +1,7 @@
 //! The Kompress runner: load a model once, then score many texts.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 
@@ -50,6 +51,18 @@ pub struct TokenScores {
 pub struct Kompress {
     scorer: Scorer,
     tokenizer: WordTokenizer,
+    load_times: LoadTimes,
+}
+
+/// How long the parts of loading a model took (`kompress -v` prints them).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LoadTimes {
+    /// Opening the checkpoint: its header (and the mapping, if it is mapped).
+    pub open: Duration,
+    /// Building encoder and heads: reading every tensor and laying it out (packing, quantising).
+    pub network: Duration,
+    /// Building the tokenizer, on a thread of its own while the network is built.
+    pub tokenizer: Duration,
 }
 
 /// The network alone (encoder + heads): token ids in, per-token scores out.
@@ -125,15 +138,29 @@ impl Kompress {
     }
 
     /// Loads from explicit files onto a device already opened (see [`DeviceChoice::open_explained`]).
+    /// The tokenizer is built on a second thread while the network is.
     pub fn from_files_on(files: &ModelFiles, device: &Device, dtype: DTypeChoice) -> Result<Self> {
         let precision = dtype.precision(device)?;
+        let started = Instant::now();
         // Every tensor is copied out of the file (packed, quantised, converted or moved to a device),
         // so reading them unmapped keeps the file's pages out of the peak memory (int8, kompress-base
-        // shape at 512 tokens: 580 -> 151 MB, docs/PERFORMANCE.md; f32, XLM-R large: docs/LLMLINGUA2.md).
+        // shape at 512 tokens: 580 -> 151 MB; f32 345 MB lower; XLM-R large f32 5.4 -> 2.3 GB,
+        // docs/LLMLINGUA2.md). The price: f32 loaded about 0.4 s slower from a cold page cache
+        // (docs/PERFORMANCE.md, "The whole job").
         let weights = Weights::open_unmapped(&files.weights, device)?;
-        let scorer = Scorer::from_config_file(&files.config, &weights, precision)?;
-        let tokenizer = WordTokenizer::from_file(&files.tokenizer)?;
-        Ok(Self { scorer, tokenizer })
+        let open = started.elapsed();
+        let (scorer, tokenizer) = std::thread::scope(|s| {
+            let tokenizer = s.spawn(|| timed(|| WordTokenizer::from_file(&files.tokenizer)));
+            let scorer = timed(|| Scorer::from_config_file(&files.config, &weights, precision));
+            (scorer, tokenizer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        let ((scorer, network), (tokenizer, tokenizer_time)) = (scorer?, tokenizer?);
+        Ok(Self { scorer, tokenizer, load_times: LoadTimes { open, network, tokenizer: tokenizer_time } })
+    }
+
+    /// How long loading took, part by part.
+    pub fn load_times(&self) -> LoadTimes {
+        self.load_times
     }
 
     pub fn config(&self) -> &Config {
@@ -202,6 +229,12 @@ impl Kompress {
     pub fn hidden_states(&self, encodings: &[WordEncoding]) -> Result<Option<Tensor>> {
         self.scorer.hidden_states(encodings)
     }
+}
+
+/// `f`'s result and how long it took.
+fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
+    let started = Instant::now();
+    f().map(|t| (t, started.elapsed()))
 }
 
 impl Scorer {

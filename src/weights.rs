@@ -142,6 +142,23 @@ impl Weights {
     }
 }
 
+/// Layers `0..n` built by `build`, on the CPU in parallel: each one reads its tensors and lays them
+/// out (packing, quantising), which is most of a model's load time (about 0.5 s of CPU for
+/// kompress-base in f32) and runs on every core this way. The error reported is the lowest layer's,
+/// as when they were built in order.
+pub(crate) fn build_layers<L: Send>(
+    n: usize,
+    device: &Device,
+    build: impl Fn(usize) -> Result<L> + Sync,
+) -> Result<Vec<L>> {
+    use rayon::prelude::*;
+    if !device.is_cpu() {
+        return (0..n).map(build).collect();
+    }
+    let built: Vec<Result<L>> = (0..n).into_par_iter().map(&build).collect();
+    built.into_iter().collect()
+}
+
 /// Whether a checkpoint is a PyTorch pickle (`.pt`, `.pth`, `.bin`) rather than safetensors.
 pub(crate) fn is_pickle(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("pt" | "pth" | "bin"))
@@ -192,6 +209,7 @@ fn read_safetensors_header(path: &Path) -> std::result::Result<(Store, HashMap<S
     file.read_exact(&mut header).map_err(|e| format!("truncated safetensors header: {e}"))?;
     let header: safetensors::tensor::Metadata =
         serde_json::from_slice(&header).map_err(|e| format!("safetensors header: {e}"))?;
+    let data = file.metadata().map_err(|e| e.to_string())?.len().saturating_sub(8 + len);
     let (mut ranges, mut entries) = (HashMap::new(), HashMap::new());
     for (name, info) in header.tensors() {
         let dtype = DType::try_from(info.dtype).map_err(|e| format!("tensor `{name}`: {e}"))?;
@@ -200,6 +218,11 @@ fn read_safetensors_header(path: &Path) -> std::result::Result<(Store, HashMap<S
             return Err(format!(
                 "safetensors header: tensor `{name}`: {:?} bytes for {:?} {dtype:?}",
                 info.data_offsets, info.shape
+            ));
+        }
+        if end as u64 > data {
+            return Err(format!(
+                "tensor `{name}` ends at byte {end} of {data} bytes of data (a truncated file?)"
             ));
         }
         ranges.insert(name.clone(), (dtype, 8 + len + start as u64, end - start));
@@ -216,13 +239,10 @@ fn read_tensor(
     shape: &[usize],
 ) -> candle_core::Result<Tensor> {
     use std::os::unix::fs::FileExt;
-    // f32 (nearly every checkpoint) is read straight into the tensor's buffer: through a byte buffer,
-    // the largest tensor (XLM-R large's 1 GB word table) would be held twice while loading.
-    if dtype == DType::F32 && cfg!(target_endian = "little") && len % 4 == 0 {
+    // f32 (most checkpoints) is read straight into the tensor's buffer: no second copy.
+    if dtype == DType::F32 && cfg!(target_endian = "little") {
         let mut values = vec![0f32; len / 4];
-        // SAFETY: the slice covers exactly the vector's `len` bytes, and every bit pattern is an f32.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u8>(), len) };
-        file.read_exact_at(bytes, offset)?;
+        file.read_exact_at(bytemuck::cast_slice_mut(&mut values), offset)?;
         return Tensor::from_vec(values, shape, &Device::Cpu);
     }
     let mut bytes = vec![0u8; len];
@@ -270,4 +290,22 @@ fn random_tensor(seed: u64, shape: &[usize], name: &str) -> candle_core::Result<
         })
         .collect();
     Tensor::from_vec(values, shape, &Device::Cpu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_come_in_order_and_the_lowest_error_wins() {
+        let built = build_layers(9, &Device::Cpu, |i| Ok(i * 10)).unwrap();
+        assert_eq!(built, (0..9).map(|i| i * 10).collect::<Vec<_>>());
+        for _ in 0..20 {
+            let err = build_layers(9, &Device::Cpu, |i| match i {
+                3 | 7 => Err(Error::Invalid(format!("layer {i}"))),
+                _ => Ok(i),
+            });
+            assert_eq!(err.unwrap_err().to_string(), Error::Invalid("layer 3".into()).to_string());
+        }
+    }
 }

@@ -241,6 +241,14 @@ fn compress_messages_and_help_speak_plainly() {
         kompress(&["compress", "--model", &v5(), "-v", "--min-words", "1"], &[], b"one two three four\n");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && err.contains("4 -> 3 words, ") && err.contains(", 1 chunk, "), "{err}");
+    // -v breaks the load down (docs/PERFORMANCE.md, "The whole job").
+    assert!(
+        err.contains(" s (checkpoint open ")
+            && err.contains(" s, network ")
+            && err.contains(" s, tokenizer "),
+        "{err}"
+    );
+    assert!(err.contains("kompress: cl100k token counter built in "), "{err}");
     let help = String::from_utf8(kompress(&["compress", "--help"], &[], b"").stdout).unwrap();
     let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(help.contains("dropped red and struck through, protected yellow, table cyan"), "{help}");

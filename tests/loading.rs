@@ -4,7 +4,9 @@ mod common;
 
 use std::path::Path;
 
+use candle_core::{DType, Device};
 use common::*;
+use kompress::weights::Weights;
 use kompress::{Error, HubOptions, Kompress, LoadOptions, ModelFiles};
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
@@ -91,6 +93,46 @@ fn truncated_and_corrupt_safetensors() {
 
     std::fs::write(&file, b"this is not a safetensors file").unwrap();
     assert!(one_line(&load_err(&dir)).contains("cannot read checkpoint"));
+}
+
+#[test]
+fn truncated_safetensors_read_unmapped_name_the_tensor() {
+    let dir = copy_model("v4", "truncated-unmapped");
+    let file = dir.join("model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() - 1]).unwrap();
+    let err = Weights::open_unmapped(&file, &Device::Cpu).err().expect("a truncated file opened");
+    let msg = one_line(&err);
+    assert!(msg.contains("model.safetensors") && msg.contains("a truncated file?"), "{msg}");
+}
+
+/// The CPU reads checkpoints with plain reads (f32 straight into the tensor's buffer): every tensor
+/// is bit for bit what the memory-mapped reader gives.
+#[test]
+fn read_and_mapped_checkpoints_hold_the_same_tensors() {
+    for name in ["v4", "v5"] {
+        let file = model_dir(name).join("model.safetensors");
+        let (mapped, read) = (
+            Weights::open(&file, &Device::Cpu).unwrap(),
+            Weights::open_unmapped(&file, &Device::Cpu).unwrap(),
+        );
+        let bytes = std::fs::read(&file).unwrap();
+        let header = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        assert!(header.len() > 5);
+        for (tensor, view) in header.tensors() {
+            let get = |w: &Weights| {
+                let t = w.get(view.shape(), &tensor, DType::F32).unwrap();
+                t.flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(get(&mapped), get(&read), "{name}: {tensor}");
+        }
+    }
 }
 
 #[test]

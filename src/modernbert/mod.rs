@@ -213,9 +213,9 @@ impl ModernBert {
         Ok(Self {
             tok_embeddings: Embeddings::new(cfg, w, precision)?,
             embed_norm: LayerNorm::new(cfg, w, "encoder.embeddings.norm.weight", dtype)?,
-            layers: (0..cfg.num_layers())
-                .map(|i| EncoderLayer::new(cfg, i, w, precision))
-                .collect::<Result<_>>()?,
+            layers: crate::weights::build_layers(cfg.num_layers(), device, |i| {
+                EncoderLayer::new(cfg, i, w, precision)
+            })?,
             final_norm: LayerNorm::new(cfg, w, "encoder.final_norm.weight", dtype)?,
             cfg: cfg.clone(),
             precision,

@@ -57,13 +57,20 @@ impl ModelArgs {
             let files = ModelFiles::locate(&self.model, &hub).map_err(with_remedy)?;
             anyhow::Ok(Kompress::from_files_on(&files, device, self.dtype)?)
         };
+        let started = std::time::Instant::now();
         let model = load().with_context(|| format!("cannot load model {}", self.model))?;
         if self.verbose {
+            let t = model.load_times();
             eprintln!(
-                "kompress: model {} ({} layers) as {}",
+                "kompress: model {} ({} layers) as {}, loaded in {:.3} s (checkpoint open {:.3} s, network \
+                 {:.3} s, tokenizer {:.3} s on its own thread)",
                 self.model,
                 model.config().num_layers(),
-                model.precision().name()
+                model.precision().name(),
+                started.elapsed().as_secs_f64(),
+                t.open.as_secs_f64(),
+                t.network.as_secs_f64(),
+                t.tokenizer.as_secs_f64()
             );
         }
         Ok(model)

@@ -216,10 +216,10 @@ pub fn run(args: CompressArgs) -> anyhow::Result<()> {
         anyhow::bail!("{flag} needs --compat llmlingua2");
     }
     // Checked before the model loads; the batch size then follows its device.
-    args.flags.options(args.explain, 1)?;
+    let counter = args.flags.options(args.explain, 1)?.count_tokens;
     let inputs = args.inputs();
     if args.jsonl {
-        return run_jsonl(args, &inputs);
+        return run_jsonl(args, &inputs, counter);
     }
     let mut read = Vec::new();
     let mut unreadable = 0;
@@ -233,7 +233,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<()> {
         }
     }
     if !read.is_empty() {
-        let model = args.model.load()?;
+        let model = load_counting(args, counter)?;
         let opts = args.flags.options(args.explain, model_batch_size(&model))?;
         let mut printer = Printer::new(args, &opts, &model, &read, inputs.len() > 1);
         let refs: Vec<&str> = read.iter().map(|(_, t)| t.as_str()).collect();
@@ -244,6 +244,22 @@ pub fn run(args: CompressArgs) -> anyhow::Result<()> {
         0 => Ok(()),
         n => anyhow::bail!("{n} of {} inputs could not be read", inputs.len()),
     }
+}
+
+/// Loads the model while another thread builds the token counter's vocabulary (else built at the
+/// first count, after the model's work); with `-v`, says how long that took.
+fn load_counting(args: &CompressArgs, counter: TokenCounter) -> anyhow::Result<Kompress> {
+    let counter_built = std::thread::spawn(move || {
+        let started = Instant::now();
+        counter.preload();
+        started.elapsed().as_secs_f64()
+    });
+    let model = args.model.load()?;
+    let seconds = counter_built.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    if args.model.verbose {
+        eprintln!("kompress: {counter} token counter built in {seconds:.3} s on its own thread");
+    }
+    Ok(model)
 }
 
 fn stdout_error(source: std::io::Error) -> kompress::Error {
@@ -354,8 +370,8 @@ impl<'r> Printer<'r> {
 
 /// Streams a corpus: every line is one text; results are printed as their batch completes, so memory
 /// holds one batch of texts. A file that cannot be opened is reported and skipped.
-fn run_jsonl(args: &CompressArgs, inputs: &[Option<&PathBuf>]) -> anyhow::Result<()> {
-    let model = args.model.load()?;
+fn run_jsonl(args: &CompressArgs, inputs: &[Option<&PathBuf>], counter: TokenCounter) -> anyhow::Result<()> {
+    let model = load_counting(args, counter)?;
     let opts = &args.flags.options(args.explain, model_batch_size(&model))?;
     let mut out = std::io::stdout().lock();
     let mut unreadable = 0;

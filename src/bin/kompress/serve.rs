@@ -8,7 +8,7 @@ use anyhow::Context;
 use candle_core::Device;
 use clap::Args;
 use kompress::evict::EvictionNetwork;
-use kompress::pipeline::default_batch_size;
+use kompress::pipeline::{default_batch_size, TokenCounter};
 use kompress::server::{BatchLimits, Server, ServerConfig};
 use kompress::Linears;
 
@@ -127,11 +127,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .thread_keep_alive(Duration::from_secs(2))
         .build()
         .context("cannot start the async runtime")?;
+    let counter = config.defaults.count_tokens;
     let server = Server::with_network(config, network)?;
-    runtime.block_on(serve(server, args, device))
+    runtime.block_on(serve(server, args, device, counter))
 }
 
-async fn serve(server: Server, args: ServeArgs, device: Device) -> anyhow::Result<()> {
+async fn serve(server: Server, args: ServeArgs, device: Device, counter: TokenCounter) -> anyhow::Result<()> {
     let addr = SocketAddr::new(args.host, args.port);
     let listener =
         tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
@@ -140,6 +141,8 @@ async fn serve(server: Server, args: ServeArgs, device: Device) -> anyhow::Resul
     // Loads off the async threads, so /healthz answers meanwhile; a failure stops the server.
     let (loaded_tx, loaded) = tokio::sync::oneshot::channel();
     let loader = server.clone();
+    // The default token counter's vocabulary beside it, else the first request builds it.
+    std::thread::spawn(move || counter.preload());
     std::thread::spawn(move || {
         let loaded = args.model.load_on(&device).and_then(|m| Ok(loader.set_model(m, &args.model.model)?));
         if loaded.is_ok() {
