@@ -12,7 +12,8 @@ and output; docs/COMPRESS.md). Engines run alternating, --reps times each, every
   --threads, inter-op 1, no idle spinning, no CPU arena) and its smoke run, loads the model directory's
   tokenizer, and calls `KompressCompressor(KompressConfig(enable_ccr=False)).compress(text)` once, with
   Headroom's 20 s deadline and time budget off (else it stops scoring at 20 s and keeps the rest).
-- `kompress-f32`, `kompress-int8`: `$KOMPRESS_BIN compress -m MODEL --threads N --compat headroom
+- `kompress-f32`, `kompress-int8` (also `kompress-int8-wo`, `-int8-wo-g128`, `-bf16`, `-auto`: any
+  `--dtype`): `$KOMPRESS_BIN compress -m MODEL --threads N --compat headroom
   --mode threshold --dtype f32|int8 --json -v TEXT` (int8 is skipped, with a line saying so, when the
   binary rejects `--dtype int8`). Its chunk batch size is the binary's default unless --batch-size.
 
@@ -83,7 +84,9 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 HEADROOM_FORMS = {"headroom-ort-fp32": "fp32", "headroom-ort-int8-wo": "int8-wo", "headroom-ort-int8-dyn": "int8-dyn"}
-KOMPRESS_DTYPES = {"kompress-f32": "f32", "kompress-int8": "int8"}
+KOMPRESS_DTYPES = {
+    f"kompress-{d}": d for d in ("f32", "int8", "int8-wo", "int8-wo-g128", "bf16", "auto")
+}
 # KompressRunner from the kompress-rs wheel (bindings/python), in the Python of $KOMPRESS_PYTHON.
 WHEEL_DTYPES = {"python-f32": "f32", "python-int8": "int8"}
 WHEEL_WORKER = r"""

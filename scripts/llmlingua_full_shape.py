@@ -185,7 +185,7 @@ def main():
     with open(tiny, "w", encoding="utf-8") as f:
         f.write("word.")
     load_cpu = {}
-    for dtype, batch in [("f32", None), ("f32", 1), ("int8", None), ("int8", 1)]:
+    for dtype, batch in [("f32", None), ("f32", 1), ("bf16", None), ("int8", None), ("int8", 1)]:
         def kompress(input_path):
             cmd = ["/usr/bin/time", "-f", "%e %M %U %S", args.kompress, "--threads", str(args.threads), "compress",
                    "--compat", "llmlingua2", "-m", out, "--ratio", "0.5", "--dtype", dtype, "--json", input_path]
