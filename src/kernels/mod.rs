@@ -36,6 +36,45 @@ macro_rules! wide {
     };
 }
 
+/// The candle ops of a linear layer whose weight the op holds, given its `run(x, residual)`: a
+/// [`candle_core::CustomOp1`] on `x` (named `$name`) and a [`candle_core::CustomOp2`] on `(x, residual)`
+/// that adds the product to the residual as it is stored (`$name-residual`). `$label` names the op in
+/// errors.
+macro_rules! held_weight_ops {
+    ($ty:ty, $name:literal, $label:literal) => {
+        impl candle_core::CustomOp1 for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn cpu_fwd(
+                &self,
+                s: &candle_core::CpuStorage,
+                l: &candle_core::Layout,
+            ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+                self.run((s, l), None)
+            }
+        }
+
+        impl candle_core::CustomOp2 for $ty {
+            fn name(&self) -> &'static str {
+                concat!($name, "-residual")
+            }
+
+            fn cpu_fwd(
+                &self,
+                x_s: &candle_core::CpuStorage,
+                x_l: &candle_core::Layout,
+                r_s: &candle_core::CpuStorage,
+                r_l: &candle_core::Layout,
+            ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+                let residual = $crate::kernels::f32_input(r_s, r_l, concat!($label, " residual"))?.to_vec();
+                self.run((x_s, x_l), Some(residual))
+            }
+        }
+    };
+}
+
 pub(crate) mod attention;
 pub(crate) mod bias;
 pub(crate) mod gelu;

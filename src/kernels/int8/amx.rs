@@ -9,7 +9,7 @@
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub(super) use imp::panel_product;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-pub(crate) use imp::{available, granted};
+pub(crate) use imp::{available, granted, CONFIG};
 
 /// AMX is used on x86_64 Linux only.
 #[cfg(all(target_arch = "x86_64", not(target_os = "linux")))]
@@ -73,7 +73,7 @@ mod imp {
     /// The tile configuration (`ldtilecfg`'s 64 bytes, palette 1): tiles 0-3 the accumulators, 4-5 two
     /// row tiles of activations, 6-7 the panel's two halves, every one 16 rows of 64 bytes.
     #[repr(C, align(64))]
-    struct Config {
+    pub(crate) struct Config {
         palette: u8,
         start_row: u8,
         reserved: [u8; 14],
@@ -81,7 +81,7 @@ mod imp {
         rows: [u8; 16],
     }
 
-    const CONFIG: Config = {
+    pub(crate) const CONFIG: Config = {
         let (mut colsb, mut rows) = ([0u16; 16], [0u8; 16]);
         let mut tile = 0;
         while tile < 8 {

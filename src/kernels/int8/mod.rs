@@ -42,7 +42,7 @@ mod vnni;
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
+use candle_core::{CpuStorage, Layout, Shape};
 use rayon::prelude::*;
 
 use super::isa::{isa, Isa};
@@ -340,32 +340,7 @@ impl Int8Linear {
     }
 }
 
-impl CustomOp1 for Int8Linear {
-    fn name(&self) -> &'static str {
-        "kompress-int8-linear"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        self.run((s, l), None)
-    }
-}
-
-impl CustomOp2 for Int8Linear {
-    fn name(&self) -> &'static str {
-        "kompress-int8-linear-residual"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x_s: &CpuStorage,
-        x_l: &Layout,
-        r_s: &CpuStorage,
-        r_l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let residual = f32_input(r_s, r_l, "int8 linear residual")?.to_vec();
-        self.run((x_s, x_l), Some(residual))
-    }
-}
+held_weight_ops!(Int8Linear, "kompress-int8-linear", "int8 linear");
 
 #[cfg(test)]
 mod tests;

@@ -326,29 +326,13 @@ pub(crate) mod amx {
         edx & (1 << 22 | 1 << 24) == (1 << 22 | 1 << 24) && crate::kernels::int8::amx::granted()
     }
 
-    /// Bytes per tile row: 16 input pairs of an activation row, or 16 columns x a pair of a panel row.
+    // Tiles 0-3 the accumulators, 4-5 two row tiles of activations, 6-7 the panel's two halves, every
+    // one 16 rows of 64 bytes: the int8 kernels' configuration (16 pairs of bf16 per activation row, 16
+    // columns of a pair per panel row).
+    use crate::kernels::int8::amx::CONFIG;
+
+    /// Bytes per tile row.
     const ROW_BYTES: usize = 64;
-
-    /// Tiles 0-3 the accumulators, 4-5 two row tiles of activations, 6-7 the panel's two halves, every
-    /// one 16 rows of 64 bytes (`ldtilecfg`'s 64 bytes, palette 1).
-    #[repr(C, align(64))]
-    struct Config {
-        palette: u8,
-        start_row: u8,
-        reserved: [u8; 14],
-        colsb: [u16; 16],
-        rows: [u8; 16],
-    }
-
-    const CONFIG: Config = {
-        let (mut colsb, mut rows) = ([0u16; 16], [0u8; 16]);
-        let mut tile = 0;
-        while tile < 8 {
-            (colsb[tile], rows[tile]) = (ROW_BYTES as u16, AMX_PAIRS as u8);
-            tile += 1;
-        }
-        Config { palette: 1, start_row: 0, reserved: [0; 14], colsb, rows }
-    };
 
     /// `acc[r] = x[r] @ panel` for whole tiles of rows: `x` rows `width` values apart (whole tiles of
     /// pairs, zero-padded, whole [`AMX_PAIRS`] rows), `weights` the panel's `width / 2` pair rows,

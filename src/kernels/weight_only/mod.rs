@@ -13,7 +13,7 @@ pub(crate) mod int8;
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
+use candle_core::{CpuStorage, Layout, Shape};
 use rayon::prelude::*;
 
 use super::isa::{isa, Isa};
@@ -144,32 +144,7 @@ impl WoLinear {
     }
 }
 
-impl CustomOp1 for WoLinear {
-    fn name(&self) -> &'static str {
-        "kompress-weight-only-linear"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        self.run((s, l), None)
-    }
-}
-
-impl CustomOp2 for WoLinear {
-    fn name(&self) -> &'static str {
-        "kompress-weight-only-linear-residual"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x_s: &CpuStorage,
-        x_l: &Layout,
-        r_s: &CpuStorage,
-        r_l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let residual = f32_input(r_s, r_l, "weight-only linear residual")?.to_vec();
-        self.run((x_s, x_l), Some(residual))
-    }
-}
+held_weight_ops!(WoLinear, "kompress-weight-only-linear", "weight-only linear");
 
 #[cfg(test)]
 mod tests;
