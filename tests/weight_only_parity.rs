@@ -7,8 +7,10 @@
 //! rounding (measured when recorded, 2026-12-06: at most 4.8e-6 over the 16 (model, input) cases).
 //! bf16 rounds every activation entering a linear layer, and a last-bit difference of f32 rounding now
 //! and then moves an activation across a bf16 rounding boundary (one bf16 step: 2^-8 of its value),
-//! which moves every later score a little, as for `--dtype int8` (tests/int8_parity.rs): 6 of the 16
-//! cases agreed to 1e-5, the largest difference was 8.8e-3. The test asserts both classes.
+//! which moves every later score a little, as for `--dtype int8` (tests/int8_parity.rs): on the exact
+//! paths 6 of the 16 cases agreed to 1e-5 and the largest difference was 8.8e-3; on AMX-BF16 tiles,
+//! whose sums round otherwise, 2 of 16 and 6.8e-3. So bf16 is held to a flip's reach per case, and, in
+//! all, to far nearer its reference than f32 is (f32 misses it by the whole bf16 rounding).
 
 mod common;
 
@@ -46,23 +48,27 @@ fn weight_only_scores_match_the_emulated_reference() {
         ("int8-wo", DTypeChoice::Int8Wo),
         ("int8-wo-g128", DTypeChoice::Int8WoG128),
     ] {
-        let (mut worst, mut cases, mut exact) = (0f32, 0, 0);
+        let (mut worst, mut total, mut f32_total) = (0f32, 0f32, 0f32);
         for name in MODELS {
-            let model = load(name, dtype);
+            let (model, f32) = (load(name, dtype), load(name, DTypeChoice::F32));
             assert_eq!(model.precision().name(), form);
             for (key, text) in inputs() {
                 let want = &reference[form][name][&key];
                 let got = model.score_text(&text).unwrap();
                 let diff = max_abs_diff(&got.score, &want.score)
                     .max(max_abs_diff(&got.token_prob, &want.token_prob));
-                println!("{form} {name}/{key}: {diff:e}");
+                let f32_diff = max_abs_diff(&f32.score_text(&text).unwrap().score, &want.score);
+                println!("{form} {name}/{key}: {diff:e} (f32: {f32_diff:e})");
                 let bound = if form == "bf16" { FLIPPED } else { TOLERANCE };
                 assert!(diff <= bound, "{form} {name}/{key}: scores differ by {diff}");
-                (worst, cases, exact) = (worst.max(diff), cases + 1, exact + usize::from(diff <= TOLERANCE));
+                (worst, total, f32_total) = (worst.max(diff), total + diff, f32_total + f32_diff);
             }
         }
-        println!("{form}: {exact} of {cases} cases within {TOLERANCE:e}, the largest difference {worst:e}");
-        assert!(4 * exact >= cases, "{form}: only {exact} of {cases} cases within {TOLERANCE:e}");
+        println!(
+            "{form}: largest difference {worst:e}; summed over the cases {total:e}, f32's {f32_total:e}"
+        );
+        // The rounding flips are few: the form is far nearer its reference than f32 is.
+        assert!(total * 4.0 < f32_total, "{form}: {total} in all, f32 {f32_total}");
     }
 }
 
