@@ -8,8 +8,6 @@
 //! it read as zero (its DAZ: [`round`] never produces them). A CPU whose `vdpbf16ps` gives other bits
 //! than this (checked once, on edge cases, before its first use) runs the plain-Rust path instead.
 
-use std::sync::OnceLock;
-
 use super::{Out, PANEL};
 use crate::kernels::isa::{detected, Isa};
 
@@ -163,7 +161,7 @@ pub(crate) fn amx_runs() -> bool {
 /// cancel below the normal range, and products that fall below it. Checked once.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn dot_exact() -> bool {
-    static EXACT: OnceLock<bool> = OnceLock::new();
+    static EXACT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *EXACT.get_or_init(|| {
         if !(std::arch::is_x86_feature_detected!("avx512bf16") && detected() >= Isa::Avx512) {
             return false;
