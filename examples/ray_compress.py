@@ -27,7 +27,7 @@ import numpy as np
 class Compressor:
     """A Ray Data callable class: loads the model once per actor, then compresses batch after batch."""
 
-    def __init__(self, model: str, threads: int, device: str = "cpu", dtype: str = "f32", options: Optional[Dict[str, Any]] = None):
+    def __init__(self, model: str, threads: int, device: str = "cpu", dtype: str = "auto", options: Optional[Dict[str, Any]] = None):
         # candle sizes its element-wise pool from this variable when it first starts (in this actor's
         # process, not yet): keep it to the actor's share of the cores.
         os.environ.setdefault("RAYON_NUM_THREADS", str(threads))

@@ -177,7 +177,7 @@ struct Runner {
 #[pymethods]
 impl Runner {
     #[new]
-    #[pyo3(signature = (model, device="auto", dtype="f32", threads=None, offline=false, revision=None, max_text_bytes=MAX_TEXT_BYTES))]
+    #[pyo3(signature = (model, device="auto", dtype="auto", threads=None, offline=false, revision=None, max_text_bytes=MAX_TEXT_BYTES))]
     #[allow(clippy::too_many_arguments)] // the Python constructor's keywords
     fn new(
         py: Python<'_>,

@@ -52,7 +52,7 @@ class KompressRunner:
         self,
         model: str = ...,
         device: str = "auto",
-        dtype: str = "f32",
+        dtype: str = "auto",
         threads: Optional[int] = None,
         offline: bool = False,
         *,

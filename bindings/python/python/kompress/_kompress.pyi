@@ -8,7 +8,7 @@ class Runner:
         self,
         model: str,
         device: str = "auto",
-        dtype: str = "f32",
+        dtype: str = "auto",
         threads: Optional[int] = None,
         offline: bool = False,
         revision: Optional[str] = None,
