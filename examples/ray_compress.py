@@ -53,7 +53,7 @@ def main() -> None:
     p.add_argument("input", help="JSONL file (or folder of them) with a \"text\" field per line")
     p.add_argument("output", help="folder for the JSONL results")
     p.add_argument("--model", default="chopratejas/kompress-base", help="hub id or local model directory")
-    p.add_argument("--dtype", default="f32", help="f32 or int8 (CPU)")
+    p.add_argument("--dtype", default="auto", help="as the CLI's --dtype: auto, f32, bf16, int8, int8-wo, ...")
     p.add_argument("--actors", type=int, default=2, help="Ray actors, each with its own runner")
     p.add_argument("--threads", type=int, default=1, help="threads per actor (CPUs each actor reserves)")
     p.add_argument("--batch-size", type=int, default=16, help="rows per map_batches call")
