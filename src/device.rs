@@ -176,7 +176,7 @@ fn gpu_gemm_layout(dims: &[usize], stride: &[usize]) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DTypeChoice {
     /// On the CPU bf16 ([`Linears::Bf16`]) where it runs on AMX-BF16 tiles (Sapphire Rapids and later
-    /// Xeons: 0.5-0.7x f32's forward time, keep decisions as f32's on the stand-in model), else f32
+    /// Xeons: 0.5-0.7x f32's forward time, measured on a 2-core Sapphire Rapids, keep decisions as f32's on the stand-in model), else f32
     /// (docs/NUMERICS.md says why); bf16 on CUDA, f16 on Metal.
     #[default]
     Auto,

@@ -32,7 +32,7 @@ pub struct ModelArgs {
     /// faithful: Headroom measured 90.5% keep agreement with fp32 for its ONNX form of it on the real
     /// kompress-base); int8-wo = int8 weights per output channel widened in the kernel (Headroom's
     /// weight-only ONNX form: 99.6%; about f32's speed, a quarter of its weight memory); int8-wo-g128
-    /// = a scale per group of 128 inputs. Agreement and speed measured here: docs/PERFORMANCE.md.
+    /// = a scale per group of 128 inputs. Speeds measured on a Sapphire Rapids Xeon (AVX-512, AMX); per CPU kind: docs/NUMERICS.md.
     #[arg(long, default_value = "auto", env = "KOMPRESS_DTYPE")]
     pub dtype: DTypeChoice,
     /// Print what was loaded and where it runs on stderr.
