@@ -27,7 +27,7 @@ kompress's (see docs/LLMLINGUA2.md).
 
 Usage: /tmp/venv/bin/python scripts/llmlingua_full_shape.py bert|xlmr [--dir DIR (its name holds
        bert-base-multilingual-cased or xlm-roberta-large)]
-       [--kompress target/release/kompress] [--threads 2] [--forward [--iters 3]]
+       [--kompress target/release/kompress] [--threads 2] [--repeat 1] [--forward [--iters 3]]
 """
 
 import argparse
@@ -89,6 +89,24 @@ def text() -> str:
     while sum(len(p.split()) for p in out) < 3000:
         out.append(paragraphs[len(out) % 2])
     return "\n\n".join(out)
+
+
+def spread(xs) -> str:
+    """`median [min-max]` of seconds."""
+    return f"{statistics.median(xs):.2f} [{min(xs):.2f}-{max(xs):.2f}]"
+
+
+def kompress(args, out: str, input_path: str, dtype: str, batch):
+    """One `kompress compress --compat llmlingua2` run: wall s, CPU s (user + system), peak RSS MB, its JSON."""
+    cmd = ["/usr/bin/time", "-f", "%e %M %U %S", args.kompress, "--threads", str(args.threads), "compress",
+           "--compat", "llmlingua2", "-m", out, "--ratio", "0.5", "--dtype", dtype, "--json", input_path]
+    if batch is not None:
+        cmd += ["--batch-size", str(batch)]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(run.stderr)
+    wall, rss, user, system = run.stderr.strip().splitlines()[-1].split()
+    return float(wall), float(user) + float(system), int(rss) / 1024, json.loads(run.stdout)
 
 
 def timed(fn, iters: int):
@@ -162,6 +180,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--forward", action="store_true", help="also time forward passes alone (see above)")
     p.add_argument("--iters", type=int, default=3, help="timed forward passes per engine and batch")
+    p.add_argument("--repeat", type=int, default=1, help="rounds of the compress timings (medians are reported)")
     args = p.parse_args()
     # The directory name must carry the family's name: llmlingua picks its rules from the model name.
     out = args.dir or "/tmp/" + SHAPES[args.arch][0].replace("-tiny", "-full")
@@ -174,36 +193,36 @@ def main():
     t0 = time.perf_counter()
     pc = PromptCompressor(model_name=out, use_llmlingua2=True, device_map="cpu")
     load_s = time.perf_counter() - t0
-    t0, c0 = time.perf_counter(), time.process_time()
-    ref = pc.compress_prompt_llmlingua2(src, rate=0.5)
-    ref_s, ref_cpu = time.perf_counter() - t0, time.process_time() - c0
-    py_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{args.arch}: {len(src.split())} words, {ref['origin_tokens']} cl100k tokens; torch threads {args.threads}")
-    print(f"llmlingua (PyTorch CPU f32): load {load_s:.1f} s, compress_prompt {ref_s:.2f} s ({ref_cpu:.1f} CPU s), "
-          f"peak RSS {py_rss:.0f} MB")
     tiny = out + ".one-word.txt"
     with open(tiny, "w", encoding="utf-8") as f:
         f.write("word.")
-    load_cpu = {}
-    for dtype, batch in [("f32", None), ("f32", 1), ("bf16", None), ("int8", None), ("int8", 1)]:
-        def kompress(input_path):
-            cmd = ["/usr/bin/time", "-f", "%e %M %U %S", args.kompress, "--threads", str(args.threads), "compress",
-                   "--compat", "llmlingua2", "-m", out, "--ratio", "0.5", "--dtype", dtype, "--json", input_path]
-            if batch is not None:
-                cmd += ["--batch-size", str(batch)]
-            run = subprocess.run(cmd, capture_output=True, text=True)
-            if run.returncode != 0:
-                sys.exit(run.stderr)
-            wall, rss, user, system = run.stderr.strip().splitlines()[-1].split()
-            return run, float(wall), int(rss) / 1024, float(user) + float(system)
-        _, load, _, load_cpu[dtype] = kompress(tiny)
-        run, wall, rss, cpu = kompress(path)
-        got = json.loads(run.stdout)
+    configs = [("f32", None), ("f32", 1), ("bf16", None), ("int8", None), ("int8", 1)]
+    runs = {"llmlingua": []} | {c: [] for c in configs}
+    load_cpu, ref = {}, None
+    # Rounds interleave the engines, so a slow spell of the shared host lands on all of them alike.
+    for _ in range(args.repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        ref = pc.compress_prompt_llmlingua2(src, rate=0.5)
+        runs["llmlingua"].append((time.perf_counter() - t0, time.process_time() - c0))
+        for dtype, batch in configs:
+            load, load_cpu[dtype], _, _ = kompress(args, out, tiny, dtype, batch)
+            wall, cpu, rss, got = kompress(args, out, path, dtype, batch)
+            runs[(dtype, batch)].append((wall - load, cpu - load_cpu[dtype], wall, rss, got))
+    py_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{args.arch}: {len(src.split())} words, {ref['origin_tokens']} cl100k tokens; torch threads {args.threads}; "
+          f"{args.repeat} round(s), medians [min-max] of compress wall time")
+    base = statistics.median(w for w, _ in runs["llmlingua"])
+    print(f"llmlingua (PyTorch CPU f32): load {load_s:.1f} s, compress_prompt {spread([w for w, _ in runs['llmlingua']])} s "
+          f"({statistics.median(c for _, c in runs['llmlingua']):.1f} CPU s), peak RSS {py_rss:.0f} MB")
+    for (dtype, batch), got_runs in ((c, runs[c]) for c in configs):
+        got = got_runs[-1][4]
         same = got["compressed_prompt"] == ref["compressed_prompt"]
         shown = "default batch" if batch is None else f"batch {batch}"
-        print(f"kompress {dtype} ({shown}): whole command {wall:.2f} s ({cpu:.1f} CPU s), of which load ~{load:.2f} s "
-              f"({load_cpu[dtype]:.1f} CPU s, a one-word run), compress ~{wall - load:.2f} s ({cpu - load_cpu[dtype]:.1f} CPU s); "
-              f"peak RSS {rss:.0f} MB, identical to llmlingua: {same} "
+        compress = statistics.median(r[0] for r in got_runs)
+        print(f"kompress {dtype} ({shown}): compress ~{spread([r[0] for r in got_runs])} s = {compress / base:.2f}x "
+              f"llmlingua ({statistics.median(r[1] for r in got_runs):.1f} CPU s; whole command "
+              f"{statistics.median(r[2] for r in got_runs):.2f} s, less a one-word run's); "
+              f"peak RSS {max(r[3] for r in got_runs):.0f} MB, identical to llmlingua: {same} "
               f"({got['compressed_tokens']} vs {ref['compressed_tokens']} tokens)")
     if args.forward:
         forward_times(args, out, pc.model, load_cpu)

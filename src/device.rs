@@ -240,7 +240,7 @@ impl DTypeChoice {
             Self::Int8WoG128 => narrow(Linears::Int8WeightOnly { group: Some(128) }),
             Self::Auto if device.is_cuda() => DType::BF16.into(),
             Self::Auto if device.is_metal() => DType::F16.into(),
-            Self::Auto if crate::kernels::weight_only::bf16::amx_runs() => narrow(Linears::Bf16),
+            Self::Auto if crate::kernels::weight_only::bf16::beats_f32() => narrow(Linears::Bf16),
             Self::Auto => DType::F32.into(),
         }
     }
@@ -354,10 +354,10 @@ mod tests {
     }
 
     #[test]
-    fn auto_dtype_on_cpu_is_bf16_on_amx_else_f32() {
+    fn auto_dtype_on_cpu_is_bf16_where_it_beats_f32() {
         let auto = DTypeChoice::Auto.precision(&Device::Cpu).unwrap();
         let want =
-            if crate::kernels::weight_only::bf16::amx_runs() { Linears::Bf16 } else { Linears::Native };
+            if crate::kernels::weight_only::bf16::beats_f32() { Linears::Bf16 } else { Linears::Native };
         assert_eq!((auto.dtype, auto.linears), (DType::F32, want));
         let bf16 = "bf16".parse::<DTypeChoice>().unwrap().precision(&Device::Cpu).unwrap();
         assert_eq!((bf16.dtype, bf16.linears, bf16.name()), (DType::F32, Linears::Bf16, "bf16"));

@@ -193,3 +193,17 @@ fn planes_cut_the_output_by_columns() {
         }
     }
 }
+
+/// The vendor check behind `auto`'s choice of bf16 on AMD reads CPUID as the kernel does
+/// (`/proc/cpuinfo`'s `vendor_id`).
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[test]
+fn the_vendor_check_agrees_with_the_kernel() {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+    let vendor = info.lines().find_map(|l| l.strip_prefix("vendor_id")).unwrap();
+    let vendor = vendor.trim_start_matches([' ', '\t', ':']).trim();
+    assert_eq!(super::bf16::amd(), vendor == "AuthenticAMD", "vendor_id {vendor}");
+    let amx = Kernel::for_cap(isa()) == Kernel::Amx;
+    let dot = Kernel::for_cap(isa()) == Kernel::Dot;
+    assert_eq!(super::bf16::beats_f32(), amx || (dot && vendor == "AuthenticAMD"));
+}
