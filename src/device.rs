@@ -175,9 +175,10 @@ fn gpu_gemm_layout(dims: &[usize], stride: &[usize]) -> bool {
 /// The dtype of the encoder's weights and activations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DTypeChoice {
-    /// On the CPU bf16 ([`Linears::Bf16`]) where it runs on AMX-BF16 tiles (Sapphire Rapids and later
-    /// Xeons: 0.5-0.7x f32's forward time, measured on a 2-core Sapphire Rapids, keep decisions as f32's on the stand-in model), else f32
-    /// (docs/NUMERICS.md says why); bf16 on CUDA, f16 on Metal.
+    /// On the CPU bf16 ([`Linears::Bf16`]) where it beats f32: on AMX-BF16 tiles (Sapphire Rapids and
+    /// later Xeons) and on AMD's `vdpbf16ps` (Zen 4 and later): 0.5-0.7x f32's forward time on a 2-core
+    /// Sapphire Rapids and a 2-core Zen 4 EPYC, keep decisions as f32's on the stand-in model; else
+    /// f32 (docs/NUMERICS.md says why); bf16 on CUDA, f16 on Metal.
     #[default]
     Auto,
     F32,

@@ -73,3 +73,30 @@ fn bad_flags_are_named() {
         run_kompress(&["compress", "--drop-consecutive", "-m", model_dir(BERT).to_str().unwrap()], &[], b"x");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--drop-consecutive needs --compat llmlingua2"));
 }
+
+/// `--compat` promises llmlingua's output, so `auto` runs f32 there (not bf16, `auto`'s choice on
+/// CPUs where it beats f32); an explicit dtype is kept.
+#[test]
+fn compat_runs_auto_as_f32() {
+    let model = model_dir(BERT);
+    let model = model.to_str().unwrap();
+    let want = case("english_force");
+    for (dtype, shown) in [("auto", "as f32"), ("int8", "as int8")] {
+        let args = ["compress", "-v", "--compat", "llmlingua2", "-m", model, "--ratio", "0.4"];
+        let out = run_kompress(
+            &[&args[..], &["--force-tokens", r"\n,?,.,\,"]].concat(),
+            &[("KOMPRESS_DTYPE", dtype)],
+            text("english").as_bytes(),
+        );
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(out.status.success() && err.contains(shown), "{dtype}: {err}");
+        if dtype == "auto" {
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), want["compressed_prompt"].as_str().unwrap());
+        }
+    }
+    let v5 = model_dir("v5");
+    let args = ["compress", "-v", "--compat", "headroom", "-m", v5.to_str().unwrap()];
+    let out = run_kompress(&args, &[("KOMPRESS_DTYPE", "auto")], text("english").as_bytes());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success() && err.contains(" as f32,"), "{err}");
+}

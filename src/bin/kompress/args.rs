@@ -25,14 +25,15 @@ pub struct ModelArgs {
     /// auto (CUDA, then Metal, then CPU), cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
-    /// auto, f32, f16, bf16, int8, int8-wo or int8-wo-g128. auto: on the CPU bf16 where it runs on
-    /// AMX-BF16 tiles (Sapphire Rapids and later Xeons), else f32; bf16 on CUDA, f16 on Metal. On the CPU the narrow forms keep f32 activations, norms, attention and heads:
+    /// auto, f32, f16, bf16, int8, int8-wo or int8-wo-g128. auto: on the CPU bf16 where it beats f32
+    /// (AMX-BF16 tiles: Sapphire Rapids and later Xeons; AMD's vdpbf16ps: Zen 4 and later), else f32,
+    /// and f32 under --compat; bf16 on CUDA, f16 on Metal. On the CPU the narrow forms keep f32 activations, norms, attention and heads:
     /// bf16 = bf16 weights, activations rounded to bf16 per product, f32 sums; int8 = dynamic int8
     /// (weights per channel, activations per token: the fastest on CPUs with VNNI or AMX, the least
     /// faithful: Headroom measured 90.5% keep agreement with fp32 for its ONNX form of it on the real
     /// kompress-base); int8-wo = int8 weights per output channel widened in the kernel (Headroom's
     /// weight-only ONNX form: 99.6%; about f32's speed, a quarter of its weight memory); int8-wo-g128
-    /// = a scale per group of 128 inputs. Speeds measured on a Sapphire Rapids Xeon (AVX-512, AMX); per CPU kind: docs/NUMERICS.md.
+    /// = a scale per group of 128 inputs. Speeds per CPU kind (Sapphire Rapids Xeon, Zen 4 EPYC): docs/NUMERICS.md.
     #[arg(long, default_value = "auto", env = "KOMPRESS_DTYPE")]
     pub dtype: DTypeChoice,
     /// Print what was loaded and where it runs on stderr.
@@ -41,6 +42,15 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// `--compat` promises a reference's output, so `auto` means the reference's numerics (f32)
+    /// there, not the faster narrow form it picks on some CPUs (bf16), which can move a word that
+    /// sits near the threshold. An explicit `--dtype` stays.
+    pub fn follow_compat(&mut self, compat: Option<&str>) {
+        if matches!(compat, Some("headroom" | "llmlingua2")) && self.dtype == DTypeChoice::Auto {
+            self.dtype = DTypeChoice::F32;
+        }
+    }
+
     pub fn load(&self) -> anyhow::Result<Kompress> {
         self.load_on(&self.open_device()?)
     }

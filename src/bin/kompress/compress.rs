@@ -207,7 +207,8 @@ impl CompressArgs {
     }
 }
 
-pub fn run(args: CompressArgs) -> anyhow::Result<()> {
+pub fn run(mut args: CompressArgs) -> anyhow::Result<()> {
+    args.model.follow_compat(args.flags.compat.as_deref());
     let args = &args;
     if args.flags.compat.as_deref() == Some("llmlingua2") {
         return crate::llmlingua2::run(args);

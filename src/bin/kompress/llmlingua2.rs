@@ -121,6 +121,11 @@ fn load(args: &CompressArgs) -> anyhow::Result<LlmLingua2> {
     };
     let mut compressor =
         LlmLingua2::load(&m.model, &load).with_context(|| format!("cannot load model {}", m.model))?;
+    if m.verbose {
+        let model = compressor.model();
+        let (layers, dtype) = (model.config().num_layers(), model.precision().name());
+        eprintln!("kompress: model {} ({layers} layers) as {dtype}", m.model);
+    }
     if let Some(size) = args.flags.batch_size {
         compressor.batch_size = size;
     }

@@ -111,8 +111,9 @@ impl ServeArgs {
     }
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
+    args.model.follow_compat(args.compress.compat.as_deref());
     let device = args.model.open_device()?;
     let config = args.config(!device.is_cpu())?;
     let network = match &args.evict_checkpoint {
