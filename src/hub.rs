@@ -15,8 +15,15 @@ pub const BASE_REPO: &str = "answerdotai/ModernBERT-base";
 /// The revision of [`BASE_REPO`] pinned by Headroom 0.42 (`onnx_runtime._PINNED_REVISIONS`).
 pub const BASE_REVISION: &str = "8949b909ec900327062f0ebf497f51aef5e6f0c8";
 /// Weight files in order of preference: a kompress-v2 repo also holds a `model.safetensors`, but
-/// that one is an unmerged LoRA adapter, so `merged.pt` must win.
-pub const WEIGHT_FILES: [&str; 2] = ["merged.pt", "model.safetensors"];
+/// that one is an unmerged LoRA adapter, so `merged.pt` must win; `pytorch_model.bin` (a state dict
+/// as older `transformers` saved it) only where neither exists.
+pub const WEIGHT_FILES: [&str; 3] = ["merged.pt", "model.safetensors", "pytorch_model.bin"];
+
+/// [`WEIGHT_FILES`] as a message names them.
+fn weight_files_named() -> String {
+    let (last, first) = WEIGHT_FILES.split_last().expect("weight files");
+    format!("{} or {last}", first.join(", "))
+}
 
 /// The three files a model needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +34,7 @@ pub struct ModelFiles {
 }
 
 impl ModelFiles {
-    /// A directory holding `config.json`, `tokenizer.json` and `merged.pt` or `model.safetensors`.
+    /// A directory holding `config.json`, `tokenizer.json` and one of [`WEIGHT_FILES`].
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let missing = |reason: String| Error::ModelDir { dir: dir.to_path_buf(), reason };
@@ -46,7 +53,7 @@ impl ModelFiles {
             .iter()
             .map(|name| dir.join(name))
             .find(|p| p.is_file())
-            .ok_or_else(|| missing(format!("no weights ({})", WEIGHT_FILES.join(" or "))))?;
+            .ok_or_else(|| missing(format!("no weights ({})", weight_files_named())))?;
         Ok(Self { config: file("config.json")?, tokenizer: file("tokenizer.json")?, weights })
     }
 }
@@ -166,13 +173,14 @@ mod fetch {
         }
     }
 
-    /// Whether a `config.json` describes a ModernBERT encoder (a weights repo may ship its own,
-    /// unrelated config).
-    fn is_modernbert_config(path: &std::path::Path) -> bool {
+    /// Whether a `config.json` describes an encoder this crate runs: ModernBERT, or LLMLingua-2's BERT
+    /// and XLM-RoBERTa (a Kompress weights repo may ship its own, unrelated config instead).
+    fn is_encoder_config(path: &std::path::Path) -> bool {
         std::fs::read_to_string(path)
             .ok()
             .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .is_some_and(|v| v.get("model_type").and_then(|t| t.as_str()) == Some("modernbert"))
+            .and_then(|v| v.get("model_type").and_then(|t| t.as_str()).map(str::to_owned))
+            .is_some_and(|t| matches!(t.as_str(), "modernbert" | "bert" | "xlm-roberta" | "roberta"))
     }
 
     pub fn resolve(repo_id: &str, opts: &HubOptions) -> Result<ModelFiles> {
@@ -180,7 +188,7 @@ mod fetch {
         let source = Source::open(repo_id, revision, opts)?;
         let weights = match WEIGHT_FILES.iter().find(|f| source.has(f)) {
             Some(file) => source.get(file)?,
-            None => return Err(source.missing(&WEIGHT_FILES.join(" or "))),
+            None => return Err(source.missing(&super::weight_files_named())),
         };
         let mut base = None;
         let mut from_repo_or_base =
@@ -196,7 +204,7 @@ mod fetch {
                 }
                 base.as_ref().expect("just set").get(file)
             };
-        let config = from_repo_or_base("config.json", &is_modernbert_config)?;
+        let config = from_repo_or_base("config.json", &is_encoder_config)?;
         let tokenizer = from_repo_or_base("tokenizer.json", &|_| true)?;
         Ok(ModelFiles { config, tokenizer, weights })
     }

@@ -1,6 +1,7 @@
 //! Reading checkpoints: the v1 `model.safetensors` layout (memory-mapped) and the kompress-v2
 //! `merged.pt` torch pickle, both seen through the v1 tensor names (`encoder.*`, `token_head.*`,
-//! `span_conv.*`).
+//! `span_conv.*`), and any flat PyTorch state dict (`pytorch_model.bin`, as older `transformers`
+//! wrote it) under its own names.
 //!
 //! Every tensor is looked up by name and shape when the model is built, so a missing or misshaped
 //! tensor is reported (with both shapes) before any forward pass runs.
@@ -54,7 +55,8 @@ pub struct Weights {
 }
 
 impl Weights {
-    /// Opens `*.safetensors` (memory-mapped) or a kompress-v2 `*.pt`/`*.pth` pickle.
+    /// Opens `*.safetensors` (memory-mapped), a kompress-v2 `*.pt`/`*.pth` pickle or a flat PyTorch
+    /// state dict (`*.bin`, `*.pt`, `*.pth`).
     pub fn open(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let path = path.as_ref();
         let shown = path.display().to_string();
@@ -63,7 +65,7 @@ impl Weights {
             return Err(fail("no such file".into()));
         }
         let (store, entries) =
-            if is_pickle(path) { open_merged(path) } else { open_safetensors(path) }.map_err(fail)?;
+            if is_pickle(path) { open_pickle(path) } else { open_safetensors(path) }.map_err(fail)?;
         Ok(Self { store, entries, path: shown, device: device.clone() })
     }
 
@@ -248,6 +250,26 @@ fn read_tensor(
     let mut bytes = vec![0u8; len];
     file.read_exact_at(&mut bytes, offset)?;
     Tensor::from_raw_buffer(&bytes, dtype, shape, &Device::Cpu)
+}
+
+/// A kompress-v2 `merged.pt` (a dict of state dicts, [`MERGED_PARTS`]) or a flat state dict.
+fn open_pickle(path: &Path) -> std::result::Result<(Store, HashMap<String, Entry>), String> {
+    if PthTensors::new(path, Some(MERGED_PARTS[0].0)).is_ok() {
+        return open_merged(path);
+    }
+    let dict = PthTensors::new(path, None).map_err(|e| format!("not a PyTorch checkpoint: {e}"))?;
+    if dict.tensor_infos().is_empty() {
+        return Err("holds no tensors (neither a state dict nor a kompress-v2 merged checkpoint)".into());
+    }
+    let entries = dict
+        .tensor_infos()
+        .iter()
+        .map(|(name, info)| {
+            let entry = Entry { shape: info.layout.shape().dims().to_vec(), part: 0, name: name.clone() };
+            (name.clone(), entry)
+        })
+        .collect();
+    Ok((Store::Pth(vec![dict]), entries))
 }
 
 fn open_merged(path: &Path) -> std::result::Result<(Store, HashMap<String, Entry>), String> {

@@ -223,7 +223,8 @@ fn hub_errors_name_the_remedy_and_a_cached_model_works_without_the_hub() {
         let out = kompress(&["score", "--model", "org/cached", "--json"], env, b"a b c");
         assert_eq!(ok_json(&out)["input_ids"].as_array().unwrap().len(), 5);
     }
-    let cache = format!("the HF cache {home}/hub holds no merged.pt or model.safetensors of it");
+    let cache =
+        format!("the HF cache {home}/hub holds no merged.pt, model.safetensors or pytorch_model.bin of it");
     let out = kompress(&["score", "--model", "org/missing"], &unreachable, b"x");
     assert_error(&out, "org/missing@main: cannot list it on the hub (request error: ");
     assert_error(&out, &cache);

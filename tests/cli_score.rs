@@ -73,7 +73,7 @@ fn bad_input_fails_cleanly() {
     let out = run_kompress(&["score", "--model", "org/not-cached"], &env, b"x");
     assert_clean_failure(
         &out,
-        "org/not-cached@main: offline, and the HF cache /nonexistent/hub holds no merged.pt or model.safetensors",
+        "org/not-cached@main: offline, and the HF cache /nonexistent/hub holds no merged.pt, model.safetensors or pytorch_model.bin",
     );
     // A bad flag value is a usage error from clap: one error line, then its usual hint.
     let out = kompress(&["score", "--model", v4, "--device", "tpu"], b"x");

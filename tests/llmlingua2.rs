@@ -89,6 +89,32 @@ fn token_probabilities_match_pytorch() {
     }
 }
 
+/// A flat PyTorch state dict (`pytorch_model.bin`, scripts/state_dict_fixture.py) loads to the same
+/// bits as the model's safetensors, in f32 and int8, and it is found in a model directory.
+#[test]
+fn pytorch_model_bin_reads_as_the_safetensors() {
+    let (safetensors, bin) = (model_dir(LL_MODELS[0]), model_dir(&format!("{}-bin", LL_MODELS[0])));
+    assert_eq!(kompress::ModelFiles::from_dir(&bin).unwrap().weights, bin.join("pytorch_model.bin"));
+    for dtype in [DTypeChoice::F32, DTypeChoice::Int8] {
+        let (a, b) = (
+            Kompress::from_dir(&safetensors, &options(dtype)).unwrap(),
+            Kompress::from_dir(&bin, &options(dtype)).unwrap(),
+        );
+        for want in fixture(LL_MODELS[0]).scores {
+            let input = WordEncoding {
+                input_ids: want.input_ids.clone(),
+                word_ids: vec![None; want.input_ids.len()],
+            };
+            let (x, y) = (
+                a.score_encodings(std::slice::from_ref(&input)).unwrap().remove(0),
+                b.score_encodings(&[input]).unwrap().remove(0),
+            );
+            let bits = |v: &[f32]| v.iter().map(|p| p.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&x.token_prob), bits(&y.token_prob), "{dtype:?} {}", want.text);
+        }
+    }
+}
+
 /// Int8 moves probabilities by quantisation only: far less than the spread the fixtures have.
 #[test]
 fn int8_probabilities_stay_close() {

@@ -52,7 +52,7 @@ fn directory_without_weights() {
     let dir = copy_model("v4", "noweights");
     std::fs::remove_file(dir.join("model.safetensors")).unwrap();
     let msg = one_line(&load_err(&dir));
-    assert!(msg.contains("no weights (merged.pt or model.safetensors)"), "{msg}");
+    assert!(msg.contains("no weights (merged.pt, model.safetensors or pytorch_model.bin)"), "{msg}");
 }
 
 #[test]
@@ -183,10 +183,16 @@ fn too_long_input_is_an_error() {
     }
 }
 
-/// Lays out a fake Hugging Face cache (`models--org--name/snapshots/<rev>/...` plus `refs/main`).
+/// Lays out a fake Hugging Face cache of chopratejas/kompress-base (`models--org--name/snapshots/<rev>/...`
+/// plus `refs/main`).
 fn fake_cache(files: &[(&str, &Path)]) -> std::path::PathBuf {
-    let cache = temp_dir("hfcache");
-    let repo = cache.join("models--chopratejas--kompress-base");
+    fake_repo_cache("chopratejas/kompress-base", files)
+}
+
+/// The same for any repo, in a directory of its own (tests run in parallel).
+fn fake_repo_cache(repo_id: &str, files: &[(&str, &Path)]) -> std::path::PathBuf {
+    let cache = temp_dir(&format!("hfcache-{}", repo_id.replace('/', "--")));
+    let repo = cache.join(format!("models--{}", repo_id.replace('/', "--")));
     let snapshot = repo.join("snapshots/0123456789abcdef");
     std::fs::create_dir_all(&snapshot).unwrap();
     std::fs::create_dir_all(repo.join("refs")).unwrap();
@@ -221,4 +227,36 @@ fn offline_hub_resolution_uses_the_cache_and_names_missing_files() {
     let msg = one_line(&err);
     let base = format!("answerdotai/ModernBERT-base@{}: offline", kompress::hub::BASE_REVISION);
     assert!(msg.contains(&base) && msg.ends_with("holds no tokenizer.json of it"), "{msg}");
+}
+
+/// An LLMLingua-2 repo's own `config.json` (BERT, XLM-R) is used, not swapped for ModernBERT-base's
+/// (which a Kompress repo without an encoder config gets).
+#[test]
+fn offline_hub_resolution_keeps_llmlingua2_configs() {
+    for (repo, tiny) in [
+        (
+            "microsoft/llmlingua-2-bert-base-multilingual-cased-meetingbank",
+            "llmlingua-2-bert-base-multilingual-cased-tiny",
+        ),
+        ("microsoft/llmlingua-2-xlm-roberta-large-meetingbank", "llmlingua-2-xlm-roberta-large-tiny"),
+    ] {
+        let src = model_dir(tiny);
+        let files: Vec<(&str, std::path::PathBuf)> =
+            ["model.safetensors", "config.json", "tokenizer.json"].map(|f| (f, src.join(f))).into();
+        let files: Vec<(&str, &Path)> = files.iter().map(|(f, p)| (*f, p.as_path())).collect();
+        let hub = HubOptions {
+            offline: true,
+            cache_dir: Some(fake_repo_cache(repo, &files)),
+            ..Default::default()
+        };
+        let found = ModelFiles::from_hub(repo, &hub).unwrap();
+        assert_eq!(
+            std::fs::read(&found.config).unwrap(),
+            std::fs::read(src.join("config.json")).unwrap(),
+            "{repo}"
+        );
+        let opts = LoadOptions { hub, dtype: kompress::DTypeChoice::F32, ..Default::default() };
+        let model = Kompress::from_pretrained(repo, &opts).unwrap();
+        assert_eq!(model.config().num_layers(), 2, "{repo}");
+    }
 }
