@@ -12,8 +12,8 @@ use kompress::{DTypeChoice, DeviceChoice, HubOptions, Kompress};
 /// Which model to load, and where to run it.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// A local model directory (config.json, tokenizer.json, model.safetensors or merged.pt) or a
-    /// Hugging Face repo id, downloaded into the HF cache.
+    /// A local model directory (config.json, tokenizer.json, and merged.pt, model.safetensors or
+    /// pytorch_model.bin) or a Hugging Face repo id, downloaded into the HF cache.
     #[arg(long, short, default_value = kompress::hub::DEFAULT_MODEL)]
     pub model: String,
     /// Branch, tag or commit of the Hugging Face repo.

@@ -150,7 +150,7 @@ class KompressRunner:
     """A Kompress model, loaded once, compressing and scoring texts.
 
     ``model`` is a Hugging Face repo id (downloaded into the HF cache) or a local directory with
-    ``config.json``, ``tokenizer.json`` and ``model.safetensors`` (or ``merged.pt``), exactly as the
+    ``config.json``, ``tokenizer.json`` and ``model.safetensors`` (or ``merged.pt``, ``pytorch_model.bin``), exactly as the
     CLI's ``--model``. ``device``: ``auto`` (CUDA, then Metal, then CPU), ``cpu``, ``cuda``, ``cuda:N`` or
     ``metal``. ``dtype``: as the CLI's ``--dtype``: ``auto`` (on the CPU bf16 where it beats f32: AMX-BF16
     tiles, AMD Zen 4 and later; else f32; pass ``f32`` for Headroom's numbers with ``compat="headroom"``), ``f32``, ``f16``, ``bf16``, ``int8``, ``int8-wo`` or ``int8-wo-g128`` (docs/NUMERICS.md). ``threads``: this runner's own worker pool of that many threads (None: the process-wide
