@@ -147,7 +147,7 @@ fn main() {
     } else {
         println!("vdpbf16ps: this CPU has no AVX-512 BF16");
     }
-    let amx_bf16 = unsafe { __cpuid_count(7, 0) }.edx & (1 << 22) != 0;
+    let amx_bf16 = __cpuid_count(7, 0).edx & (1 << 22) != 0;
     if amx_bf16 && amx_granted() {
         probe_tdpbf16ps(&mut rng);
     } else {

@@ -7,10 +7,11 @@ large shape is 2.2 GB in f32):
 - `xlmr`: microsoft/llmlingua-2-xlm-roberta-large-meetingbank's (vocab 250002, hidden 1024, 24 layers,
   16 heads, intermediate 4096, 514 positions);
 with the fixture tokenizer of the same family (the published ones cannot be downloaded here; their ids
-stay below the vocabulary, so every row of the table is real). Then it times one
+stay below the vocabulary, so every row of the table is real). Then it times
 `compress_prompt_llmlingua2(text, rate=0.5)` on a ~3,000-word text in llmlingua (PyTorch CPU, f32) and
-the same call through `kompress compress --compat llmlingua2` (f32 and int8), and says whether the
-compressed prompts are identical. kompress runs at the pipeline's default batch (8 chunks per forward pass)
+the same call through `kompress compress --compat llmlingua2` (f32, bf16 and int8), and says whether the
+compressed prompts are identical. `--repeat N` runs N rounds (each runs every engine once, so a slow
+spell of a shared host lands on all of them) and reports medians [min-max]. kompress runs at the pipeline's default batch (8 chunks per forward pass)
 and at batch 1 (`--batch-size 1`). Each line gives wall time and CPU seconds (user + system, all threads):
 on a shared machine the CPU seconds are the steadier figure.
 
