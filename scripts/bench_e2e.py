@@ -234,7 +234,7 @@ def run_kompress(binary: str, dtype: str, model_dir: str, text: str, threads: in
 
 def phases(stderr: str) -> dict:
     """The load's parts from kompress's `-v` lines (None for a binary that does not print them)."""
-    load = re.search(r"loaded in ([0-9.]+) s \(checkpoint open ([0-9.]+) s, network ([0-9.]+) s, "
+    load = re.search(r"loaded in ([0-9.]+) s \(checkpoint open ([0-9.]+) s, layers read and laid out ([0-9.]+) s, "
                      r"tokenizer ([0-9.]+) s", stderr)
     counter = re.search(r"token counter built in ([0-9.]+) s", stderr)
     names = ["load_s", "open_s", "network_s", "tokenizer_s"]

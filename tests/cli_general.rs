@@ -245,7 +245,7 @@ fn compress_messages_and_help_speak_plainly() {
     // -v breaks the load down (docs/PERFORMANCE.md, "The whole job").
     assert!(
         err.contains(" s (checkpoint open ")
-            && err.contains(" s, network ")
+            && err.contains(" s, layers read and laid out ")
             && err.contains(" s, tokenizer "),
         "{err}"
     );

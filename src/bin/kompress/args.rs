@@ -72,7 +72,7 @@ impl ModelArgs {
         if self.verbose {
             let t = model.load_times();
             eprintln!(
-                "kompress: model {} ({} layers) as {}, loaded in {:.3} s (checkpoint open {:.3} s, network \
+                "kompress: model {} ({} layers) as {}, loaded in {:.3} s (checkpoint open {:.3} s, layers read and laid out \
                  {:.3} s, tokenizer {:.3} s on its own thread)",
                 self.model,
                 model.config().num_layers(),
