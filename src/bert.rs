@@ -47,6 +47,16 @@ struct FamilyFields {
 }
 
 impl Family {
+    /// The family a `config.json` `model_type` names, if it names one this crate runs.
+    pub fn from_model_type(model_type: &str) -> Option<Self> {
+        match model_type {
+            "modernbert" => Some(Self::ModernBert),
+            "bert" => Some(Self::Bert),
+            "xlm-roberta" | "roberta" => Some(Self::XlmRoberta),
+            _ => None,
+        }
+    }
+
     /// Reads the family from a `config.json`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
@@ -54,12 +64,12 @@ impl Family {
         let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
         let fields: FamilyFields = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         let arch = |prefix: &str| fields.architectures.iter().any(|a| a.starts_with(prefix));
+        // Any other `model_type` (`kompress_v2`, ...) is Kompress's ModernBERT.
         Ok(match fields.model_type.as_deref() {
-            Some("bert") => Self::Bert,
-            Some("xlm-roberta" | "roberta") => Self::XlmRoberta,
+            Some(named) => Self::from_model_type(named).unwrap_or(Self::ModernBert),
             None if arch("BertFor") => Self::Bert,
             None if arch("XLMRobertaFor") || arch("RobertaFor") => Self::XlmRoberta,
-            _ => Self::ModernBert,
+            None => Self::ModernBert,
         })
     }
 

@@ -214,6 +214,16 @@ impl FromStr for DTypeChoice {
 }
 
 impl DTypeChoice {
+    /// The choice for a reference's output (`--compat`, [`LlmLingua2`](crate::llmlingua2::LlmLingua2)):
+    /// `auto` becomes f32, the references' numerics, since the narrow form `auto` picks on some CPUs
+    /// (bf16) can move a word that sits near the threshold; an explicit choice stays.
+    pub fn for_parity(self) -> Self {
+        match self {
+            Self::Auto => Self::F32,
+            other => other,
+        }
+    }
+
     /// The concrete dtype of the activations on a device (f32 for the CPU's narrow forms).
     pub fn resolve(self, device: &Device) -> DType {
         self.precision_unchecked(device).dtype

@@ -179,8 +179,12 @@ mod fetch {
         std::fs::read_to_string(path)
             .ok()
             .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .and_then(|v| v.get("model_type").and_then(|t| t.as_str()).map(str::to_owned))
-            .is_some_and(|t| matches!(t.as_str(), "modernbert" | "bert" | "xlm-roberta" | "roberta"))
+            .is_some_and(|v| {
+                v.get("model_type")
+                    .and_then(|t| t.as_str())
+                    .and_then(crate::bert::Family::from_model_type)
+                    .is_some()
+            })
     }
 
     pub fn resolve(repo_id: &str, opts: &HubOptions) -> Result<ModelFiles> {

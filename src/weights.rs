@@ -254,8 +254,8 @@ fn read_tensor(
 
 /// A kompress-v2 `merged.pt` (a dict of state dicts, [`MERGED_PARTS`]) or a flat state dict.
 fn open_pickle(path: &Path) -> std::result::Result<(Store, HashMap<String, Entry>), String> {
-    if PthTensors::new(path, Some(MERGED_PARTS[0].0)).is_ok() {
-        return open_merged(path);
+    if let Ok(first) = PthTensors::new(path, Some(MERGED_PARTS[0].0)) {
+        return open_merged(path, first);
     }
     let dict = PthTensors::new(path, None).map_err(|e| format!("not a PyTorch checkpoint: {e}"))?;
     if dict.tensor_infos().is_empty() {
@@ -272,11 +272,17 @@ fn open_pickle(path: &Path) -> std::result::Result<(Store, HashMap<String, Entry
     Ok((Store::Pth(vec![dict]), entries))
 }
 
-fn open_merged(path: &Path) -> std::result::Result<(Store, HashMap<String, Entry>), String> {
+/// The parts of a merged checkpoint, the first one (`encoder_state_dict`) already opened.
+fn open_merged(
+    path: &Path,
+    first: PthTensors,
+) -> std::result::Result<(Store, HashMap<String, Entry>), String> {
     let mut parts = Vec::new();
     let mut entries = HashMap::new();
+    let mut first = Some(first);
     for (key, prefix) in MERGED_PARTS {
-        let part = match PthTensors::new(path, Some(key)) {
+        let opened = first.take().map_or_else(|| PthTensors::new(path, Some(key)), Ok);
+        let part = match opened {
             Ok(part) => part,
             // A checkpoint without a span head simply has no (or an empty) `span_conv_state_dict`.
             Err(_) if key == "span_conv_state_dict" => continue,

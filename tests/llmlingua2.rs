@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use kompress::llmlingua2::{LlmLingua2, Options};
-use kompress::{DTypeChoice, Kompress, LoadOptions, WordEncoding};
+use kompress::{DTypeChoice, Kompress, Linears, LoadOptions, WordEncoding};
 use serde::Deserialize;
 
 const LL_MODELS: [&str; 2] =
@@ -93,7 +93,14 @@ fn token_probabilities_match_pytorch() {
 /// bits as the model's safetensors, in f32 and int8, and it is found in a model directory.
 #[test]
 fn pytorch_model_bin_reads_as_the_safetensors() {
-    let (safetensors, bin) = (model_dir(LL_MODELS[0]), model_dir(&format!("{}-bin", LL_MODELS[0])));
+    let safetensors = model_dir(LL_MODELS[0]);
+    // The fixture's config and tokenizer beside the state dict, as a directory of its own.
+    let bin = std::env::temp_dir().join(format!("kompress-test-state-dict-{}", std::process::id()));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(fixtures().join("state_dict/pytorch_model.bin"), bin.join("pytorch_model.bin")).unwrap();
+    for file in ["config.json", "tokenizer.json"] {
+        std::fs::copy(safetensors.join(file), bin.join(file)).unwrap();
+    }
     assert_eq!(kompress::ModelFiles::from_dir(&bin).unwrap().weights, bin.join("pytorch_model.bin"));
     for dtype in [DTypeChoice::F32, DTypeChoice::Int8] {
         let (a, b) = (
@@ -112,6 +119,16 @@ fn pytorch_model_bin_reads_as_the_safetensors() {
             let bits = |v: &[f32]| v.iter().map(|p| p.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&x.token_prob), bits(&y.token_prob), "{dtype:?} {}", want.text);
         }
+    }
+}
+
+/// The library's LLMLingua-2 loaders promise llmlingua's output, so `auto` loads f32 (not bf16, its
+/// choice on CPUs where that beats f32); an explicit dtype stays.
+#[test]
+fn llmlingua2_loads_auto_as_f32() {
+    for (dtype, want) in [(DTypeChoice::Auto, Linears::Native), (DTypeChoice::Int8, Linears::Int8)] {
+        let compressor = LlmLingua2::from_dir(model_dir(LL_MODELS[0]), &options(dtype)).unwrap();
+        assert_eq!(compressor.model().precision().linears, want, "{dtype:?}");
     }
 }
 

@@ -42,12 +42,10 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// `--compat` promises a reference's output, so `auto` means the reference's numerics (f32)
-    /// there, not the faster narrow form it picks on some CPUs (bf16), which can move a word that
-    /// sits near the threshold. An explicit `--dtype` stays.
+    /// `--compat` promises a reference's output: `auto` is f32 there ([`DTypeChoice::for_parity`]).
     pub fn follow_compat(&mut self, compat: Option<&str>) {
-        if matches!(compat, Some("headroom" | "llmlingua2")) && self.dtype == DTypeChoice::Auto {
-            self.dtype = DTypeChoice::F32;
+        if matches!(compat, Some("headroom" | "llmlingua2")) {
+            self.dtype = self.dtype.for_parity();
         }
     }
 

@@ -5,7 +5,6 @@ use std::io::{BufRead, Write};
 use anyhow::Context;
 use clap::Args;
 use kompress::llmlingua2::{LlmLingua2, Options, TokenToWord};
-use kompress::LoadOptions;
 use serde_json::{json, Value};
 
 use crate::args::{decode, read_input};
@@ -112,20 +111,12 @@ fn options(args: &CompressArgs) -> anyhow::Result<Options> {
     Ok(opts)
 }
 
+/// The model as every command loads it (`-v`, download progress, the hub's remedies), wrapped;
+/// `compress::run` has made `auto` f32 for `--compat llmlingua2`.
 fn load(args: &CompressArgs) -> anyhow::Result<LlmLingua2> {
-    let m = &args.model;
-    let load = LoadOptions {
-        device: m.device,
-        dtype: m.dtype,
-        hub: kompress::HubOptions { revision: m.revision.clone(), offline: m.offline, ..Default::default() },
-    };
-    let mut compressor =
-        LlmLingua2::load(&m.model, &load).with_context(|| format!("cannot load model {}", m.model))?;
-    if m.verbose {
-        let model = compressor.model();
-        let (layers, dtype) = (model.config().num_layers(), model.precision().name());
-        eprintln!("kompress: model {} ({layers} layers) as {dtype}", m.model);
-    }
+    let model = args.model.load()?;
+    let mut compressor = LlmLingua2::from_model(std::sync::Arc::new(model))
+        .with_context(|| format!("cannot load model {}", args.model.model))?;
     if let Some(size) = args.flags.batch_size {
         compressor.batch_size = size;
     }

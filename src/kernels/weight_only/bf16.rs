@@ -152,7 +152,7 @@ impl Kernel {
 /// Whether bf16 products run faster than f32's here, which makes bf16 the CPU's `auto` dtype
 /// (docs/NUMERICS.md): on AMX-BF16 tiles, or on `vdpbf16ps` of an AMD CPU. Zen 4 executes
 /// `vdpbf16ps` at twice the FMA's multiply-add rate (228 against 116 G/s on 2 cores,
-/// `scripts/cpu_peak.rs`), and a bf16 forward took 0.59-0.71x f32's on a Zen 4 EPYC; on Intel's AVX-512
+/// `scripts/cpu_peak.rs`), and a bf16 forward took 0.56-0.71x f32's on a Zen 4 EPYC (two runs); on Intel's AVX-512
 /// cores it ran at 1.3-1.5x f32's time, so there only AMX counts. `KOMPRESS_CPU_KERNELS` applies.
 pub(crate) fn beats_f32() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -172,9 +172,7 @@ pub(crate) fn beats_f32() -> bool {
 pub(crate) fn amd() -> bool {
     static AMD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *AMD.get_or_init(|| {
-        // SAFETY: every x86_64 CPU has CPUID and its leaf 0.
-        #[allow(unused_unsafe)]
-        let leaf = unsafe { std::arch::x86_64::__cpuid(0) };
+        let leaf = std::arch::x86_64::__cpuid(0);
         // "Auth", "enti", "cAMD" in EBX, EDX, ECX.
         (leaf.ebx, leaf.edx, leaf.ecx) == (0x6874_7541, 0x6974_6e65, 0x444d_4163)
     })

@@ -203,7 +203,7 @@ fn the_vendor_check_agrees_with_the_kernel() {
     let vendor = info.lines().find_map(|l| l.strip_prefix("vendor_id")).unwrap();
     let vendor = vendor.trim_start_matches([' ', '\t', ':']).trim();
     assert_eq!(super::bf16::amd(), vendor == "AuthenticAMD", "vendor_id {vendor}");
-    let amx = Kernel::for_cap(isa()) == Kernel::Amx;
-    let dot = Kernel::for_cap(isa()) == Kernel::Dot;
-    assert_eq!(super::bf16::beats_f32(), amx || (dot && vendor == "AuthenticAMD"));
+    let kernel = Kernel::for_cap(isa());
+    let want = kernel == Kernel::Amx || (kernel == Kernel::Dot && vendor == "AuthenticAMD");
+    assert_eq!(super::bf16::beats_f32(), want);
 }
