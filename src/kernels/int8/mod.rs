@@ -130,8 +130,9 @@ fn groups(inner: usize) -> usize {
 /// (`round_ties_even` is a libm call below SSE4.1). `|v| <= 127 (1 + 2^-22)` here, far inside the
 /// trick's `2^22` range, and never rounds past 127. An all-zero row gets scale 0 and zeros.
 ///
-/// Compiled for this CPU's widest level ([`isa`]): built for the baseline (SSE2) it took 4% of an int8
-/// XLM-R large forward on a Zen 4 EPYC. Every level does the same operations, so the bits agree.
+/// Compiled for this CPU's widest level ([`isa`]), not for the baseline (SSE2): it quantises every
+/// activation row of every int8 product and every weight at load. Every level does the same
+/// operations, so the bits agree.
 pub(crate) fn quantise_row(src: &[f32], dst: &mut [u8], flip: u8) -> f32 {
     quantise_wide(isa(), src, dst, flip)
 }
