@@ -12,9 +12,7 @@ use candle_core::{CpuStorage, CustomOp3, InplaceOp1, Layout, Shape};
 use rayon::prelude::*;
 
 use super::isa::{isa, Isa};
-#[cfg(target_arch = "x86_64")]
-use super::linear::avx512;
-use super::linear::PANEL;
+use super::linear::{panel_product, PANEL};
 use super::{f32_input, gemm_into, SharedOut};
 
 /// Queries per task of a global layer.
@@ -64,7 +62,7 @@ impl CustomOp3 for CpuAttention<'_> {
         let block_len = if self.window.is_some() { LOCAL_BLOCK } else { BLOCK };
         let blocks = self.lengths.iter().max().map_or(0, |&t| t.div_ceil(block_len));
         let isa = isa();
-        let keys = by_panels(isa, d).then(|| KeyPanels::new(k, self.lengths, self.offsets, h, d));
+        let keys = d.is_multiple_of(PANEL).then(|| KeyPanels::new(k, self.lengths, self.offsets, h, d));
         (0..self.lengths.len() * h * blocks).into_par_iter().for_each_init(Vec::new, |scores, task| {
             let (seq, head, block) = (task / (h * blocks), task / blocks % h, task % blocks);
             let first = (self.offsets[seq] * h + head) * d;
@@ -151,12 +149,7 @@ fn rotate_in(x: &mut [f32], cos: &[f32], sin: &[f32]) {
     }
 }
 
-/// Whether the AVX-512 panel kernel runs the products (heads a multiple of its panel wide).
-fn by_panels(isa: Isa, d: usize) -> bool {
-    cfg!(target_arch = "x86_64") && isa >= Isa::Avx512 && d.is_multiple_of(PANEL)
-}
-
-/// Every sequence's keys, transposed once per layer into the panels the AVX-512 kernel reads: per
+/// Every sequence's keys, transposed once per layer into the panels the panel kernels read: per
 /// head, per sequence, `ceil(len / PANEL)` panels of `[d][PANEL]` (keys past the length zero). Packed
 /// per query block instead, each key was transposed once for every block that reads it (8 times at
 /// 512 tokens in a global layer), a twentieth of an int8 forward.
@@ -208,7 +201,8 @@ struct Job<'a> {
     d: usize,
     /// Queries per task.
     block: usize,
-    /// This sequence's keys for this head as [`KeyPanels`], when the panel kernel runs.
+    /// This sequence's keys for this head as [`KeyPanels`], when the panel kernels run the products
+    /// (heads a multiple of [`PANEL`] wide, as in every published model; else the `gemm` crate).
     keys: Option<&'a [f32]>,
     isa: Isa,
 }
@@ -263,17 +257,14 @@ impl Job<'_> {
         k: *const f32,
         scores: &mut [f32],
     ) {
-        #[cfg(target_arch = "x86_64")]
         if let Some(keys) = self.keys {
             return self.scores_by_panels(nq, nk, q, &keys[k0 / PANEL * self.d * PANEL..], scores);
         }
-        let _ = k0;
         self.scores_by_gemm(nq, nk, q, k, scores)
     }
 
     /// `out[i] = sum_j scores[i][j] v[j]`.
     unsafe fn values(&self, nq: usize, nk: usize, scores: &[f32], v: *const f32, out: *mut f32) {
-        #[cfg(target_arch = "x86_64")]
         if self.keys.is_some() {
             return self.values_by_panels(nq, nk, scores, v, out);
         }
@@ -292,16 +283,16 @@ impl Job<'_> {
         gemm_into(nq, self.d, nk, (out, s_, 1), (scores.as_ptr(), nk_, 1), (v, s_, 1), false);
     }
 
-    /// [`scores`](Self::scores) through the weight products' AVX-512 kernel: the keys come as
+    /// [`scores`](Self::scores) through the weight products' panel kernels: the keys come as
     /// [`KeyPanels`] (from the block's first key on), the queries are read in place. At 64 x 192 x 64
     /// the `gemm` crate spent about a third of its time packing.
-    #[cfg(target_arch = "x86_64")]
     unsafe fn scores_by_panels(&self, nq: usize, nk: usize, q: *const f32, keys: &[f32], scores: &mut [f32]) {
         let (d, stride) = (self.d, self.stride);
         let panels = nk.div_ceil(PANEL);
         debug_assert!(keys.len() >= panels * d * PANEL);
         for panel in 0..panels {
-            avx512::panel_product(
+            panel_product(
+                self.isa,
                 (q, stride),
                 nq,
                 d,
@@ -313,13 +304,13 @@ impl Job<'_> {
         }
     }
 
-    /// [`values`](Self::values) through the AVX-512 kernel, reading each `PANEL` columns of the
+    /// [`values`](Self::values) through the panel kernels, reading each `PANEL` columns of the
     /// values in place (`d` is a multiple of `PANEL`).
-    #[cfg(target_arch = "x86_64")]
     unsafe fn values_by_panels(&self, nq: usize, nk: usize, scores: &[f32], v: *const f32, out: *mut f32) {
         for panel in 0..self.d / PANEL {
             let col = panel * PANEL;
-            avx512::panel_product(
+            panel_product(
+                self.isa,
                 (scores.as_ptr(), nk),
                 nq,
                 nk,

@@ -1,124 +1,51 @@
-//! Linear layers for f32 on the CPU. [`PackedLinear`] (AVX-512) reads weights packed once at load;
-//! elsewhere [`CpuLinear`] splits the product by output columns: each task runs a single-threaded
-//! GEMM on its own slice of the weight, so the weight is packed once per call in all (not once per
-//! thread) and the threads never wait on each other inside a product. At 128 rows candle's threaded
-//! GEMM spent a quarter of its time packing and spinning. Both store attention's q, k and v as planes
-//! and add a residual as they store, so no pass over an output is spent on layout or addition.
+//! Linear layers for f32 on the CPU: [`PackedLinear`] reads weights packed once at load into panels
+//! of [`PANEL`] output columns and multiplies them with [`panel_product`], whose arithmetic is defined
+//! once and run the same way on every path (AVX-512, AVX2 with FMA, plain Rust): per output,
+//! `acc = fma(x[k], w[k], acc)` for k in order, from zero or from the residual being added. So a row's
+//! result depends on nothing but that row and the weight: not on the other rows of the batch, their
+//! number or padding, nor on the CPU (a general GEMM's blocking changes its sums with the operands'
+//! shapes and the cache sizes: on a Zen 3 that made a batched text's scores differ from its own in the
+//! last bits). Outputs can be stored as attention's q, k and v planes, and a residual is added as
+//! they are stored, so no pass over an output is spent on layout or addition.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape};
 use rayon::prelude::*;
 
-use super::isa::{isa, Isa};
-use super::{f32_input, gemm_into, Planes, SharedOut};
+use super::isa::{detected, isa, Isa};
+use super::{f32_input, Planes, SharedOut};
 
-/// The candle ops of a product type whose `accumulate((x, w), residual)` does the work: a
-/// [`CustomOp2`] on `(x, w)` (named `$name`), and a [`CustomOp3`] on `(x, w, residual)` that adds the
-/// product to the residual (`$name-residual`). `$label` names the op in errors.
-macro_rules! product_ops {
-    ($ty:ty, $name:literal, $label:literal) => {
-        impl CustomOp2 for $ty {
-            fn name(&self) -> &'static str {
-                $name
-            }
+impl CustomOp2 for PackedLinear {
+    fn name(&self) -> &'static str {
+        "kompress-packed-linear"
+    }
 
-            fn cpu_fwd(
-                &self,
-                x_s: &CpuStorage,
-                x_l: &Layout,
-                w_s: &CpuStorage,
-                w_l: &Layout,
-            ) -> candle_core::Result<(CpuStorage, Shape)> {
-                self.accumulate((x_s, x_l), (w_s, w_l), None)
-            }
-        }
-
-        impl CustomOp3 for $ty {
-            fn name(&self) -> &'static str {
-                concat!($name, "-residual")
-            }
-
-            fn cpu_fwd(
-                &self,
-                x_s: &CpuStorage,
-                x_l: &Layout,
-                w_s: &CpuStorage,
-                w_l: &Layout,
-                r_s: &CpuStorage,
-                r_l: &Layout,
-            ) -> candle_core::Result<(CpuStorage, Shape)> {
-                let residual = f32_input(r_s, r_l, concat!($label, " residual"))?.to_vec();
-                self.accumulate((x_s, x_l), (w_s, w_l), Some(residual))
-            }
-        }
-    };
-}
-
-product_ops!(CpuLinear, "kompress-cpu-linear", "cpu linear");
-product_ops!(PackedLinear, "kompress-packed-linear", "packed linear");
-
-/// Output columns per task (of 48, 96 and 192, the fastest at 128 and 2048 rows).
-const COLUMNS: usize = 48;
-
-/// `[rows, in] @ [in, out]`, both contiguous (as a [`CustomOp2`] on `(x, w)`), laid out as `planes`;
-/// or `residual + x @ w` (as a [`CustomOp3`] on `(x, w, residual)`, one plane), the product added to
-/// the residual as it is stored (no separate pass over the output).
-pub struct CpuLinear {
-    pub planes: Planes,
-}
-
-impl CpuLinear {
-    /// `residual + x @ w`, `residual` being `[rows, cols]`, or `x @ w` without one.
-    fn accumulate(
+    fn cpu_fwd(
         &self,
-        x: (&CpuStorage, &Layout),
-        w: (&CpuStorage, &Layout),
-        residual: Option<Vec<f32>>,
+        x_s: &CpuStorage,
+        x_l: &Layout,
+        w_s: &CpuStorage,
+        w_l: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x_l, w_l) = (x.1, w.1);
-        let (x, w) = (f32_input(x.0, x_l, "cpu linear")?, f32_input(w.0, w_l, "cpu linear")?);
-        let (&[rows, inner], &[inner_w, cols]) = (x_l.dims(), w_l.dims()) else {
-            candle_core::bail!("cpu linear: expects 2-d operands")
-        };
-        let planes = self.planes;
-        let add = residual.is_some();
-        if inner != inner_w
-            || !planes.fit(cols, 1)
-            || residual.as_ref().is_some_and(|r| r.len() != rows * cols || planes != Planes::ONE)
-        {
-            candle_core::bail!("cpu linear: [{rows}, {inner}] @ [{inner_w}, {cols}] into {planes:?}")
-        }
-        // `gemm` stores every element without reading it unless adding (`read_dst`), so the output
-        // needs no zeroing pass, except when there is nothing to multiply.
-        let mut out = match residual {
-            Some(residual) => residual,
-            None if inner == 0 => vec![0f32; rows * cols],
-            None => Vec::with_capacity(rows * cols),
-        };
-        let ptr = SharedOut(out.as_mut_ptr());
-        // Tasks of COLUMNS columns within each plane, so that a task writes one plane.
-        let width = cols / planes.count;
-        let per_plane = width.div_ceil(COLUMNS);
-        (0..planes.count * per_plane).into_par_iter().for_each(|task| {
-            let first = (task / per_plane) * width + (task % per_plane) * COLUMNS;
-            let n = COLUMNS.min(width - (task % per_plane) * COLUMNS);
-            let (at, ldc) = planes.place(rows, cols, 0, first);
-            // SAFETY: x is [rows, inner], w is [inner, cols], out is rows x cols (initialised when
-            // adding); this task reads and writes columns first..first + n only, which lie in one plane.
-            unsafe {
-                gemm_into(
-                    rows,
-                    n,
-                    inner,
-                    (ptr.at(at), ldc as isize, 1),
-                    (x.as_ptr(), inner as isize, 1),
-                    (w.as_ptr().add(first), cols as isize, 1),
-                    add,
-                )
-            }
-        });
-        // SAFETY: the tasks covered every column of every plane (inner > 0), or out was initialised.
-        unsafe { out.set_len(rows * cols) };
-        Ok((CpuStorage::F32(out), planes.shape(rows, cols)))
+        self.accumulate((x_s, x_l), (w_s, w_l), None)
+    }
+}
+
+impl CustomOp3 for PackedLinear {
+    fn name(&self) -> &'static str {
+        "kompress-packed-linear-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x_s: &CpuStorage,
+        x_l: &Layout,
+        w_s: &CpuStorage,
+        w_l: &Layout,
+        r_s: &CpuStorage,
+        r_l: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let residual = f32_input(r_s, r_l, "packed linear residual")?.to_vec();
+        self.accumulate((x_s, x_l), (w_s, w_l), Some(residual))
     }
 }
 
@@ -128,12 +55,6 @@ pub const PANEL: usize = 32;
 /// Rows per parallel task of [`PackedLinear`]: their activations (at most 128 x 1152 floats, 590 KB)
 /// stay in a core's L2 while the task's weight panels stream past them.
 const ROW_BLOCK: usize = 128;
-
-/// Whether this CPU runs [`PackedLinear`]: AVX-512 detected at run time and not capped below it by
-/// `KOMPRESS_CPU_KERNELS` (see [`isa`]).
-pub fn packed_supported() -> bool {
-    isa() >= Isa::Avx512
-}
 
 /// A weight `[out, in]` (row-major `w`) as [`PackedLinear`] reads it: `ceil(out / PANEL)` panels, each
 /// `in x PANEL` row-major, columns past `out` zero. Packing once at load replaces the per-call packing
@@ -153,7 +74,7 @@ pub fn pack(w: &[f32], out: usize, inner: usize) -> Vec<f32> {
 /// `[rows, in] @ W^T` with `W` packed by [`pack`] (a `[panels, in, PANEL]` tensor); `cols` is `out`.
 /// Activations are read in place (broadcast one value at a time), so nothing is packed per call. As a
 /// [`CustomOp3`] it adds the product to a third operand `[rows, out]` (a residual connection) without
-/// a pass of its own. Only for CPUs where [`packed_supported`] holds.
+/// a pass of its own.
 pub struct PackedLinear {
     pub cols: usize,
     /// The output's layout (one plane when adding a residual).
@@ -161,9 +82,7 @@ pub struct PackedLinear {
 }
 
 impl PackedLinear {
-    /// `residual + x @ W^T`, `residual` being `[rows, cols]`, or `x @ W^T` without one. The kernel
-    /// exists on x86_64 only; elsewhere `packed_supported()` refuses before any task runs.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    /// `residual + x @ W^T`, `residual` being `[rows, cols]`, or `x @ W^T` without one.
     fn accumulate(
         &self,
         x: (&CpuStorage, &Layout),
@@ -175,50 +94,98 @@ impl PackedLinear {
         let (&[rows, inner], &[panels, inner_w, PANEL]) = (x_l.dims(), w_l.dims()) else {
             candle_core::bail!("packed linear: expects [rows, in] and [panels, in, {PANEL}]")
         };
-        let cols = self.cols;
-        let add = residual.is_some();
-        // Without a residual the kernel stores every element without reading it: no zeroing pass
-        // (memset and page clearing took 4% of a 512-token forward).
-        let mut out = residual.unwrap_or_else(|| Vec::with_capacity(rows * cols));
-        let planes = self.planes;
+        let (cols, planes) = (self.cols, self.planes);
         if inner != inner_w
             || panels != cols.div_ceil(PANEL)
-            || (add && (out.len() != rows * cols || planes != Planes::ONE))
+            || residual.as_ref().is_some_and(|r| r.len() != rows * cols || planes != Planes::ONE)
             || !planes.fit(cols, PANEL)
-            || !packed_supported()
         {
             candle_core::bail!("packed linear: [{rows}, {inner}] @ {:?} for {cols} columns", w_l.dims())
         }
-        let ptr = SharedOut(out.as_mut_ptr());
-        let blocks = rows.div_ceil(ROW_BLOCK);
-        // Row-block-major order: rayon hands each thread a contiguous range of tasks, so a thread
-        // keeps one block of activations while the panels change.
-        (0..blocks * panels).into_par_iter().for_each(|task| {
-            let (block, panel) = (task / panels, task % panels);
-            let first_row = block * ROW_BLOCK;
-            let n_rows = ROW_BLOCK.min(rows - first_row);
-            let first_col = panel * PANEL;
-            let (at, ldc) = planes.place(rows, cols, first_row, first_col);
-            // SAFETY: packed_supported() was checked; x holds rows x inner, w panels x inner x PANEL,
-            // out rows x cols; this task writes rows first_row.. + n_rows of columns first_col.. only
-            // (a panel lies within one plane).
-            #[cfg(target_arch = "x86_64")]
-            unsafe {
-                avx512::panel_product(
-                    (x.as_ptr().add(first_row * inner), inner),
-                    n_rows,
-                    inner,
-                    (w.as_ptr().add(panel * inner * PANEL), PANEL),
-                    (ptr.at(at), ldc),
-                    PANEL.min(cols - first_col),
-                    add,
-                )
-            }
-        });
-        // SAFETY: the tasks covered every row block and panel, so all rows x cols values are written.
-        unsafe { out.set_len(rows * cols) };
+        let out = product(x, w, (rows, inner, cols), residual, planes, isa());
         Ok((CpuStorage::F32(out), planes.shape(rows, cols)))
     }
+}
+
+/// `x @ W^T` for `x` `[rows, inner]` and `w` packed by [`pack`] (`cols` outputs), laid out as `planes`,
+/// or `residual + x @ W^T` (one plane), on the paths `cap` allows on this CPU.
+fn product(
+    x: &[f32],
+    w: &[f32],
+    (rows, inner, cols): (usize, usize, usize),
+    residual: Option<Vec<f32>>,
+    planes: Planes,
+    cap: Isa,
+) -> Vec<f32> {
+    let panels = cols.div_ceil(PANEL);
+    let add = residual.is_some();
+    // Without a residual the kernels store every element without reading it: no zeroing pass
+    // (memset and page clearing took 4% of a 512-token forward).
+    let mut out = residual.unwrap_or_else(|| Vec::with_capacity(rows * cols));
+    let ptr = SharedOut(out.as_mut_ptr());
+    let blocks = rows.div_ceil(ROW_BLOCK);
+    // Row-block-major order: rayon hands each thread a contiguous range of tasks, so a thread
+    // keeps one block of activations while the panels change.
+    (0..blocks * panels).into_par_iter().for_each(|task| {
+        let (block, panel) = (task / panels, task % panels);
+        let first_row = block * ROW_BLOCK;
+        let n_rows = ROW_BLOCK.min(rows - first_row);
+        let first_col = panel * PANEL;
+        let (at, ldc) = planes.place(rows, cols, first_row, first_col);
+        // SAFETY: x holds rows x inner, w panels x inner x PANEL, out rows x cols (initialised when
+        // adding); this task writes rows first_row.. + n_rows of columns first_col.. only (a panel
+        // lies within one plane).
+        unsafe {
+            panel_product(
+                cap,
+                (x.as_ptr().add(first_row * inner), inner),
+                n_rows,
+                inner,
+                (w.as_ptr().add(panel * inner * PANEL), PANEL),
+                (ptr.at(at), ldc),
+                PANEL.min(cols - first_col),
+                add,
+            )
+        }
+    });
+    // SAFETY: the tasks covered every row block and panel, so all rows x cols values are written.
+    unsafe { out.set_len(rows * cols) };
+    out
+}
+
+/// `out[rows, ..cols] = x[rows, inner] @ panel[inner, PANEL]`, plus what `out` held when `add` (else
+/// `out` may be uninitialised: it is only written), on the widest path `cap` allows on this CPU. Each
+/// operand is a pointer and the distance (in floats) between its rows: the weight products pass
+/// packed panels (`PANEL` apart), attention passes its q/v rows in place. Every path computes, per
+/// output, `acc = fma(x[k], panel[k], acc)` for k in order from zero (or from `out`'s value), so all
+/// give the same bits.
+///
+/// # Safety
+/// The pointers must address the extents above, every panel row `PANEL` floats wide (readable even
+/// past `cols`), and `out` must not be written by another thread meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn panel_product(
+    cap: Isa,
+    x: (*const f32, usize),
+    rows: usize,
+    inner: usize,
+    panel: (*const f32, usize),
+    out: (*mut f32, usize),
+    cols: usize,
+    add: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    match cap.min(detected()) {
+        // SAFETY: the level is detected, and the caller keeps the extents.
+        level if level >= Isa::Avx512 => return avx512::panel_product(x, rows, inner, panel, out, cols, add),
+        level if level >= Isa::Avx2 => {
+            return avx2::panel_product::<true>(x, rows, inner, panel, out, cols, add)
+        }
+        _ => {}
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (cap, detected);
+    portable::panel_product(x, rows, inner, panel, out, cols, add)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -309,6 +276,274 @@ pub(crate) mod avx512 {
         for (i, acc) in acc.iter().enumerate() {
             _mm512_mask_storeu_ps(out.add(i * ldc), m0, acc[0]);
             _mm512_mask_storeu_ps(out.wrapping_add(i * ldc + 16), m1, acc[1]);
+        }
+    }
+}
+
+/// [`panel_product`] on AVX2 with FMA: tiles of 6 rows x 16 columns (12 of the 16 registers), each
+/// panel in two halves. `FUSED`: `acc = fma(x, w, acc)` (the f32 products); else `acc = acc + x * w`,
+/// a rounded product then a rounded sum (the bf16 products' arithmetic, see `weight_only::bf16`).
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::PANEL;
+
+    /// Rows per micro-tile.
+    const TILE: usize = 6;
+
+    /// Columns per half panel: two AVX2 registers.
+    const HALF: usize = 16;
+
+    /// See [`super::panel_product`].
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; the extents as for [`super::panel_product`].
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn panel_product<const FUSED: bool>(
+        x: (*const f32, usize),
+        rows: usize,
+        inner: usize,
+        panel: (*const f32, usize),
+        out: (*mut f32, usize),
+        cols: usize,
+        add: bool,
+    ) {
+        let ((x, lda), (w, ldb), (out, ldc)) = (x, panel, out);
+        for half in (0..cols.min(PANEL)).step_by(HALF) {
+            let (w, n) = (w.add(half), (cols - half).min(HALF));
+            let mut r = 0;
+            while r < rows {
+                let m = TILE.min(rows - r);
+                let (x, out) = ((x.add(r * lda), lda), (out.add(r * ldc + half), ldc));
+                match m {
+                    TILE => tile::<TILE, FUSED>(x, inner, (w, ldb), out, n, add),
+                    1 => tile::<1, FUSED>(x, inner, (w, ldb), out, n, add),
+                    2 => tile::<2, FUSED>(x, inner, (w, ldb), out, n, add),
+                    3 => tile::<3, FUSED>(x, inner, (w, ldb), out, n, add),
+                    4 => tile::<4, FUSED>(x, inner, (w, ldb), out, n, add),
+                    _ => tile::<5, FUSED>(x, inner, (w, ldb), out, n, add),
+                }
+                r += m;
+            }
+        }
+    }
+
+    /// Lanes `0..n` of 8 set, for masked loads and stores.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn lanes(n: usize) -> __m256i {
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+    }
+
+    /// `M` rows against `n <= HALF` columns of the half panel at `w`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn tile<const M: usize, const FUSED: bool>(
+        (x, lda): (*const f32, usize),
+        inner: usize,
+        (w, ldb): (*const f32, usize),
+        (out, ldc): (*mut f32, usize),
+        n: usize,
+        add: bool,
+    ) {
+        let (m0, m1) = (lanes(n), lanes(n.saturating_sub(8)));
+        let mut acc = [[_mm256_setzero_ps(); 2]; M];
+        for (i, acc) in acc.iter_mut().enumerate().filter(|_| add) {
+            // Masked: lanes past `n` are not read (the second register's address may lie past the
+            // buffer when n <= 8; masked-off lanes never fault).
+            acc[0] = _mm256_maskload_ps(out.add(i * ldc), m0);
+            acc[1] = _mm256_maskload_ps(out.wrapping_add(i * ldc + 8), m1);
+        }
+        for k in 0..inner {
+            let b0 = _mm256_loadu_ps(w.add(k * ldb));
+            let b1 = _mm256_loadu_ps(w.add(k * ldb + 8));
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let a = _mm256_broadcast_ss(&*x.add(i * lda + k));
+                if FUSED {
+                    acc[0] = _mm256_fmadd_ps(a, b0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(a, b1, acc[1]);
+                } else {
+                    acc[0] = _mm256_add_ps(acc[0], _mm256_mul_ps(a, b0));
+                    acc[1] = _mm256_add_ps(acc[1], _mm256_mul_ps(a, b1));
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            if n == HALF {
+                _mm256_storeu_ps(out.add(i * ldc), acc[0]);
+                _mm256_storeu_ps(out.add(i * ldc + 8), acc[1]);
+            } else {
+                _mm256_maskstore_ps(out.add(i * ldc), m0, acc[0]);
+                _mm256_maskstore_ps(out.wrapping_add(i * ldc + 8), m1, acc[1]);
+            }
+        }
+    }
+}
+
+/// [`panel_product`] in plain Rust (`f32::mul_add`, a fused multiply-add instruction on AArch64 and on
+/// x86 CPUs with FMA; a correctly rounded library call elsewhere): tiles of 4 rows x 16 columns, which
+/// LLVM keeps in 16 NEON registers.
+pub(crate) mod portable {
+    use super::PANEL;
+
+    /// Rows per micro-tile.
+    const TILE: usize = 4;
+
+    /// Columns per half panel.
+    const HALF: usize = 16;
+
+    /// See [`super::panel_product`].
+    ///
+    /// # Safety
+    /// The extents as for [`super::panel_product`].
+    pub(crate) unsafe fn panel_product(
+        x: (*const f32, usize),
+        rows: usize,
+        inner: usize,
+        panel: (*const f32, usize),
+        out: (*mut f32, usize),
+        cols: usize,
+        add: bool,
+    ) {
+        let ((x, lda), (w, ldb), (out, ldc)) = (x, panel, out);
+        for half in (0..cols.min(PANEL)).step_by(HALF) {
+            let (w, n) = (w.add(half), (cols - half).min(HALF));
+            let mut r = 0;
+            while r < rows {
+                let m = TILE.min(rows - r);
+                let (x, out) = ((x.add(r * lda), lda), (out.add(r * ldc + half), ldc));
+                match m {
+                    TILE => tile::<TILE>(x, inner, (w, ldb), out, n, add),
+                    1 => tile::<1>(x, inner, (w, ldb), out, n, add),
+                    2 => tile::<2>(x, inner, (w, ldb), out, n, add),
+                    _ => tile::<3>(x, inner, (w, ldb), out, n, add),
+                }
+                r += m;
+            }
+        }
+    }
+
+    /// `M` rows against `n <= HALF` columns of the half panel at `w`.
+    #[inline(always)]
+    unsafe fn tile<const M: usize>(
+        (x, lda): (*const f32, usize),
+        inner: usize,
+        (w, ldb): (*const f32, usize),
+        (out, ldc): (*mut f32, usize),
+        n: usize,
+        add: bool,
+    ) {
+        let mut acc = [[0f32; HALF]; M];
+        for (i, acc) in acc.iter_mut().enumerate().filter(|_| add) {
+            std::ptr::copy_nonoverlapping(out.add(i * ldc), acc.as_mut_ptr(), n);
+        }
+        for k in 0..inner {
+            // A half panel row is readable in full (panel rows are PANEL wide).
+            let b = w.add(k * ldb).cast::<[f32; HALF]>().read_unaligned();
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let a = *x.add(i * lda + k);
+                for (acc, &b) in acc.iter_mut().zip(&b) {
+                    *acc = a.mul_add(b, *acc);
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            std::ptr::copy_nonoverlapping(acc.as_ptr(), out.add(i * ldc), n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::isa::supported;
+
+    /// A deterministic spread of values over several binades, so that sums round and cancel.
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let unit = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                unit * (1 << (state % 7)) as f32
+            })
+            .collect()
+    }
+
+    /// The defined arithmetic, written out: per output, `fma(x[k], w[k], acc)` for k in order, from
+    /// zero or from the residual.
+    fn naive(x: &[f32], w: &[f32], inner: usize, residual: Option<&[f32]>) -> Vec<f32> {
+        let out = w.len() / inner;
+        let mut result = Vec::new();
+        for (r, xr) in x.chunks(inner).enumerate() {
+            for (o, wr) in w.chunks(inner).enumerate() {
+                let start = residual.map_or(0.0, |res| res[r * out + o]);
+                result.push(xr.iter().zip(wr).fold(start, |acc, (&x, &w)| x.mul_add(w, acc)));
+            }
+        }
+        result
+    }
+
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
+    }
+
+    /// Every path this CPU runs (capped with the level passed down, as `KOMPRESS_CPU_KERNELS` does)
+    /// gives the defined arithmetic's bits, on shapes ragged in every direction (rows not a multiple
+    /// of any tile or of the row block, columns not of a half panel or a panel), with and without a
+    /// residual, and in planes.
+    #[test]
+    fn every_path_gives_the_defined_bits() {
+        let paths: Vec<Isa> = Isa::ALL.into_iter().filter(|&i| supported(i)).collect();
+        eprintln!("f32 panel paths here: {paths:?}");
+        let shapes =
+            [(1, 7, 5), (37, 50, 130), (135, 64, 17), (260, 33, 64), (7, 300, 40), (3, 1, 33), (13, 9, 8)];
+        for (i, (rows, inner, out)) in shapes.into_iter().enumerate() {
+            let seed = i as u64 * 3;
+            let (x, w, residual) =
+                (values(rows * inner, seed), values(out * inner, seed + 1), values(rows * out, seed + 2));
+            let packed = pack(&w, out, inner);
+            for residual in [None, Some(residual.as_slice())] {
+                let want = naive(&x, &w, inner, residual);
+                for &isa in &paths {
+                    let got = product(
+                        &x,
+                        &packed,
+                        (rows, inner, out),
+                        residual.map(<[f32]>::to_vec),
+                        Planes::ONE,
+                        isa,
+                    );
+                    assert!(
+                        same_bits(&got, &want),
+                        "{rows}x{inner}x{out} on {isa:?}, residual {}",
+                        residual.is_some()
+                    );
+                }
+            }
+        }
+    }
+
+    /// A row's result does not depend on the rows beside it: the same rows alone, in a batch of other
+    /// rows, at any position, give the same bits on every path.
+    #[test]
+    fn a_row_is_the_same_whatever_shares_its_product() {
+        let (inner, out) = (300, 70);
+        let w = pack(&values(out * inner, 7), out, inner);
+        let mine = values(5 * inner, 8);
+        for isa in Isa::ALL.into_iter().filter(|&i| supported(i)) {
+            let alone = product(&mine, &w, (5, inner, out), None, Planes::ONE, isa);
+            for before in [1, 6, 130] {
+                let mut batch = values(before * inner, before as u64);
+                batch.extend_from_slice(&mine);
+                batch.extend(values(3 * inner, 9));
+                let rows = before + 8;
+                let got = product(&batch, &w, (rows, inner, out), None, Planes::ONE, isa);
+                assert!(same_bits(&got[before * out..][..5 * out], &alone), "{isa:?}, {before} rows before");
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::device::{gpu_matmul, Linears, Precision};
 use crate::kernels::gelu::GeGlu;
 use crate::kernels::int8::{Int8Linear, Int8Rows, Int8Weight};
-use crate::kernels::linear::{pack, packed_supported, CpuLinear, PackedLinear, PANEL};
+use crate::kernels::linear::{pack, PackedLinear, PANEL};
 use crate::kernels::weight_only::{bf16::Bf16Weight, int8::Int8WoWeight, WoLinear, WoWeight};
 use crate::kernels::{isa, Planes};
 use crate::weights::Weights;
@@ -171,11 +171,6 @@ impl Embeddings {
     }
 }
 
-/// Whether `x` runs on the CPU kernels for plain weights ([`CpuLinear`]): f32 on the CPU.
-fn cpu_f32(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == DType::F32
-}
-
 /// `f` of the values of an f32 CPU tensor, read in place when it is contiguous: a copy of the embedding
 /// table would be 155 MB more at load.
 fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
@@ -254,16 +249,16 @@ impl ModernBert {
 }
 
 /// A bias-free linear layer `x @ W^T`, its weight laid out once at load time for where it runs:
-/// int8 panels for `--dtype int8`, weight-only panels for `bf16` (CPU) and `int8-wo`; packed panels for f32 on an AVX-512 CPU (no per-call packing); else a
-/// contiguous `[in, out]`, which the CPU GEMM runs 20-40% faster than a transposed view (measured on
-/// 128-2048 x 768 x 2304 products) and which the GPU back ends take as it is.
+/// int8 panels for `--dtype int8`, weight-only panels for `bf16` (CPU) and `int8-wo`; packed f32 panels
+/// for f32 on the CPU (no per-call packing, and each row's result independent of the others'); a
+/// contiguous `[in, out]` on the GPU back ends, which take it as it is.
 pub(crate) struct Linear {
     weight: LinearWeight,
     out: usize,
 }
 
 enum LinearWeight {
-    /// `[in, out]`, for candle's matmul or [`CpuLinear`].
+    /// `[in, out]`, for candle's matmul (GPUs).
     Plain(Tensor),
     /// `[panels, in, PANEL]`, for [`PackedLinear`].
     Packed(Tensor),
@@ -289,11 +284,7 @@ impl Linear {
             Linears::Int8 => Layout::Int8,
             Linears::Bf16 => Layout::Bf16,
             Linears::Int8WeightOnly { group } => Layout::Int8Wo(group),
-            Linears::Native
-                if weight.device().is_cpu() && weight.dtype() == DType::F32 && packed_supported() =>
-            {
-                Layout::Packed
-            }
+            Linears::Native if weight.device().is_cpu() && weight.dtype() == DType::F32 => Layout::Packed,
             Linears::Native => Layout::Plain,
         };
         Self::laid_out(weight, layout)
@@ -344,9 +335,6 @@ impl Linear {
             LinearWeight::Int8(op) => x.contiguous()?.apply_op1_no_bwd(op)?,
             LinearWeight::WeightOnly(op) => x.contiguous()?.apply_op1_no_bwd(op)?,
             LinearWeight::Packed(w) => x.contiguous()?.apply_op2_no_bwd(w, &self.packed_op(Planes::ONE))?,
-            LinearWeight::Plain(w) if cpu_f32(&x) => {
-                x.contiguous()?.apply_op2_no_bwd(w, &CpuLinear { planes: Planes::ONE })?
-            }
             LinearWeight::Plain(w) => gpu_matmul(&x, w)?,
         };
         Ok(out.reshape(shape)?)
@@ -354,17 +342,16 @@ impl Linear {
 
     /// `residual + forward(x)`; the CPU kernels add the product to the residual as they store it.
     pub fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        if matches!(self.weight, LinearWeight::Plain(_)) && !cpu_f32(x) {
-            return Ok((residual + self.forward(x)?)?);
-        }
-        let (x, shape) = self.flatten(x)?;
-        let residual = residual.reshape((x.dim(0)?, self.out))?.contiguous()?;
-        let x = x.contiguous()?;
+        let (flat, shape) = self.flatten(x)?;
+        let rows = flat.dim(0)?;
+        let (flat, cpu_residual) = (flat.contiguous()?, || residual.reshape((rows, self.out))?.contiguous());
         let out = match &self.weight {
-            LinearWeight::Int8(op) => x.apply_op2_no_bwd(&residual, op)?,
-            LinearWeight::WeightOnly(op) => x.apply_op2_no_bwd(&residual, op)?,
-            LinearWeight::Packed(w) => x.apply_op3_no_bwd(w, &residual, &self.packed_op(Planes::ONE))?,
-            LinearWeight::Plain(w) => x.apply_op3_no_bwd(w, &residual, &CpuLinear { planes: Planes::ONE })?,
+            LinearWeight::Int8(op) => flat.apply_op2_no_bwd(&cpu_residual()?, op)?,
+            LinearWeight::WeightOnly(op) => flat.apply_op2_no_bwd(&cpu_residual()?, op)?,
+            LinearWeight::Packed(w) => {
+                flat.apply_op3_no_bwd(w, &cpu_residual()?, &self.packed_op(Planes::ONE))?
+            }
+            LinearWeight::Plain(_) => return Ok((residual + self.forward(x)?)?),
         };
         Ok(out.reshape(shape)?)
     }
@@ -383,9 +370,6 @@ impl Linear {
                 x.contiguous()?.apply_op1_no_bwd(&WoLinear { planes: as_planes, ..op.clone() })?
             }
             LinearWeight::Packed(w) => x.contiguous()?.apply_op2_no_bwd(w, &self.packed_op(as_planes))?,
-            LinearWeight::Plain(w) if cpu_f32(x) => {
-                x.contiguous()?.apply_op2_no_bwd(w, &CpuLinear { planes: as_planes })?
-            }
             LinearWeight::Plain(_) => {
                 self.forward(x)?.reshape((rows, planes, width))?.transpose(0, 1)?.contiguous()?
             }
@@ -411,10 +395,10 @@ impl Linear {
 mod tests {
     use super::*;
 
-    /// Both CPU layouts (packed panels where AVX-512 exists, else the `gemm` column split), and
-    /// both entry points, agree with a plain product: the layout a CPU without AVX-512 runs is
-    /// checked here too. Shapes are ragged in every direction: rows not a multiple of the packed
-    /// kernel's tile or row block, columns not a multiple of its panel or of the column split's task.
+    /// Both layouts (packed panels on the CPU, `[in, out]` for the GPU back ends' matmul, run here on
+    /// the CPU), and both entry points, agree with a plain product. Shapes are ragged in every
+    /// direction: rows not a multiple of the packed kernels' tiles or row block, columns not a multiple
+    /// of their panel. (`kernels::linear`'s tests hold every path to the defined arithmetic's bits.)
     #[test]
     fn linear_layouts_agree() -> Result<()> {
         for (rows, inner, out) in [(1, 7, 5), (37, 50, 130), (135, 64, 17), (260, 33, 64), (38, 40, 70)] {
@@ -423,9 +407,7 @@ mod tests {
             let residual = Tensor::randn(0f32, 1.0, (2, rows, out), &Device::Cpu)?;
             let want = x.broadcast_matmul(&w.t()?)?;
             let with_residual = (&want + &residual)?;
-            let layouts =
-                if packed_supported() { vec![Layout::Plain, Layout::Packed] } else { vec![Layout::Plain] };
-            for layout in layouts {
+            for layout in [Layout::Plain, Layout::Packed] {
                 let linear = Linear::laid_out(&w, layout)?;
                 for (got, want) in
                     [(linear.forward(&x)?, &want), (linear.forward_add(&x, &residual)?, &with_residual)]
@@ -475,10 +457,7 @@ mod tests {
     /// every layout; planes that would split a panel, or do not divide the columns, are refused.
     #[test]
     fn planes_are_the_output_cut_by_columns() -> Result<()> {
-        let mut layouts = vec![Layout::Plain, Layout::Int8, Layout::Bf16, Layout::Int8Wo(None)];
-        if packed_supported() {
-            layouts.push(Layout::Packed);
-        }
+        let layouts = [Layout::Plain, Layout::Int8, Layout::Bf16, Layout::Int8Wo(None), Layout::Packed];
         for (rows, inner, out, planes) in [(37, 50, 96, 3), (135, 64, 192, 3), (260, 33, 64, 2)] {
             let x = Tensor::randn(0f32, 1.0, (rows, inner), &Device::Cpu)?;
             let w = Tensor::randn(0f32, 1.0, (out, inner), &Device::Cpu)?;

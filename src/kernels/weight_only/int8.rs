@@ -10,9 +10,7 @@
 use super::{Out, PANEL};
 use crate::kernels::int8::quantise_row;
 use crate::kernels::isa::Isa;
-
-/// Rows per tile of the plain-Rust kernel: `TILE x PANEL` accumulators, 16 AVX2 registers.
-const TILE: usize = 4;
+use crate::kernels::linear::portable;
 
 /// k values per chunk widened at a time: 16 KB of f32, in L1 with the tiles' activations.
 const CHUNK: usize = 128;
@@ -71,25 +69,22 @@ impl Int8WoWeight {
             level if level >= Isa::Avx2 => unsafe {
                 avx2::block(x, inner, weights, scales, self.group, &mut acc)
             },
-            level => block(level, x, inner, weights, scales, self.group, &mut acc),
+            _ => block(x, inner, weights, scales, self.group, &mut acc),
         }
         #[cfg(not(target_arch = "x86_64"))]
-        block(cap, x, inner, weights, scales, self.group, &mut acc);
+        let _ = cap;
+        #[cfg(not(target_arch = "x86_64"))]
+        block(x, inner, weights, scales, self.group, &mut acc);
         out.store(&acc);
     }
 }
 
-wide! {
-    /// `acc[r] = x[r] @ panel` for every row of `x`, `acc` `PANEL` values per row.
-    fn block(x: &[f32], inner: usize, weights: &[i8], scales: &[f32], group: usize, acc: &mut [f32]) => block_in
-}
-
-/// The plain-Rust path, in the AVX-512 path's order: per group, chunks widened to f32, each run through
-/// tiles of [`TILE`] rows whose partial sums carry from chunk to chunk, then the scaled partial sums
+/// The plain-Rust path, in the other paths' order: per group, chunks widened to f32, each run through
+/// the f32 panel kernel with the partial sums carried from chunk to chunk, then the scaled partial sums
 /// fused into the totals.
-#[inline(always)]
-fn block_in(x: &[f32], inner: usize, weights: &[i8], scales: &[f32], group: usize, acc: &mut [f32]) {
+fn block(x: &[f32], inner: usize, weights: &[i8], scales: &[f32], group: usize, acc: &mut [f32]) {
     let rows = acc.len() / PANEL;
+    assert!(x.len() >= rows * inner && weights.len() >= inner * PANEL, "int8-wo block operands");
     let mut panel = vec![0f32; CHUNK * PANEL];
     let mut part = vec![0f32; rows * PANEL];
     for (g, scale) in scales.chunks_exact(PANEL).enumerate() {
@@ -98,16 +93,18 @@ fn block_in(x: &[f32], inner: usize, weights: &[i8], scales: &[f32], group: usiz
             let n = CHUNK.min(end - k0);
             let chunk = &weights[k0 * PANEL..][..n * PANEL];
             panel.iter_mut().zip(chunk).for_each(|(w, &q)| *w = f32::from(q));
-            let panel = &panel[..n * PANEL];
-            for (r, part) in part.chunks_mut(TILE * PANEL).enumerate() {
-                let x = &x[r * TILE * inner + k0..];
-                let add = k0 > start;
-                match part.len() / PANEL {
-                    TILE => tile::<TILE>(x, inner, panel, part, add),
-                    1 => tile::<1>(x, inner, panel, part, add),
-                    2 => tile::<2>(x, inner, panel, part, add),
-                    _ => tile::<3>(x, inner, panel, part, add),
-                }
+            // SAFETY: x holds rows x inner (columns k0..k0 + n are read), the panel n x PANEL, part
+            // rows x PANEL.
+            unsafe {
+                portable::panel_product(
+                    (x.as_ptr().add(k0), inner),
+                    rows,
+                    n,
+                    (panel.as_ptr(), PANEL),
+                    (part.as_mut_ptr(), PANEL),
+                    PANEL,
+                    k0 > start,
+                )
             }
         }
         for (total, part) in acc.chunks_exact_mut(PANEL).zip(part.chunks_exact(PANEL)) {
@@ -115,30 +112,6 @@ fn block_in(x: &[f32], inner: usize, weights: &[i8], scales: &[f32], group: usiz
                 *t = p.mul_add(s, *t);
             }
         }
-    }
-}
-
-/// `M` rows (`inner` apart in `x`) against the widened panel rows, into `part` (added to it when
-/// `add`): per k, `part = fma(x[k], w[k], part)`.
-#[inline(always)]
-fn tile<const M: usize>(x: &[f32], inner: usize, panel: &[f32], part: &mut [f32], add: bool) {
-    let mut acc = [[0f32; PANEL]; M];
-    if add {
-        for (acc, part) in acc.iter_mut().zip(part.chunks_exact(PANEL)) {
-            acc.copy_from_slice(part);
-        }
-    }
-    for (k, w) in panel.chunks_exact(PANEL).enumerate() {
-        let w: &[f32; PANEL] = w.try_into().expect("a panel row");
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let a = x[r * inner + k];
-            for (p, &w) in acc.iter_mut().zip(w) {
-                *p = a.mul_add(w, *p);
-            }
-        }
-    }
-    for (part, acc) in part.chunks_exact_mut(PANEL).zip(&acc) {
-        part.copy_from_slice(acc);
     }
 }
 
@@ -207,12 +180,10 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{CHUNK, PANEL};
+    use crate::kernels::linear::avx2::panel_product;
 
-    /// Rows per tile: 6 rows x 16 columns of accumulators (12 of the 16 registers), each panel in two
-    /// halves.
-    const TILE: usize = 6;
-
-    /// [`super::block`] on AVX2 with FMA, in the same order as the other paths (see `avx512::block`).
+    /// [`super::block`] on AVX2 with FMA, in the same order as the other paths (see `avx512::block`),
+    /// through the f32 products' AVX2 tiles.
     ///
     /// # Safety
     /// AVX2 and FMA must be available.
@@ -240,24 +211,15 @@ mod avx2 {
                     let q = _mm_loadl_epi64(w.add(k0 * PANEL + i).cast());
                     _mm256_storeu_ps(panel.as_mut_ptr().add(i), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
                 }
-                let x = x.as_ptr().add(k0);
-                for half in [0, 16] {
-                    let mut r = 0;
-                    while r < rows {
-                        let m = TILE.min(rows - r);
-                        let (xr, pr, wr) =
-                            (x.add(r * inner), p.add(r * PANEL + half), panel.as_ptr().add(half));
-                        match m {
-                            TILE => tile::<TILE>(xr, inner, wr, n, pr, k0 > start),
-                            1 => tile::<1>(xr, inner, wr, n, pr, k0 > start),
-                            2 => tile::<2>(xr, inner, wr, n, pr, k0 > start),
-                            3 => tile::<3>(xr, inner, wr, n, pr, k0 > start),
-                            4 => tile::<4>(xr, inner, wr, n, pr, k0 > start),
-                            _ => tile::<5>(xr, inner, wr, n, pr, k0 > start),
-                        }
-                        r += m;
-                    }
-                }
+                panel_product::<true>(
+                    (x.as_ptr().add(k0), inner),
+                    rows,
+                    n,
+                    (panel.as_ptr(), PANEL),
+                    (p, PANEL),
+                    PANEL,
+                    k0 > start,
+                );
                 k0 += n;
             }
             for i in (0..rows * PANEL).step_by(8) {
@@ -265,40 +227,6 @@ mod avx2 {
                 let total = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(i)), s, _mm256_loadu_ps(t.add(i)));
                 _mm256_storeu_ps(t.add(i), total);
             }
-        }
-    }
-
-    /// `M` rows of `x` (`lda` apart) times `n` panel rows (16 columns read, `PANEL` apart) into `part`
-    /// (rows `PANEL` apart), added to what it holds when `add`.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn tile<const M: usize>(
-        x: *const f32,
-        lda: usize,
-        w: *const f32,
-        n: usize,
-        part: *mut f32,
-        add: bool,
-    ) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; M];
-        if add {
-            for (i, acc) in acc.iter_mut().enumerate() {
-                acc[0] = _mm256_loadu_ps(part.add(i * PANEL));
-                acc[1] = _mm256_loadu_ps(part.add(i * PANEL + 8));
-            }
-        }
-        for k in 0..n {
-            let b0 = _mm256_loadu_ps(w.add(k * PANEL));
-            let b1 = _mm256_loadu_ps(w.add(k * PANEL + 8));
-            for (i, acc) in acc.iter_mut().enumerate() {
-                let a = _mm256_broadcast_ss(&*x.add(i * lda + k));
-                acc[0] = _mm256_fmadd_ps(a, b0, acc[0]);
-                acc[1] = _mm256_fmadd_ps(a, b1, acc[1]);
-            }
-        }
-        for (i, acc) in acc.iter().enumerate() {
-            _mm256_storeu_ps(part.add(i * PANEL), acc[0]);
-            _mm256_storeu_ps(part.add(i * PANEL + 8), acc[1]);
         }
     }
 }
