@@ -360,6 +360,9 @@ impl Linear {
     /// `[planes, rows, out / planes]` (attention's q, k and v apart). The CPU kernels store it so;
     /// other layouts and devices copy.
     pub fn forward_planes(&self, x: &Tensor, planes: usize) -> Result<Tensor> {
+        if planes == 0 || !self.out.is_multiple_of(planes) {
+            return Err(crate::Error::Invalid(format!("linear: {} columns in {planes} planes", self.out)));
+        }
         let (rows, width) = (x.dim(0)?, self.out / planes);
         let as_planes = Planes { count: planes };
         let out = match &self.weight {

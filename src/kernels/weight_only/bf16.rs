@@ -113,6 +113,8 @@ impl Bf16Weight {
             }
             #[cfg(target_arch = "x86_64")]
             Kernel::Dot => dot::block(exact.0, width, exact.1, exact.2),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Widened => widened::block(exact.0, width, exact.1, exact.2),
             Kernel::Wide(isa) => block(isa, exact.0, width, exact.1, exact.2),
         }
         out.store(&acc[..rows * PANEL]);
@@ -129,6 +131,10 @@ pub(crate) enum Kernel {
     /// `vdpbf16ps` (AVX-512 BF16: Cooper Lake, Sapphire Rapids and later, Zen 4 and later).
     #[cfg(target_arch = "x86_64")]
     Dot,
+    /// The weights widened to f32 and run through the f32 products' AVX2 tiles with a separate multiply
+    /// and add (see [`widened`]): CPUs with AVX2 but no exact `vdpbf16ps`.
+    #[cfg(target_arch = "x86_64")]
+    Widened,
     /// Plain Rust compiled for this level's vectors.
     Wide(Isa),
 }
@@ -145,6 +151,10 @@ impl Kernel {
         if cap.min(detected()) >= Isa::Avx512 && dot_exact() {
             return Kernel::Dot;
         }
+        #[cfg(target_arch = "x86_64")]
+        if cap.min(detected()) >= Isa::Avx2 {
+            return Kernel::Widened;
+        }
         Kernel::Wide(cap.min(detected()))
     }
 }
@@ -160,7 +170,7 @@ pub(crate) fn beats_f32() -> bool {
         #[cfg(target_os = "linux")]
         Kernel::Amx => true,
         Kernel::Dot => amd(),
-        Kernel::Wide(_) => false,
+        Kernel::Widened | Kernel::Wide(_) => false,
     };
     #[allow(unreachable_code)]
     false
@@ -318,6 +328,124 @@ mod dot {
         for (i, acc) in acc.iter().enumerate() {
             _mm512_storeu_ps(out.add(i * PANEL), acc[0]);
             _mm512_storeu_ps(out.add(i * PANEL + 16), acc[1]);
+        }
+    }
+}
+
+/// The arithmetic on AVX2 without bf16 dot products: each chunk of the panel's input pairs widened to
+/// f32 (a shift: bf16 is f32's upper half) in the order the arithmetic takes them, odd input first, and
+/// run through the f32 products' AVX2 tiles (`kernels::linear::avx2`) with a separate multiply and add;
+/// the activations widened in the same order. A product of two bf16 values is exact in f32 (8-bit
+/// significands) and each sum is rounded once, as [`step`] does; MXCSR's flush-to-zero (set for the
+/// call, then restored) flushes products and sums below f32's normal range to signed zero, as the
+/// instruction does. So this path gives [`step`]'s bits, and the tests hold it to them. It runs at
+/// f32's speed: a multiply and an add issue on separate pipes (Zen 3: FMA pipes 0-1, adds 2-3).
+#[cfg(target_arch = "x86_64")]
+mod widened {
+    use std::arch::asm;
+    use std::arch::x86_64::*;
+
+    use super::PANEL;
+    use crate::kernels::linear::avx2::panel_product;
+
+    /// Input pairs widened at a time: 128 inputs, 16 KB of f32 panel, in L1 with the tiles' rows.
+    const CHUNK: usize = 64;
+
+    /// MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6).
+    const FTZ_DAZ: u32 = 1 << 15 | 1 << 6;
+
+    /// Sets FTZ and DAZ on this thread until dropped, then restores what MXCSR held.
+    struct FlushToZero(u32);
+
+    impl FlushToZero {
+        fn on() -> Self {
+            let mut old = 0u32;
+            // SAFETY: stmxcsr and ldmxcsr read and write 4 bytes at the given addresses; SSE is part of
+            // x86_64. Only this thread's floating-point mode changes, and Drop restores it.
+            unsafe {
+                asm!("stmxcsr [{}]", in(reg) &mut old, options(nostack));
+                asm!("ldmxcsr [{}]", in(reg) &(old | FTZ_DAZ), options(nostack, readonly));
+            }
+            Self(old)
+        }
+    }
+
+    impl Drop for FlushToZero {
+        fn drop(&mut self) {
+            // SAFETY: as in `on`.
+            unsafe { asm!("ldmxcsr [{}]", in(reg) &self.0, options(nostack, readonly)) };
+        }
+    }
+
+    /// `acc[r] = x[r] @ panel` (see [`super::block`]): `x` rows `width` bf16 values (whole pairs)
+    /// apart, `weights` the panel's used pairs.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn block(x: &[u16], width: usize, weights: &[u16], acc: &mut [f32]) {
+        let (rows, pairs) = (acc.len() / PANEL, weights.len() / (2 * PANEL));
+        assert!(x.len() >= rows * width && 2 * pairs <= width, "bf16 block operands");
+        let used = 2 * pairs;
+        let mut xs = vec![0f32; rows * used];
+        for r in 0..rows {
+            swapped(x.as_ptr().add(r * width).cast(), pairs, xs.as_mut_ptr().add(r * used));
+        }
+        let mut panel = vec![0f32; 2 * CHUNK * PANEL];
+        let _ftz = FlushToZero::on();
+        let mut p0 = 0;
+        while p0 < pairs {
+            let n = CHUNK.min(pairs - p0);
+            swapped_panel(weights.as_ptr().add(p0 * 2 * PANEL).cast(), n, panel.as_mut_ptr());
+            panel_product::<false>(
+                (xs.as_ptr().add(2 * p0), used),
+                rows,
+                2 * n,
+                (panel.as_ptr(), PANEL),
+                (acc.as_mut_ptr(), PANEL),
+                PANEL,
+                p0 > 0,
+            );
+            p0 += n;
+        }
+    }
+
+    /// The odd and even halves of 8 pairs (each a 32-bit lane, even input low) as f32.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn halves(lanes: __m256i) -> (__m256, __m256) {
+        let odd = _mm256_and_si256(lanes, _mm256_set1_epi32(0xffff_0000u32 as i32));
+        (_mm256_castsi256_ps(odd), _mm256_castsi256_ps(_mm256_slli_epi32::<16>(lanes)))
+    }
+
+    /// `pairs` pairs of one activation row as f32, each pair odd input first.
+    #[target_feature(enable = "avx2")]
+    unsafe fn swapped(x: *const u32, pairs: usize, out: *mut f32) {
+        let mut p = 0;
+        while p + 8 <= pairs {
+            let (odd, even) = halves(_mm256_loadu_si256(x.add(p).cast()));
+            let (lo, hi) = (_mm256_unpacklo_ps(odd, even), _mm256_unpackhi_ps(odd, even));
+            _mm256_storeu_ps(out.add(2 * p), _mm256_permute2f128_ps::<0x20>(lo, hi));
+            _mm256_storeu_ps(out.add(2 * p + 8), _mm256_permute2f128_ps::<0x31>(lo, hi));
+            p += 8;
+        }
+        for p in p..pairs {
+            let pair = x.add(p).read_unaligned();
+            *out.add(2 * p) = f32::from_bits(pair & 0xffff_0000);
+            *out.add(2 * p + 1) = f32::from_bits(pair << 16);
+        }
+    }
+
+    /// `pairs` pair rows of a packed panel (`PANEL` pairs each) as `2 * pairs` f32 rows, the odd
+    /// inputs' row first.
+    #[target_feature(enable = "avx2")]
+    unsafe fn swapped_panel(w: *const u32, pairs: usize, out: *mut f32) {
+        for p in 0..pairs {
+            for c in (0..PANEL).step_by(8) {
+                let (odd, even) = halves(_mm256_loadu_si256(w.add(p * PANEL + c).cast()));
+                _mm256_storeu_ps(out.add(2 * p * PANEL + c), odd);
+                _mm256_storeu_ps(out.add((2 * p + 1) * PANEL + c), even);
+            }
         }
     }
 }
