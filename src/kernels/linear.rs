@@ -178,9 +178,7 @@ pub(crate) unsafe fn panel_product(
     match cap.min(detected()) {
         // SAFETY: the level is detected, and the caller keeps the extents.
         level if level >= Isa::Avx512 => return avx512::panel_product(x, rows, inner, panel, out, cols, add),
-        level if level >= Isa::Avx2 => {
-            return avx2::panel_product::<true>(x, rows, inner, panel, out, cols, add)
-        }
+        level if level >= Isa::Avx2 => return avx2::panel_product(x, rows, inner, panel, out, cols, add),
         _ => {}
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -281,8 +279,7 @@ pub(crate) mod avx512 {
 }
 
 /// [`panel_product`] on AVX2 with FMA: tiles of 6 rows x 16 columns (12 of the 16 registers), each
-/// panel in two halves. `FUSED`: `acc = fma(x, w, acc)` (the f32 products); else `acc = acc + x * w`,
-/// a rounded product then a rounded sum (the bf16 products' arithmetic, see `weight_only::bf16`).
+/// panel in two halves.
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2 {
     use std::arch::x86_64::*;
@@ -300,7 +297,7 @@ pub(crate) mod avx2 {
     /// # Safety
     /// AVX2 and FMA must be available; the extents as for [`super::panel_product`].
     #[target_feature(enable = "avx2,fma")]
-    pub(crate) unsafe fn panel_product<const FUSED: bool>(
+    pub(crate) unsafe fn panel_product(
         x: (*const f32, usize),
         rows: usize,
         inner: usize,
@@ -317,12 +314,12 @@ pub(crate) mod avx2 {
                 let m = TILE.min(rows - r);
                 let (x, out) = ((x.add(r * lda), lda), (out.add(r * ldc + half), ldc));
                 match m {
-                    TILE => tile::<TILE, FUSED>(x, inner, (w, ldb), out, n, add),
-                    1 => tile::<1, FUSED>(x, inner, (w, ldb), out, n, add),
-                    2 => tile::<2, FUSED>(x, inner, (w, ldb), out, n, add),
-                    3 => tile::<3, FUSED>(x, inner, (w, ldb), out, n, add),
-                    4 => tile::<4, FUSED>(x, inner, (w, ldb), out, n, add),
-                    _ => tile::<5, FUSED>(x, inner, (w, ldb), out, n, add),
+                    TILE => tile::<TILE>(x, inner, (w, ldb), out, n, add),
+                    1 => tile::<1>(x, inner, (w, ldb), out, n, add),
+                    2 => tile::<2>(x, inner, (w, ldb), out, n, add),
+                    3 => tile::<3>(x, inner, (w, ldb), out, n, add),
+                    4 => tile::<4>(x, inner, (w, ldb), out, n, add),
+                    _ => tile::<5>(x, inner, (w, ldb), out, n, add),
                 }
                 r += m;
             }
@@ -339,7 +336,7 @@ pub(crate) mod avx2 {
     /// `M` rows against `n <= HALF` columns of the half panel at `w`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn tile<const M: usize, const FUSED: bool>(
+    unsafe fn tile<const M: usize>(
         (x, lda): (*const f32, usize),
         inner: usize,
         (w, ldb): (*const f32, usize),
@@ -360,13 +357,8 @@ pub(crate) mod avx2 {
             let b1 = _mm256_loadu_ps(w.add(k * ldb + 8));
             for (i, acc) in acc.iter_mut().enumerate() {
                 let a = _mm256_broadcast_ss(&*x.add(i * lda + k));
-                if FUSED {
-                    acc[0] = _mm256_fmadd_ps(a, b0, acc[0]);
-                    acc[1] = _mm256_fmadd_ps(a, b1, acc[1]);
-                } else {
-                    acc[0] = _mm256_add_ps(acc[0], _mm256_mul_ps(a, b0));
-                    acc[1] = _mm256_add_ps(acc[1], _mm256_mul_ps(a, b1));
-                }
+                acc[0] = _mm256_fmadd_ps(a, b0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(a, b1, acc[1]);
             }
         }
         for (i, acc) in acc.iter().enumerate() {

@@ -62,9 +62,38 @@ fn stored_pairs(inner: usize) -> usize {
 /// Input pairs per AMX tile row (64 bytes), and rows per tile.
 const AMX_PAIRS: usize = 16;
 
+/// Activation rows rounded to bf16 for the path `cap` runs: as bit patterns ([`round_rows`]), or, for
+/// [`Kernel::Widened`], as the f32 values they denote with each pair's odd input first (that path's
+/// order), `2 * pairs(inner)` per row. Made once per row block, shared by its panels.
+pub(crate) enum Rows {
+    Bits(Vec<u16>),
+    #[cfg(target_arch = "x86_64")]
+    Swapped(Vec<f32>),
+}
+
+impl Rows {
+    pub(crate) fn new(x: &[f32], inner: usize, cap: Isa) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if Kernel::for_cap(cap) == Kernel::Widened {
+            let used = 2 * pairs(inner);
+            let mut out = Vec::with_capacity(x.len() / inner.max(1) * used);
+            for row in x.chunks_exact(inner) {
+                for pair in row.chunks(2) {
+                    out.push(pair.get(1).map_or(0.0, |&v| widen(round(v))));
+                    out.push(widen(round(pair[0])));
+                }
+            }
+            return Self::Swapped(out);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = cap;
+        Self::Bits(round_rows(x, inner))
+    }
+}
+
 /// `x` (`[rows, inner]`) rounded by [`round`], each row `2 * stored_pairs(inner)` values, in whole
 /// tiles of [`AMX_PAIRS`] rows, padded with zeros.
-pub(crate) fn round_rows(x: &[f32], inner: usize) -> Vec<u16> {
+fn round_rows(x: &[f32], inner: usize) -> Vec<u16> {
     let (rows, stride) = (x.len() / inner.max(1), 2 * stored_pairs(inner));
     let mut out = vec![0u16; rows.next_multiple_of(AMX_PAIRS) * stride];
     for (dst, src) in out.chunks_exact_mut(stride).zip(x.chunks_exact(inner)) {
@@ -97,14 +126,23 @@ impl Bf16Weight {
         Self { out, inner, data }
     }
 
-    /// Runs `rows` rows of `x` (rounded by [`round_rows`]) against panel `panel` into `out`.
+    /// Runs `rows` rows of `x` (prepared by [`Rows::new`] for the same `cap`) against panel `panel`
+    /// into `out`.
     ///
     /// # Safety
     /// `out` must address `rows` rows of the panel's columns.
-    pub(crate) unsafe fn panel_product(&self, x: &[u16], rows: usize, panel: usize, out: Out, cap: Isa) {
+    pub(crate) unsafe fn panel_product(&self, x: &Rows, rows: usize, panel: usize, out: Out, cap: Isa) {
         let (width, used) = (2 * stored_pairs(self.inner), 2 * pairs(self.inner));
         let weights = &self.data[panel * width * PANEL..][..width * PANEL];
         let mut acc = vec![0f32; rows.next_multiple_of(2 * AMX_PAIRS) * PANEL];
+        let x = match x {
+            #[cfg(target_arch = "x86_64")]
+            Rows::Swapped(x) => {
+                widened::block(&x[..rows * used], used, &weights[..used * PANEL], &mut acc[..rows * PANEL]);
+                return out.store(&acc[..rows * PANEL]);
+            }
+            Rows::Bits(x) => x,
+        };
         let exact = (&x[..rows * width], &weights[..used * PANEL], &mut acc[..rows * PANEL]);
         match Kernel::for_cap(cap) {
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
@@ -113,8 +151,10 @@ impl Bf16Weight {
             }
             #[cfg(target_arch = "x86_64")]
             Kernel::Dot => dot::block(exact.0, width, exact.1, exact.2),
+            // Rows::new makes swapped rows for this kernel (handled above); bit patterns prepared for
+            // another cap run the plain-Rust path, which gives the same bits.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Widened => widened::block(exact.0, width, exact.1, exact.2),
+            Kernel::Widened => block(Isa::Portable, exact.0, width, exact.1, exact.2),
             Kernel::Wide(isa) => block(isa, exact.0, width, exact.1, exact.2),
         }
         out.store(&acc[..rows * PANEL]);
@@ -334,12 +374,17 @@ mod dot {
 
 /// The arithmetic on AVX2 without bf16 dot products: each chunk of the panel's input pairs widened to
 /// f32 (a shift: bf16 is f32's upper half) in the order the arithmetic takes them, odd input first, and
-/// run through the f32 products' AVX2 tiles (`kernels::linear::avx2`) with a separate multiply and add;
-/// the activations widened in the same order. A product of two bf16 values is exact in f32 (8-bit
-/// significands) and each sum is rounded once, as [`step`] does; MXCSR's flush-to-zero (set for the
-/// call, then restored) flushes products and sums below f32's normal range to signed zero, as the
-/// instruction does. So this path gives [`step`]'s bits, and the tests hold it to them. It runs at
-/// f32's speed: a multiply and an add issue on separate pipes (Zen 3: FMA pipes 0-1, adds 2-3).
+/// run through the f32 products' AVX2 tiles (`kernels::linear::avx2`, FMAs); the activations come
+/// widened in the same order ([`Rows::Swapped`], once per row block). A product of two bf16 values is
+/// exact in f32 (8-bit significands), so `fma(x, w, acc)` rounds `acc + x w` once, as [`step`] does,
+/// and MXCSR's flush-to-zero (set for the call, then restored) flushes sums below f32's normal range
+/// to signed zero, as the instruction does. One case differs: a product below the normal range
+/// (`|x w| < 2^-126`), which the definition flushes before adding, enters the FMA's sum unflushed;
+/// that changes the sum only when it is not below half an ulp of it, i.e. when `|acc| < 2^-102`
+/// (`the_widened_path_differs_only_below_the_normal_range` shows such a case). Activations and
+/// weights of a model are nowhere near there, and the tests' values (spread over 40 binades) match the
+/// definition bit for bit. A separate multiply and add would be exact there too, but ran 1.2-1.3x
+/// f32's time on the Zen 4 (one more instruction and a register per product); FMAs run at f32's.
 #[cfg(target_arch = "x86_64")]
 mod widened {
     use std::arch::asm;
@@ -377,28 +422,23 @@ mod widened {
         }
     }
 
-    /// `acc[r] = x[r] @ panel` (see [`super::block`]): `x` rows `width` bf16 values (whole pairs)
-    /// apart, `weights` the panel's used pairs.
+    /// `acc[r] = x[r] @ panel` (see [`super::block`]): `x` the rows as [`super::Rows::Swapped`]
+    /// holds them, `used` values apart; `weights` the panel's `used / 2` pairs.
     ///
     /// # Safety
     /// AVX2 and FMA must be available.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn block(x: &[u16], width: usize, weights: &[u16], acc: &mut [f32]) {
-        let (rows, pairs) = (acc.len() / PANEL, weights.len() / (2 * PANEL));
-        assert!(x.len() >= rows * width && 2 * pairs <= width, "bf16 block operands");
-        let used = 2 * pairs;
-        let mut xs = vec![0f32; rows * used];
-        for r in 0..rows {
-            swapped(x.as_ptr().add(r * width).cast(), pairs, xs.as_mut_ptr().add(r * used));
-        }
+    pub(super) unsafe fn block(x: &[f32], used: usize, weights: &[u16], acc: &mut [f32]) {
+        let (rows, pairs) = (acc.len() / PANEL, used / 2);
+        assert!(x.len() >= rows * used && weights.len() >= used * PANEL, "bf16 block operands");
         let mut panel = vec![0f32; 2 * CHUNK * PANEL];
         let _ftz = FlushToZero::on();
         let mut p0 = 0;
         while p0 < pairs {
             let n = CHUNK.min(pairs - p0);
             swapped_panel(weights.as_ptr().add(p0 * 2 * PANEL).cast(), n, panel.as_mut_ptr());
-            panel_product::<false>(
-                (xs.as_ptr().add(2 * p0), used),
+            panel_product(
+                (x.as_ptr().add(2 * p0), used),
                 rows,
                 2 * n,
                 (panel.as_ptr(), PANEL),
@@ -410,39 +450,17 @@ mod widened {
         }
     }
 
-    /// The odd and even halves of 8 pairs (each a 32-bit lane, even input low) as f32.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    unsafe fn halves(lanes: __m256i) -> (__m256, __m256) {
-        let odd = _mm256_and_si256(lanes, _mm256_set1_epi32(0xffff_0000u32 as i32));
-        (_mm256_castsi256_ps(odd), _mm256_castsi256_ps(_mm256_slli_epi32::<16>(lanes)))
-    }
-
-    /// `pairs` pairs of one activation row as f32, each pair odd input first.
-    #[target_feature(enable = "avx2")]
-    unsafe fn swapped(x: *const u32, pairs: usize, out: *mut f32) {
-        let mut p = 0;
-        while p + 8 <= pairs {
-            let (odd, even) = halves(_mm256_loadu_si256(x.add(p).cast()));
-            let (lo, hi) = (_mm256_unpacklo_ps(odd, even), _mm256_unpackhi_ps(odd, even));
-            _mm256_storeu_ps(out.add(2 * p), _mm256_permute2f128_ps::<0x20>(lo, hi));
-            _mm256_storeu_ps(out.add(2 * p + 8), _mm256_permute2f128_ps::<0x31>(lo, hi));
-            p += 8;
-        }
-        for p in p..pairs {
-            let pair = x.add(p).read_unaligned();
-            *out.add(2 * p) = f32::from_bits(pair & 0xffff_0000);
-            *out.add(2 * p + 1) = f32::from_bits(pair << 16);
-        }
-    }
-
     /// `pairs` pair rows of a packed panel (`PANEL` pairs each) as `2 * pairs` f32 rows, the odd
     /// inputs' row first.
     #[target_feature(enable = "avx2")]
     unsafe fn swapped_panel(w: *const u32, pairs: usize, out: *mut f32) {
         for p in 0..pairs {
             for c in (0..PANEL).step_by(8) {
-                let (odd, even) = halves(_mm256_loadu_si256(w.add(p * PANEL + c).cast()));
+                // Each 32-bit lane a pair, even input low: the odd input is the upper half.
+                let lanes = _mm256_loadu_si256(w.add(p * PANEL + c).cast());
+                let odd =
+                    _mm256_castsi256_ps(_mm256_and_si256(lanes, _mm256_set1_epi32(0xffff_0000u32 as i32)));
+                let even = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(lanes));
                 _mm256_storeu_ps(out.add(2 * p * PANEL + c), odd);
                 _mm256_storeu_ps(out.add((2 * p + 1) * PANEL + c), even);
             }

@@ -211,7 +211,7 @@ mod avx2 {
                     let q = _mm_loadl_epi64(w.add(k0 * PANEL + i).cast());
                     _mm256_storeu_ps(panel.as_mut_ptr().add(i), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
                 }
-                panel_product::<true>(
+                panel_product(
                     (x.as_ptr().add(k0), inner),
                     rows,
                     n,

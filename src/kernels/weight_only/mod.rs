@@ -88,8 +88,8 @@ fn product(w: &WoWeight, x: &[f32], residual: Option<Vec<f32>>, cap: Isa, planes
         let n_rows = ROW_BLOCK.min(rows - first_row);
         let x = &x[first_row * inner..][..n_rows * inner];
         let rounded = match w {
-            WoWeight::Bf16(_) => bf16::round_rows(x, inner),
-            WoWeight::Int8(_) => Vec::new(),
+            WoWeight::Bf16(_) => bf16::Rows::new(x, inner, cap),
+            WoWeight::Int8(_) => bf16::Rows::Bits(Vec::new()),
         };
         (0..panels).into_par_iter().for_each(|panel| {
             let first_col = panel * PANEL;

@@ -207,3 +207,26 @@ fn the_vendor_check_agrees_with_the_kernel() {
     let want = kernel == Kernel::Amx || (kernel == Kernel::Dot && vendor == "AuthenticAMD");
     assert_eq!(super::bf16::beats_f32(), want);
 }
+
+/// The one case where bf16's widened AVX2 path leaves the definition (see `bf16::widened`): a product
+/// below f32's normal range, added unflushed to a sum smaller than 2^-102. Here `x1 w1 = 2^-104` and
+/// `x0 w0 = 1.5 * 2^-127`: the definition flushes the second product to zero, the FMA adds it.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_widened_path_differs_only_below_the_normal_range() {
+    if !supported(Isa::Avx2) {
+        return;
+    }
+    let (x, w) = ([1.5 * 2f32.powi(-64), 2f32.powi(-52)], [2f32.powi(-63), 2f32.powi(-52)]);
+    let weight = WoWeight::Bf16(Bf16Weight::new(&w, 1, 2));
+    let want = naive_bf16(&w, &x, 2, None);
+    assert_eq!(want, [2f32.powi(-104)]);
+    assert_eq!(Kernel::for_cap(Isa::Avx2), Kernel::Widened);
+    let got = run(&weight, &x, None, Isa::Avx2);
+    assert_eq!(got, [2f32.powi(-104).mul_add(1.0, 1.5 * 2f32.powi(-127))]);
+    assert_ne!(got, want);
+    // Scaled into the normal range, the same values agree.
+    let (x, w) = (x.map(|v| v * 2f32.powi(60)), w);
+    let weight = WoWeight::Bf16(Bf16Weight::new(&w, 1, 2));
+    assert_eq!(run(&weight, &x, None, Isa::Avx2), naive_bf16(&w, &x, 2, None));
+}
