@@ -541,10 +541,12 @@ impl<'a> Queue<'a> {
             self.chunks = 0;
             for (i, item) in self.items.drain(..) {
                 match item {
-                    Planned::Chunk { words, .. } => {
-                        words.iter().for_each(|w| states[i].apply(w, Reason::Unscored, None, Some(Unscored::TimeBudget)))
+                    Planned::Chunk { words, .. } => words
+                        .iter()
+                        .for_each(|w| states[i].apply(w, Reason::Unscored, None, Some(Unscored::TimeBudget))),
+                    Planned::Unscored(word) => {
+                        states[i].apply(&word, Reason::Unscored, None, Some(Unscored::TooLong))
                     }
-                    Planned::Unscored(word) => states[i].apply(&word, Reason::Unscored, None, Some(Unscored::TooLong)),
                 }
                 states[i].pending -= 1;
             }
@@ -575,7 +577,9 @@ impl<'a> Queue<'a> {
                     let verdicts = decide(&scores, words.len(), opts.mode, opts.headroom());
                     states[i].apply_chunk(&words, &verdicts);
                 }
-                Planned::Unscored(word) => states[i].apply(&word, Reason::Unscored, None, Some(Unscored::TooLong)),
+                Planned::Unscored(word) => {
+                    states[i].apply(&word, Reason::Unscored, None, Some(Unscored::TooLong))
+                }
             }
             states[i].pending -= 1;
         }
