@@ -125,7 +125,8 @@ pub struct CompressFlags {
     /// loads): the words not scored by then are kept as they are, in the text's layout, and the result
     /// says so (`scored_words`, `unscored_reason`). The clock is read before every forward pass, the
     /// first included; a pass already running finishes. Several inputs share one budget (--jsonl: each
-    /// batch of --batch-size lines has its own). At most 86400000 (one day).
+    /// batch of --batch-size lines has its own). At most 86400000 (one day). For `serve`: the budget
+    /// of a request that names none, cut to 80% of the time left before its deadline.
     #[arg(long, value_name = "MS", allow_hyphen_values = true, value_parser = milliseconds)]
     pub time_budget_ms: Option<u64>,
 }
