@@ -211,6 +211,7 @@ fn options() -> impl Strategy<Value = CompressOptions> {
                 count_tokens: TokenCounter::Words,
                 compat: if headroom { Compat::Headroom } else { Compat::Off },
                 explain: true,
+                time_budget: None,
             }
         },
     )
@@ -449,6 +450,10 @@ proptest! {
         let candidates = d.iter().filter(|d| d.reason == Reason::Model || d.reason == Reason::Dropped).count();
         let budget = ((r.original_words as f64 * ratio).floor() as usize).max(1);
         prop_assert_eq!(chosen, budget.saturating_sub(forced).min(candidates));
+        // The words kept whatever the model says over the ratio: said, with their share.
+        prop_assert_eq!(r.over_budget, forced > budget);
+        prop_assert_eq!(r.min_ratio, (forced > budget).then(|| forced as f64 / r.original_words as f64));
+        prop_assert_eq!(r.scored_words + r.unscored_words, d.iter().filter(|d| d.score.is_some() || d.reason == Reason::Unscored).count());
         let worst_chosen = d.iter().filter(|d| d.reason == Reason::Model).filter_map(|d| d.score).fold(f32::INFINITY, f32::min);
         prop_assert!(d.iter().filter(|d| d.reason == Reason::Dropped).all(|d| d.score.unwrap() <= worst_chosen));
     }

@@ -520,6 +520,108 @@ fn a_deadline_answers_504_and_drops_the_work() {
     assert!(late.body.contains("server's deadline"), "{}", late.body);
 }
 
+#[test]
+fn a_time_budget_answers_200_with_what_it_did_before_the_deadline() {
+    // Room in the queue for a text in chunks of 8 words.
+    let server = start(ServerConfig { queue_chunks: 4096, ..Default::default() });
+    let text = slow_text();
+    let total = kompress::pipeline::words::words(&text).count() as u64;
+    let check = |a: &Answer, budget: u64| {
+        assert_eq!(a.status, 200, "{}", a.body);
+        let v = a.json();
+        assert_eq!(
+            (v["unscored_reason"].as_str(), v["original_words"].as_u64()),
+            (Some("time_budget"), Some(total))
+        );
+        assert!(v["scored_words"].as_u64().unwrap() < total, "{}", v["scored_words"]);
+        assert!(v["time_budget_ms"].as_u64().unwrap() <= budget, "{}", v["time_budget_ms"]);
+        // Every word is still there, in order: the model's choices, then the rest as it was.
+        let out = v["compressed"].as_str().unwrap();
+        assert!(text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .ends_with(&out.split_whitespace().collect::<Vec<_>>()[out.split_whitespace().count() - 100..]));
+    };
+    let body = json!({ "text": text }).to_string();
+    let post = |headers: &[(&str, &str)], body: &str| {
+        request(server.addr, "POST", "/v1/compress", headers, body.as_bytes())
+    };
+    // The header's budget, well within the deadline: about a second of work answers in about 100 ms.
+    let started = Instant::now();
+    let a = post(&[("X-Kompress-Time-Budget-Ms", "100"), ("X-Kompress-Deadline-Ms", "5000")], &body);
+    check(&a, 100);
+    assert_eq!(a.json()["time_budget_ms"], 100);
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    // A budget past the deadline is cut to 80% of it: 200, never 504. Chunks of 8 words make about two
+    // seconds of work in passes of a millisecond or so, well inside the deadline's last 200 ms.
+    let small = json!({ "text": slow_text(), "options": { "chunk_words": 8 } }).to_string();
+    let a = post(&[("X-Kompress-Time-Budget-Ms", "60000"), ("X-Kompress-Deadline-Ms", "1000")], &small);
+    check(&a, 800);
+    // The body's field wins over the header.
+    let with_field = json!({ "text": slow_text(), "options": { "time_budget_ms": 50 } }).to_string();
+    let a = post(&[("X-Kompress-Time-Budget-Ms", "20000")], &with_field);
+    check(&a, 50);
+    assert_eq!(a.json()["time_budget_ms"], 50);
+    // Headroom's contract takes the header, and says what the budget did beside its five fields.
+    let headroom = json!({ "content": slow_text() }).to_string();
+    let a = request(
+        server.addr,
+        "POST",
+        "/compress",
+        &[("X-Kompress-Time-Budget-Ms", "100")],
+        headroom.as_bytes(),
+    );
+    assert_eq!((a.status, a.json()["unscored_reason"].as_str()), (200, Some("time_budget")), "{}", a.body);
+    assert!(a.json()["scored_words"].as_u64().unwrap() < total);
+    // Without a budget, the deadline still answers 504.
+    let a = post(&[("X-Kompress-Deadline-Ms", "100")], &body);
+    assert_eq!(a.status, 504, "{}", a.body);
+
+    // The server's default applies to a request that names none; a header overrides it.
+    let budgeted = CompressOptions { time_budget: Some(Duration::from_millis(100)), ..defaults() };
+    let server = start(ServerConfig { defaults: budgeted, ..Default::default() });
+    let a = request(server.addr, "POST", "/v1/compress", &[], body.as_bytes());
+    check(&a, 100);
+    assert_eq!(a.json()["time_budget_ms"], 100);
+    let short = json!({ "text": prose(100, 0) }).to_string();
+    let a = request(
+        server.addr,
+        "POST",
+        "/v1/compress",
+        &[("X-Kompress-Time-Budget-Ms", "60000")],
+        short.as_bytes(),
+    );
+    // Cut to 80% of the 30 s deadline's time left when the work starts.
+    let ms = a.json()["time_budget_ms"].as_u64().unwrap();
+    assert!(a.status == 200 && (23_000..=24_000).contains(&ms), "{}", a.body);
+    assert!(a.json().get("unscored_reason").is_none(), "{}", a.body);
+}
+
+#[test]
+fn bad_time_budgets_are_400s_naming_the_header_or_the_field() {
+    let server = start(ServerConfig::default());
+    let body = json!({ "content": "a few words" }).to_string();
+    for bad in ["0", "-5", "soon", "1.5", "86400001"] {
+        let a =
+            request(server.addr, "POST", "/compress", &[("X-Kompress-Time-Budget-Ms", bad)], body.as_bytes());
+        assert_eq!(
+            (a.status, a.field().as_deref()),
+            (400, Some("X-Kompress-Time-Budget-Ms")),
+            "{bad}: {}",
+            a.body
+        );
+    }
+    for bad in [json!(0), json!(-5), json!("soon"), json!(1.5), json!(86_400_001)] {
+        let a = server.post("/v1/compress", &json!({ "text": "a", "options": { "time_budget_ms": bad } }));
+        assert_eq!(
+            (a.status, a.field().as_deref()),
+            (400, Some("options.time_budget_ms")),
+            "{bad}: {}",
+            a.body
+        );
+    }
+}
+
 /// Sends a slow request and returns its open connection once its work is queued.
 fn send_slow(server: &Running) -> TcpStream {
     let body = json!({ "content": slow_text() }).to_string();

@@ -117,6 +117,7 @@ fuzz_target!(|data: &[u8]| {
         count_tokens: if e & 8 != 0 { TokenCounter::Cl100k } else { TokenCounter::Words },
         compat: if headroom { Compat::Headroom } else { Compat::Off },
         explain: true,
+        time_budget: None,
     };
     let run = |tokenizer, bounded| {
         compress(&Double { tokenizer, bounded }, &text, &opts).expect("valid options never fail")

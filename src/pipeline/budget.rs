@@ -11,10 +11,14 @@ pub(crate) fn ranked(candidates: impl Iterator<Item = (usize, f32)>) -> Vec<usiz
     c.into_iter().map(|(i, _)| i).collect()
 }
 
-/// How many model-chosen words `--ratio` adds: `max(1, floor(words * ratio))` in all, less the
-/// `forced` ones already kept.
+/// How many words `--ratio` keeps in all: `max(1, floor(words * ratio))`.
+pub(crate) fn ratio_words(words: usize, ratio: f64) -> usize {
+    ((words as f64 * ratio).floor() as usize).max(1)
+}
+
+/// How many model-chosen words `--ratio` adds: [`ratio_words`], less the `forced` ones already kept.
 pub(crate) fn ratio_room(words: usize, ratio: f64, forced: usize) -> usize {
-    ((words as f64 * ratio).floor() as usize).max(1).saturating_sub(forced)
+    ratio_words(words, ratio).saturating_sub(forced)
 }
 
 /// The largest `k` in `0..=n` for which `fits(k)` holds, searching as if `fits` were monotone (token

@@ -56,6 +56,13 @@ impl<'a, I: Iterator<Item = Word<'a>>> Planner<'a, I> {
     }
 }
 
+impl<'a, I: Iterator<Item = Word<'a>>> Planner<'a, I> {
+    /// The words not planned yet, in order, without tokenizing them.
+    pub(crate) fn rest(self) -> impl Iterator<Item = Word<'a>> {
+        self.carry.into_iter().chain(self.source)
+    }
+}
+
 /// What of the leading words the tokenizer needs to see to cut a chunk of `cap` tokens, when one
 /// token stands for at most `token_bytes` bytes: a word of `n` bytes has at least `n / token_bytes`
 /// tokens, so the words stop once those surely pass the cap (the words after them fall past the cut),

@@ -22,7 +22,8 @@ pub enum Reason {
     Markdown,
     /// The whole input is JSON: passed through unchanged.
     Structured,
-    /// It is longer than the token cap by itself: the model cannot see it, so it is kept.
+    /// The model did not score it, so it is kept: it is longer than the token cap by itself, or the
+    /// time budget ran out before its chunk ([`WordDecision::unscored`] says which).
     Unscored,
     /// The model dropped it.
     Dropped,
@@ -45,6 +46,9 @@ pub enum Unscored {
     /// It has more tokens than a chunk holds (a word of more bytes than the chunk's tokens can stand
     /// for is not even tokenized whole): kept byte for byte.
     TooLong,
+    /// [`CompressOptions::time_budget`](super::CompressOptions::time_budget) was spent before its chunk
+    /// was scored: kept as it is, in the text's layout.
+    TimeBudget,
 }
 
 /// One input word, in order, with its decision.

@@ -37,6 +37,8 @@ pub struct CompressFields {
     pub no_protect_json: Option<bool>,
     /// Record every word's decision.
     pub explain: Option<bool>,
+    /// Stop scoring after this many milliseconds ([`CompressOptions::time_budget`]).
+    pub time_budget_ms: Option<u64>,
 }
 
 /// The keep rules by name.
@@ -84,6 +86,14 @@ impl CompressFields {
             None => defaults.count_tokens,
             Some(name) => name.parse::<TokenCounter>().map_err(|e| ("count_tokens", e.to_string()))?,
         };
+        let time_budget = match self.time_budget_ms {
+            None => defaults.time_budget,
+            Some(ms) => {
+                let budget = std::time::Duration::from_millis(ms);
+                super::check_time_budget(budget).map_err(|m| ("time_budget_ms", m))?;
+                Some(budget)
+            }
+        };
         let no_protect = self.no_protect.unwrap_or(false);
         let protect = |flag: Option<bool>, default: bool| match (no_protect, flag) {
             (true, _) => false,
@@ -105,6 +115,7 @@ impl CompressFields {
             count_tokens,
             compat,
             explain: self.explain.unwrap_or(defaults.explain),
+            time_budget,
         })
     }
 
@@ -163,6 +174,10 @@ mod tests {
         assert_eq!(apply(r#"{"ratio":0.3,"target_tokens":9}"#).unwrap_err().0, "target_tokens");
         assert_eq!(apply(r#"{"compat":"pytorch"}"#).unwrap_err().0, "compat");
         assert_eq!(apply(r#"{"count_tokens":"gpt2"}"#).unwrap_err().0, "count_tokens");
+        let o = apply(r#"{"time_budget_ms":2000}"#).unwrap();
+        assert_eq!(o.time_budget, Some(std::time::Duration::from_secs(2)));
+        assert_eq!(apply(r#"{"time_budget_ms":0}"#).unwrap_err().0, "time_budget_ms");
+        assert_eq!(apply(r#"{"time_budget_ms":86400001}"#).unwrap_err().0, "time_budget_ms");
     }
 
     #[test]

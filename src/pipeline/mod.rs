@@ -50,6 +50,7 @@ pub use lines::LineSet;
 pub use tokens::TokenCounter;
 
 use std::iter::Peekable;
+use std::time::{Duration, Instant};
 
 use chunk::{Planned, Planner};
 use keep::{decide, WordVerdict};
@@ -137,6 +138,35 @@ pub struct CompressOptions {
     pub compat: Compat,
     /// Record every word's decision in [`CompressResult::words`].
     pub explain: bool,
+    /// Stop scoring once this much time has passed since the call began ([`compress_stream`] and the
+    /// functions over it): the clock is read before every forward pass, the first included, and no
+    /// pass starts once the budget is spent (a pass already running finishes); the words not scored
+    /// are kept unscored, in the text's layout ([`CompressResult::unscored_reason`]). It covers the
+    /// call's own work (counting the input's tokens, finding protected structure, tokenizing chunks,
+    /// the forward passes and any wait for them), not reading the input or loading the model, and not
+    /// what follows the last pass (a budget over the whole text, counting the output's tokens).
+    /// `None`: no budget. Between 1 ms and [`MAX_TIME_BUDGET`].
+    pub time_budget: Option<Duration>,
+}
+
+/// The largest [`CompressOptions::time_budget`]: one day. A larger value is almost surely a unit
+/// mistake (microseconds or nanoseconds given as milliseconds).
+pub const MAX_TIME_BUDGET: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Whether `budget` is a valid [`CompressOptions::time_budget`]; the message (without the option's
+/// name) says why not.
+pub fn check_time_budget(budget: Duration) -> std::result::Result<(), String> {
+    if budget < Duration::from_millis(1) {
+        return Err("must be at least 1 ms".into());
+    }
+    if budget > MAX_TIME_BUDGET {
+        return Err(format!(
+            "{} ms is more than the most allowed, {} ms (one day)",
+            budget.as_millis(),
+            MAX_TIME_BUDGET.as_millis()
+        ));
+    }
+    Ok(())
 }
 
 impl Default for CompressOptions {
@@ -156,6 +186,7 @@ impl Default for CompressOptions {
             count_tokens: TokenCounter::default(),
             compat: Compat::Off,
             explain: false,
+            time_budget: None,
         }
     }
 }
@@ -181,6 +212,9 @@ impl CompressOptions {
         }
         if self.batch_size == 0 {
             return invalid("batch_size must be at least 1".into());
+        }
+        if let Some(budget) = self.time_budget {
+            check_time_budget(budget).map_err(|m| Error::Invalid(format!("time_budget_ms: {m}")))?;
         }
         if self.chunk_tokens > max_tokens {
             return invalid(format!(
@@ -262,14 +296,34 @@ pub struct CompressResult {
     pub chunks: usize,
     /// Words kept because they alone exceed the token cap.
     pub unscored_words: usize,
+    /// Words whose chunk the model scored. Words it never needs to score (verbatim code, code-like and
+    /// table lines, a text that passes through before the model, words longer than the token cap) are
+    /// not counted, so this is `original_words` only for a text of prose scored whole.
+    pub scored_words: usize,
+    /// Why some words that the model would have scored were kept unscored: [`Unscored::TimeBudget`]
+    /// when [`CompressOptions::time_budget`] ran out first (those words are kept as they are, in the
+    /// text's layout). `None` when every such word was scored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unscored_reason: Option<Unscored>,
     /// Whether the text came back unchanged.
     pub passthrough: bool,
     /// Why it did, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub passthrough_reason: Option<Passthrough>,
-    /// Under [`Mode::TargetTokens`]: the protected text alone (or a JSON input) exceeds the budget, so
-    /// the output is that text, over the budget.
+    /// The budget of [`Mode::Ratio`] or [`Mode::TargetTokens`] cannot be met: the words kept whatever
+    /// the model says (protected words, code, code-like and table lines, Markdown markup, words left
+    /// unscored, or a JSON input passed through) alone exceed it, so the output is those words, over
+    /// the budget; [`min_ratio`](Self::min_ratio) or [`min_target_tokens`](Self::min_target_tokens)
+    /// says how far. Never under [`Compat::Headroom`], whose ratio applies per chunk on top of them.
     pub over_budget: bool,
+    /// When [`over_budget`](Self::over_budget) under [`Mode::Ratio`]: the smallest ratio these words
+    /// allow, their share of `original_words` (the unit of `--ratio`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_ratio: Option<f64>,
+    /// When [`over_budget`](Self::over_budget) under [`Mode::TargetTokens`]: the smallest token budget
+    /// these words allow, their tokens of `token_counter` (the output's `compressed_tokens`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_target_tokens: Option<usize>,
     /// Every word's decision, when [`CompressOptions::explain`] is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub words: Option<Vec<WordDecision>>,
@@ -277,7 +331,8 @@ pub struct CompressResult {
 
 impl CompressResult {
     /// The result as `kompress compress --json` prints it: its fields, with the settings' `mode` (and
-    /// `compat` under [`Compat::Headroom`]).
+    /// `compat` under [`Compat::Headroom`], `time_budget_ms` when [`CompressOptions::time_budget`] is
+    /// set).
     ///
     /// ```
     /// # use kompress::pipeline::{CompressOptions, CompressResult, TokenCounter};
@@ -303,6 +358,9 @@ impl CompressResult {
         v["mode"] = serde_json::json!(opts.mode.to_string());
         if opts.headroom() {
             v["compat"] = serde_json::json!("headroom");
+        }
+        if let Some(budget) = opts.time_budget {
+            v["time_budget_ms"] = serde_json::json!(budget.as_millis() as u64);
         }
         v
     }
@@ -381,13 +439,20 @@ pub fn compress_batch<S: ChunkScorer + ?Sized>(
 
 /// [`compress_batch`], reporting progress, output as it is decided, and each result as its text is
 /// done. An error from `sink` (say, a closed output) stops the work at once and is returned.
+///
+/// [`CompressOptions::time_budget`] counts from this call's start, over all its texts: once it is
+/// spent, no forward pass starts, and every word not scored yet, in this text and the texts after it,
+/// is kept unscored.
 pub fn compress_stream<S: ChunkScorer + ?Sized>(
     scorer: &S,
     texts: &[&str],
     opts: &CompressOptions,
     mut sink: impl FnMut(Event<'_>) -> Result<()>,
 ) -> Result<()> {
+    let started = Instant::now();
     opts.validate(scorer.max_tokens())?;
+    let ends = opts.time_budget.and_then(|b| started.checked_add(b));
+    let spent = || ends.is_some_and(|end| Instant::now() >= end);
     let mut states = texts.iter().map(|t| TextState::new(t, opts)).collect::<Result<Vec<_>>>()?;
     let words_total = states.iter().map(|s| s.original_words).sum();
     let mut queue = Queue::default();
@@ -400,17 +465,25 @@ pub fn compress_stream<S: ChunkScorer + ?Sized>(
             }))?;
             emit(states, next, sink)
         };
+    // Once the budget is spent: what is queued and every word not planned yet is kept unscored.
+    let mut cut = false;
     for i in 0..states.len() {
-        while let Some(item) = states[i].plan(scorer)? {
+        while !cut {
+            let Some(item) = states[i].plan(scorer)? else { break };
             queue.push(i, item, &mut states);
             if queue.chunks == opts.batch_size {
-                queue.flush(scorer, &mut states, opts)?;
+                cut = spent();
+                queue.flush(scorer, &mut states, opts, cut)?;
                 report(&mut states, &mut next, &mut sink)?;
             }
         }
+        if cut {
+            states[i].pass_rest();
+        }
         states[i].planned = true;
     }
-    queue.flush(scorer, &mut states, opts)?;
+    cut = cut || (queue.chunks > 0 && spent());
+    queue.flush(scorer, &mut states, opts, cut)?;
     report(&mut states, &mut next, &mut sink)
 }
 
@@ -455,12 +528,30 @@ impl<'a> Queue<'a> {
         self.items.push((text, item));
     }
 
+    /// One forward pass over the queued chunks, applied in order; with `cut` (the time budget is
+    /// spent), no pass: their words are kept unscored.
     fn flush<S: ChunkScorer + ?Sized>(
         &mut self,
         scorer: &S,
         states: &mut [TextState<'a>],
         opts: &CompressOptions,
+        cut: bool,
     ) -> Result<()> {
+        if cut {
+            self.chunks = 0;
+            for (i, item) in self.items.drain(..) {
+                match item {
+                    Planned::Chunk { words, .. } => words
+                        .iter()
+                        .for_each(|w| states[i].apply(w, Reason::Unscored, None, Some(Unscored::TimeBudget))),
+                    Planned::Unscored(word) => {
+                        states[i].apply(&word, Reason::Unscored, None, Some(Unscored::TooLong))
+                    }
+                }
+                states[i].pending -= 1;
+            }
+            return Ok(());
+        }
         let encodings: Vec<WordEncoding> = self
             .items
             .iter_mut()
@@ -486,7 +577,9 @@ impl<'a> Queue<'a> {
                     let verdicts = decide(&scores, words.len(), opts.mode, opts.headroom());
                     states[i].apply_chunk(&words, &verdicts);
                 }
-                Planned::Unscored(word) => states[i].apply(&word, Reason::Unscored, None),
+                Planned::Unscored(word) => {
+                    states[i].apply(&word, Reason::Unscored, None, Some(Unscored::TooLong))
+                }
             }
             states[i].pending -= 1;
         }
@@ -502,6 +595,7 @@ struct Staged<'a> {
     word: Word<'a>,
     reason: Reason,
     score: Option<f32>,
+    unscored: Option<Unscored>,
 }
 
 /// One text in progress: its planner, its output so far and its counts.
@@ -533,7 +627,11 @@ struct TextState<'a> {
     original_tokens: usize,
     words_done: usize,
     chunks: usize,
+    /// Words kept unscored for their length, and for the time budget.
     unscored: usize,
+    cut: usize,
+    /// Words of the chunks the model scored.
+    scored: usize,
     /// Items queued and not applied yet; whether every item was planned.
     pending: usize,
     planned: bool,
@@ -591,6 +689,8 @@ impl<'a> TextState<'a> {
             words_done: if scored { 0 } else { original_words },
             chunks: 0,
             unscored: 0,
+            cut: 0,
+            scored: 0,
             pending: 0,
             planned: false,
             sent: 0,
@@ -604,12 +704,21 @@ impl<'a> TextState<'a> {
         }
     }
 
+    /// Keeps every word not planned yet unscored, for the time budget: none is tokenized or scored.
+    fn pass_rest(&mut self) {
+        let Some(planner) = self.planner.take() else { return };
+        for word in planner.rest() {
+            self.apply(&word, Reason::Unscored, None, Some(Unscored::TimeBudget));
+        }
+    }
+
     fn complete(&self) -> bool {
         self.planned && self.pending == 0
     }
 
     fn apply_chunk(&mut self, words: &[Word<'a>], verdicts: &[WordVerdict]) {
         self.chunks += 1;
+        self.scored += words.len();
         for (word, v) in words.iter().zip(verdicts) {
             let reason = match v.keep {
                 true => Reason::Model,
@@ -618,17 +727,18 @@ impl<'a> TextState<'a> {
                 false if self.headroom_tables.contains(word.line) => Reason::Table,
                 false => Reason::Dropped,
             };
-            self.apply(word, reason, v.score);
+            self.apply(word, reason, v.score, None);
         }
     }
 
-    /// Applies a word the model saw (or could not see), after the verbatim words before it.
-    fn apply(&mut self, word: &Word<'a>, reason: Reason, score: Option<f32>) {
+    /// Applies a word the model saw (or could not see: `unscored` says why), after the verbatim words
+    /// before it.
+    fn apply(&mut self, word: &Word<'a>, reason: Reason, score: Option<f32>, unscored: Option<Unscored>) {
         while let Some(w) = self.all.next_if(|w| w.text.as_ptr() != word.text.as_ptr()) {
             self.apply_verbatim(w);
         }
         self.all.next();
-        self.stage(*word, reason, score);
+        self.stage(*word, reason, score, unscored);
     }
 
     /// The bytes of the text that `word` spans.
@@ -643,20 +753,22 @@ impl<'a> TextState<'a> {
             (false, true) => Reason::Table,
             (false, false) => Reason::CodeLine,
         };
-        self.stage(word, reason, None);
+        self.stage(word, reason, None, None);
     }
 
-    fn stage(&mut self, word: Word<'a>, reason: Reason, score: Option<f32>) {
+    fn stage(&mut self, word: Word<'a>, reason: Reason, score: Option<f32>, unscored: Option<Unscored>) {
         self.words_done += 1;
         match &mut self.staged {
-            Some(staged) => staged.push(Staged { word, reason, score }),
-            None => self.record(&word, reason, score),
+            Some(staged) => staged.push(Staged { word, reason, score, unscored }),
+            None => self.record(&word, reason, score, unscored),
         }
     }
 
-    fn record(&mut self, word: &Word<'a>, reason: Reason, score: Option<f32>) {
-        if reason == Reason::Unscored {
-            self.unscored += 1;
+    fn record(&mut self, word: &Word<'a>, reason: Reason, score: Option<f32>, unscored: Option<Unscored>) {
+        match unscored {
+            Some(Unscored::TooLong) => self.unscored += 1,
+            Some(Unscored::TimeBudget) => self.cut += 1,
+            None => {}
         }
         self.out.push(word, reason.kept());
         if let Some(d) = &mut self.decisions {
@@ -665,7 +777,7 @@ impl<'a> TextState<'a> {
                 line: word.line + 1,
                 kept: reason.kept(),
                 reason,
-                unscored: (reason == Reason::Unscored).then_some(Unscored::TooLong),
+                unscored,
                 score,
             });
         }
@@ -680,14 +792,16 @@ impl<'a> TextState<'a> {
 
     /// Decides what is left, and the result with how many of its output bytes were sent already.
     fn finish(&mut self) -> Result<(CompressResult, usize)> {
-        if self.planner.is_some() {
+        // The verbatim words after the model's last (a text that passes through has none applied).
+        if self.passthrough.is_none() {
             while let Some(w) = self.all.next() {
                 self.apply_verbatim(w);
             }
         }
-        let over_budget = match self.staged.take() {
+        // The words kept whatever the model says, when they alone exceed a budget over the text.
+        let forced = match self.staged.take() {
             Some(staged) => self.spend_budget(staged)?,
-            None => false,
+            None => None,
         };
         self.out.finish();
         let target = matches!(self.mode, Mode::TargetTokens(_));
@@ -709,8 +823,17 @@ impl<'a> TextState<'a> {
             Some(why) => decisions.map(|d| passthrough_decisions(self.text, &d, why)),
             None => decisions,
         };
-        let over_budget = over_budget
-            || (matches!(self.mode, Mode::TargetTokens(b) if passthrough == Some(Passthrough::Structured) && tokens > b));
+        // A JSON input passed through whole is over a budget it does not fit.
+        let forced = match (self.mode, passthrough) {
+            (Mode::TargetTokens(b), Some(Passthrough::Structured)) if tokens > b => Some(n),
+            (Mode::Ratio(r), Some(Passthrough::Structured)) if budget::ratio_words(n, r) < n => Some(n),
+            _ => forced,
+        };
+        let (min_ratio, min_target_tokens) = match (forced, self.mode) {
+            (Some(words), Mode::Ratio(_)) => (Some(words as f64 / n.max(1) as f64), None),
+            (Some(_), Mode::TargetTokens(_)) => (None, Some(tokens)),
+            _ => (None, None),
+        };
         let sent = if passthrough.is_some() { 0 } else { self.sent };
         let result = CompressResult {
             compressed,
@@ -727,17 +850,21 @@ impl<'a> TextState<'a> {
             },
             chunks: self.chunks,
             unscored_words: self.unscored,
+            scored_words: self.scored,
+            unscored_reason: (self.cut > 0).then_some(Unscored::TimeBudget),
             passthrough: passthrough.is_some(),
             passthrough_reason: passthrough,
-            over_budget,
+            over_budget: forced.is_some(),
+            min_ratio,
+            min_target_tokens,
             words,
         };
         Ok((result, sent))
     }
 
-    /// Spends a budget over the whole text, then records every word; returns whether the protected
-    /// text alone exceeds it.
-    fn spend_budget(&mut self, mut staged: Vec<Staged<'a>>) -> Result<bool> {
+    /// Spends a budget over the whole text, then records every word; returns how many words are kept
+    /// whatever the model says when they alone exceed the budget.
+    fn spend_budget(&mut self, mut staged: Vec<Staged<'a>>) -> Result<Option<usize>> {
         let ranked = budget::ranked(
             staged
                 .iter()
@@ -747,7 +874,10 @@ impl<'a> TextState<'a> {
         );
         let forced = staged.iter().filter(|s| s.reason != Reason::Dropped).count();
         let (take, over) = match self.mode {
-            Mode::Ratio(r) => (budget::ratio_room(self.original_words, r, forced).min(ranked.len()), false),
+            Mode::Ratio(r) => (
+                budget::ratio_room(self.original_words, r, forced).min(ranked.len()),
+                forced > budget::ratio_words(self.original_words, r),
+            ),
             Mode::TargetTokens(n) => {
                 let fits = |k: usize| -> Result<bool> {
                     Ok(self.counter.count(&self.render(&staged, &ranked[..k]))? <= n)
@@ -763,9 +893,9 @@ impl<'a> TextState<'a> {
             staged[i].reason = Reason::Model;
         }
         for s in staged {
-            self.record(&s.word, s.reason, s.score);
+            self.record(&s.word, s.reason, s.score, s.unscored);
         }
-        Ok(over)
+        Ok(over.then_some(forced))
     }
 
     /// The output with the protected words and the `chosen` ones kept.

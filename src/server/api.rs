@@ -22,16 +22,31 @@ use super::options::{
 };
 use super::{render, Engine, Shared};
 use crate::evict::{compress_detailed, compress_for_turn, split_lines, PolicyKind};
-use crate::pipeline::{compress_batch, words::words, words_per_chunk, Mode};
+use crate::pipeline::{check_time_budget, compress_batch, words::words, words_per_chunk, Mode};
 use crate::{CompressOptions, Error};
 
 /// The request header that shortens the server's deadline for one request.
 pub const DEADLINE_HEADER: &str = "x-kompress-deadline-ms";
 
+/// The request header that sets one request's time budget (over the server's default; a
+/// `time_budget_ms` in `/v1/compress`'s options wins over it).
+pub const TIME_BUDGET_HEADER: &str = "x-kompress-time-budget-ms";
+
+/// The share of the time left before a request's deadline that its time budget may take: the rest is
+/// for the forward pass running when the budget ends and the answer.
+const BUDGET_SHARE_OF_DEADLINE: f64 = 0.8;
+
+/// What a request asks for in its headers, beside its body.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Asked {
+    /// `X-Kompress-Time-Budget-Ms`.
+    pub time_budget: Option<Duration>,
+}
+
 /// A parsed request body that knows its cost and how to run.
 pub(crate) trait Work: DeserializeOwned + Send + 'static {
     /// Checks what serde cannot, and counts the admission units (chunks) the work needs.
-    fn admit(&mut self, s: &Shared) -> Result<usize, ApiError>;
+    fn admit(&mut self, s: &Shared, asked: &Asked) -> Result<usize, ApiError>;
     /// Runs on a blocking thread; checks `ticket` between steps.
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value>;
 }
@@ -117,6 +132,7 @@ impl std::io::Write for ByteCounter {
 
 async fn handle_inner<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -> Result<Value, ApiError> {
     let deadline = deadline(&headers, s.config.deadline)?;
+    let asked = Asked { time_budget: time_budget(&headers)? };
     let max = s.config.max_body_bytes;
     let declared = declared_length(&headers)?;
     if declared.is_some_and(|n| n > max) {
@@ -134,7 +150,7 @@ async fn handle_inner<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -
     let shared = s.clone();
     let (work, cost) = tokio::task::spawn_blocking(move || {
         let mut work = parse::<W>(&bytes)?;
-        let cost = work.admit(&shared)?;
+        let cost = work.admit(&shared, &asked)?;
         Ok::<_, ApiError>((work, cost))
     })
     .await
@@ -185,6 +201,17 @@ fn deadline(headers: &HeaderMap, server: Duration) -> Result<Instant, ApiError> 
         }
     };
     Ok(Instant::now() + asked)
+}
+
+/// The request's time budget header, checked as the library checks the option.
+fn time_budget(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
+    let Some(v) = headers.get(TIME_BUDGET_HEADER) else { return Ok(None) };
+    let bad = |m: String| ApiError::field("X-Kompress-Time-Budget-Ms", m);
+    let ms = v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).filter(|&ms| ms > 0);
+    let ms = ms.ok_or_else(|| bad("must be a whole number of milliseconds above 0".into()))?;
+    let budget = Duration::from_millis(ms);
+    check_time_budget(budget).map_err(bad)?;
+    Ok(Some(budget))
 }
 
 fn past_deadline(headers: &HeaderMap, server: Duration) -> ApiError {
@@ -291,33 +318,73 @@ pub(crate) fn run_pipeline(
     texts: &[&str],
     opts: &CompressOptions,
 ) -> crate::Result<Vec<crate::CompressResult>> {
+    Ok(run_budgeted(s, ticket, texts, opts)?.0)
+}
+
+/// `opts` with its time budget at most [`BUDGET_SHARE_OF_DEADLINE`] of the time left before the
+/// request's deadline (and at least 1 ms), so that a budget answers before the deadline would.
+fn within_deadline(opts: &CompressOptions, ticket: &Ticket) -> CompressOptions {
+    let mut opts = opts.clone();
+    if let Some(budget) = opts.time_budget {
+        let left = ticket.deadline().saturating_duration_since(Instant::now());
+        let most = left.mul_f64(BUDGET_SHARE_OF_DEADLINE).max(Duration::from_millis(1));
+        opts.time_budget = Some(budget.min(most));
+    }
+    opts
+}
+
+/// [`run_pipeline`], with the options it ran under (the time budget [`within_deadline`]).
+pub(crate) fn run_budgeted(
+    s: &Shared,
+    ticket: &Arc<Ticket>,
+    texts: &[&str],
+    opts: &CompressOptions,
+) -> crate::Result<(Vec<crate::CompressResult>, CompressOptions)> {
     let engine = s.engine.get().ok_or_else(|| Error::Unavailable("the model is not loaded".into()))?;
     let scorer = engine.batcher.scorer(ticket.clone())?;
-    let results = compress_batch(&scorer, texts, opts)?;
+    let opts = within_deadline(opts, ticket);
+    let results = compress_batch(&scorer, texts, &opts)?;
     for r in &results {
         s.metrics.words(r.original_words, r.kept_words);
         if let Some(why) = r.passthrough_reason {
             tracing::info!(words = r.original_words, "a text passed through unchanged: {}", why.describe());
         }
+        if r.unscored_reason.is_some() {
+            tracing::info!(
+                words = r.original_words,
+                scored = r.scored_words,
+                "the time budget ran out: the words not scored were kept as they are"
+            );
+        }
     }
-    Ok(results)
+    Ok((results, opts))
 }
 
 /// The options of Headroom's contract for `text` (the server's defaults, `target_ratio` as a ratio),
 /// and what it costs in the queue.
 pub(crate) fn headroom_options(
     s: &Shared,
+    asked: &Asked,
     text: &str,
     target_ratio: Option<f64>,
 ) -> Result<(CompressOptions, usize), ApiError> {
     let engine = engine(s)?;
-    let mut opts = s.config.defaults.clone();
+    let mut opts = defaults(s, asked);
     if let Some(r) = target_ratio {
         opts.mode = Mode::Ratio(r);
     }
     checked(&opts, engine)?;
     let cost = chunks(&[text], &opts);
     Ok((opts, cost))
+}
+
+/// The server's default options, with the request's headers over them.
+fn defaults(s: &Shared, asked: &Asked) -> CompressOptions {
+    let mut opts = s.config.defaults.clone();
+    if let Some(budget) = asked.time_budget {
+        opts.time_budget = Some(budget);
+    }
+    opts
 }
 
 /// Headroom's body with its resolved options.
@@ -330,8 +397,8 @@ pub(crate) struct Headroom {
 }
 
 impl Work for Headroom {
-    fn admit(&mut self, s: &Shared) -> Result<usize, ApiError> {
-        let (opts, cost) = headroom_options(s, &self.body.content, self.body.target_ratio)?;
+    fn admit(&mut self, s: &Shared, asked: &Asked) -> Result<usize, ApiError> {
+        let (opts, cost) = headroom_options(s, asked, &self.body.content, self.body.target_ratio)?;
         self.opts = Some(opts);
         Ok(cost)
     }
@@ -362,9 +429,10 @@ impl Compress {
 }
 
 impl Work for Compress {
-    fn admit(&mut self, s: &Shared) -> Result<usize, ApiError> {
+    fn admit(&mut self, s: &Shared, asked: &Asked) -> Result<usize, ApiError> {
         let engine = engine(s)?;
-        let mut opts = (self.body.options.resolve(&s.config.defaults))
+        // The body's options over the headers' over the server's defaults.
+        let mut opts = (self.body.options.resolve(&defaults(s, asked)))
             .map_err(|(f, m)| ApiError::field(format!("options.{f}"), m))?;
         bounded_batch(&mut opts, s);
         checked(&opts, engine)?;
@@ -375,7 +443,8 @@ impl Work for Compress {
 
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
         let opts = self.opts.clone().expect("admitted");
-        let results = run_pipeline(s, ticket, &self.texts(), &opts)?;
+        // The answer shows the time budget it ran under.
+        let (results, opts) = run_budgeted(s, ticket, &self.texts(), &opts)?;
         let engine = s.engine.get().expect("admitted with a model");
         // The texts are done with: answering a large text holds its result and its JSON, not the text.
         let one = matches!(self.body.text, Texts::One(_));
@@ -390,7 +459,7 @@ impl Work for Compress {
 }
 
 impl Work for SuperCompressBody {
-    fn admit(&mut self, _: &Shared) -> Result<usize, ApiError> {
+    fn admit(&mut self, _: &Shared, _: &Asked) -> Result<usize, ApiError> {
         if self.context.is_empty() {
             return Err(ApiError::field("context", "must not be empty"));
         }
@@ -409,7 +478,7 @@ impl Work for SuperCompressBody {
 }
 
 impl Work for BlocksBody {
-    fn admit(&mut self, _: &Shared) -> Result<usize, ApiError> {
+    fn admit(&mut self, _: &Shared, _: &Asked) -> Result<usize, ApiError> {
         check_budget_ratio(self.budget_ratio).map_err(field_error)?;
         Ok(1)
     }
@@ -425,7 +494,7 @@ impl Work for BlocksBody {
 }
 
 impl Work for EvictBody {
-    fn admit(&mut self, _: &Shared) -> Result<usize, ApiError> {
+    fn admit(&mut self, _: &Shared, _: &Asked) -> Result<usize, ApiError> {
         if let Some(p) = &self.policy {
             PolicyKind::from_str(p).map_err(|e| ApiError::field("policy", e.to_string()))?;
         }

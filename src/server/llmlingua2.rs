@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
 use super::admission::Ticket;
+use super::api::Asked;
 use super::error::ApiError;
 use super::Shared;
 use crate::llmlingua2::Options;
@@ -45,7 +46,7 @@ impl TryFrom<Map<String, Value>> for LlmLingua2Body {
 impl super::api::Work for LlmLingua2Body {
     /// One admission unit per 350 words of each context (at least one each): about llmlingua's
     /// 510-token chunks.
-    fn admit(&mut self, s: &Shared) -> Result<usize, ApiError> {
+    fn admit(&mut self, s: &Shared, _: &Asked) -> Result<usize, ApiError> {
         let engine = super::api::engine(s)?;
         if engine.llmlingua2.is_none() {
             return Err(ApiError::new(

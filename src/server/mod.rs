@@ -61,7 +61,7 @@ use axum::Router;
 use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::trace::TraceLayer;
 
-pub use api::DEADLINE_HEADER;
+pub use api::{DEADLINE_HEADER, TIME_BUDGET_HEADER};
 pub use batcher::BatchLimits;
 
 use admission::Pool;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::admission::Ticket;
-use super::api::{chunks, headroom_options, run_pipeline, Work};
+use super::api::{chunks, headroom_options, run_pipeline, Asked, Work};
 use super::error::ApiError;
 use super::runtimes::{for_model, model_named};
 use super::{render, Shared};
@@ -210,10 +210,10 @@ impl Infer {
 }
 
 impl Work for Infer {
-    fn admit(&mut self, s: &Shared) -> Result<usize, ApiError> {
+    fn admit(&mut self, s: &Shared, asked: &Asked) -> Result<usize, ApiError> {
         self.wanted()?;
         let texts = self.take_texts()?;
-        let (opts, _) = headroom_options(s, "", self.parameters.target_ratio)?;
+        let (opts, _) = headroom_options(s, asked, "", self.parameters.target_ratio)?;
         let cost = chunks(&texts.iter().map(String::as_str).collect::<Vec<_>>(), &opts);
         self.admitted = Some((texts, opts));
         Ok(cost)

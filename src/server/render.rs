@@ -27,6 +27,15 @@ pub(crate) fn headroom(r: &CompressResult, engine: &Engine) -> Value {
     if let Some(why) = r.passthrough_reason {
         v["passthrough_reason"] = json!(why);
     }
+    // Likewise when the time budget ran out, or `target_ratio` could not be met.
+    if let Some(why) = r.unscored_reason {
+        v["unscored_reason"] = json!(why);
+        v["scored_words"] = json!(r.scored_words);
+    }
+    if let Some(min) = r.min_ratio {
+        v["over_budget"] = json!(true);
+        v["min_ratio"] = json!(min);
+    }
     v
 }
 

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::admission::Ticket;
-use super::api::{handle, headroom_options, run_pipeline, Headroom, Work};
+use super::api::{handle, headroom_options, run_pipeline, Asked, Headroom, Work};
 use super::error::ApiError;
 use super::options::HeadroomBody;
 use super::{render, Shared};
@@ -124,12 +124,12 @@ impl KServeV1 {
 }
 
 impl Work for KServeV1 {
-    fn admit(&mut self, s: &Shared) -> Result<usize, ApiError> {
+    fn admit(&mut self, s: &Shared, asked: &Asked) -> Result<usize, ApiError> {
         let texts = self.texts()?;
         let mut cost = 0;
         let mut opts = Vec::with_capacity(texts.len());
         for (text, ratio) in texts {
-            let (o, c) = headroom_options(s, text, ratio)?;
+            let (o, c) = headroom_options(s, asked, text, ratio)?;
             opts.push(o);
             cost += c;
         }

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 import kompress
-from conftest import cli, fixture_texts, model_dir, without_input
+from conftest import TEXTS, cli, fixture_texts, model_dir, without_input
 
 # Option sets as Python keywords, and the same as CLI flags.
 OPTIONS = [
@@ -22,6 +23,8 @@ OPTIONS = [
     ({"protect_words": False, "count_tokens": "words", "min_words": 10}, ["--no-protect-words", "--count-tokens", "words", "--min-words", "10"]),
     ({"protect_markdown": False, "protect_code_lines": False, "mode": "threshold"}, ["--no-protect-markdown", "--no-protect-code-lines", "--mode", "threshold"]),
     ({"chunk_words": 40, "batch_size": 3, "explain": True}, ["--chunk-words", "40", "--batch-size", "3", "--explain"]),
+    # A budget larger than the work: the same results, with the budget named in them.
+    ({"time_budget_ms": 3600000, "ratio": 0.4}, ["--time-budget-ms", "3600000", "--ratio", "0.4"]),
 ]
 
 MODELS = ["v5", "nospan", "v4", "v2"]
@@ -69,6 +72,53 @@ def test_result_fields(runners):
     assert str(r) == r.compressed
     short = runners["v5"].compress("too short to compress")
     assert short.passthrough_reason == "short" and short.compressed == "too short to compress"
+
+
+def test_a_time_budget_says_how_much_was_scored(runners):
+    runner = runners["v5"]
+    text = (TEXTS / "gpl3_excerpt.txt").read_text()
+    # Many chunks, one per pass: 1 ms is spent long before the last.
+    r = runner.compress(text, time_budget_ms=1, chunk_words=8, batch_size=1, explain=True)
+    assert r.unscored_reason == "time_budget" and r.time_budget_ms == 1
+    assert r.scored_words < r.original_words
+    cut = [d for d in r.words if d.get("unscored") == "time_budget"]
+    assert len(cut) == r.original_words - r.scored_words
+    assert all(d["kept"] for d in cut)
+    # The words left unscored are the text's last ones, all in the output, in order.
+    kept = [d["word"] for d in r.words if d["kept"]]
+    assert r.compressed.split() == kept
+    assert kept[len(kept) - len(cut):] == text.split()[len(text.split()) - len(cut):]
+    whole = runner.compress(text, chunk_words=8, batch_size=1)
+    assert whole.unscored_reason is None and whole.time_budget_ms is None
+    assert whole.scored_words == whole.original_words
+    assert "unscored_reason" in dir(whole) and "unscored_reason" not in whole.to_dict()
+    # One budget for a batch: every text says what it got.
+    batch = runner.compress_batch([text, text], time_budget_ms=1, chunk_words=8, batch_size=1)
+    assert all(b.unscored_reason == "time_budget" and b.scored_words < b.original_words for b in batch)
+
+
+def test_a_time_budget_matches_the_cli(runners):
+    path = TEXTS / "gpl3_excerpt.txt"
+    flags = ["--time-budget-ms", "1", "--chunk-words", "8", "--batch-size", "1"]
+    line = cli("compress", "--json", "-q", "--model", model_dir("v5"), "--device", "cpu",
+               "--dtype", runners["v5"].dtype, *flags, str(path))
+    v = json.loads(line)
+    assert v["unscored_reason"] == "time_budget" and v["time_budget_ms"] == 1
+    r = runners["v5"].compress(path.read_text(), time_budget_ms=1, chunk_words=8, batch_size=1)
+    # What was scored depends on the clock; the fields are the CLI's.
+    assert set(r.to_dict()) == set(v) - {"input"}
+
+
+def test_over_budget_gives_the_smallest_ratio(runners):
+    runner = runners["v5"]
+    code = (TEXTS / "sample.py").read_text()
+    r = runner.compress(code, ratio=0.4)
+    assert r.over_budget and r.min_ratio == r.kept_words / r.original_words > 0.4
+    assert r.min_target_tokens is None
+    t = runner.compress(code, target_tokens=20)
+    assert t.over_budget and t.min_target_tokens == t.compressed_tokens > 20 and t.min_ratio is None
+    prose = runner.compress((TEXTS / "gpl3_excerpt.txt").read_text(), ratio=0.4)
+    assert not prose.over_budget and prose.min_ratio is None and prose.min_target_tokens is None
 
 
 def test_empty_text_and_empty_batch(runners):

@@ -64,6 +64,11 @@ def test_a_batch_must_be_a_list(runner):
         ({"chunk_tokens": 9999}, "chunk_tokens 9999 exceeds the model's maximum of 512"),
         ({"colour": "red"}, "colour: unknown field `colour`"),
         ({"protect": "yes"}, "protect: must be True or False"),
+        ({"time_budget_ms": 0}, "time_budget_ms: must be at least 1 ms"),
+        ({"time_budget_ms": 86400001}, "time_budget_ms: 86400001 ms is more than the most allowed"),
+        ({"time_budget_ms": -5}, "time_budget_ms: invalid value: integer `-5`, expected u64"),
+        ({"time_budget_ms": "soon"}, 'time_budget_ms: invalid type: string "soon", expected u64'),
+        ({"time_budget_ms": 1.5}, "time_budget_ms: invalid type: floating point `1.5`, expected u64"),
     ],
 )
 def test_bad_options(runner, kwargs, message):

@@ -121,6 +121,14 @@ pub struct CompressFlags {
     /// Compress an input that is JSON as text, instead of passing it through.
     #[arg(long)]
     pub no_protect_json: bool,
+    /// Stop scoring once MS milliseconds have passed since the compression began (after the model
+    /// loads): the words not scored by then are kept as they are, in the text's layout, and the result
+    /// says so (`scored_words`, `unscored_reason`). The clock is read before every forward pass, the
+    /// first included; a pass already running finishes. Several inputs share one budget (--jsonl: each
+    /// batch of --batch-size lines has its own). At most 86400000 (one day). For `serve`: the budget
+    /// of a request that names none, cut to 80% of the time left before its deadline.
+    #[arg(long, value_name = "MS", allow_hyphen_values = true, value_parser = milliseconds)]
+    pub time_budget_ms: Option<u64>,
 }
 
 /// [`default_batch_size`] for a loaded model.
@@ -153,6 +161,15 @@ fn threshold(s: &str) -> Result<f64, String> {
 fn ratio(s: &str) -> Result<f64, String> {
     let r: f64 = s.parse().map_err(|_| "not a number".to_string())?;
     (r > 0.0 && r <= 1.0).then_some(r).ok_or_else(|| "not in (0, 1]".into())
+}
+
+/// `--time-budget-ms`: a whole number of milliseconds, at least 1 (the upper bound is the library's).
+fn milliseconds(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1 ms".into()),
+        Ok(ms) => Ok(ms),
+        Err(_) => Err("not a whole number of milliseconds (at least 1)".into()),
+    }
 }
 
 /// A count that must not be zero (`--chunk-words`, `--batch-size`, `--target-tokens`).
@@ -191,6 +208,7 @@ impl CompressFlags {
             no_protect_markdown: on(self.no_protect_markdown),
             no_protect_json: on(self.no_protect_json),
             explain: Some(explain),
+            time_budget_ms: self.time_budget_ms,
         };
         fields
             .resolve(&CompressOptions::default())
@@ -240,6 +258,7 @@ pub fn run(mut args: CompressArgs) -> anyhow::Result<()> {
         let refs: Vec<&str> = read.iter().map(|(_, t)| t.as_str()).collect();
         compress_stream(&model, &refs, &opts, |event| printer.event(event).map_err(stdout_error))?;
         printer.out.flush().map_err(stdout_error)?;
+        printer.budgets.report(&opts, args.say());
     }
     match unreadable {
         0 => Ok(()),
@@ -281,6 +300,7 @@ struct Printer<'r> {
     out: std::io::StdoutLock<'static>,
     bar: ProgressBar,
     started_at: Instant,
+    budgets: Budgets,
 }
 
 impl<'r> Printer<'r> {
@@ -302,6 +322,7 @@ impl<'r> Printer<'r> {
             out: std::io::stdout().lock(),
             bar: ProgressBar::new(opts.chunk_words.saturating_mul(opts.batch_size)),
             started_at: Instant::now(),
+            budgets: Budgets::default(),
         }
     }
 
@@ -350,6 +371,7 @@ impl<'r> Printer<'r> {
         self.bar.clear();
         let name = &self.inputs[text].0;
         notes(name, result, self.opts, self.args.say(), self.started_at.elapsed().as_secs_f64());
+        self.budgets.count(name, result);
         if self.args.json {
             let line = json_line(self.args, self.opts, self.model, result, &[("input", json!(name))]);
             return writeln!(self.out, "{line}");
@@ -377,6 +399,7 @@ fn run_jsonl(args: &CompressArgs, inputs: &[Option<&PathBuf>], counter: TokenCou
     let mut out = std::io::stdout().lock();
     let mut unreadable = 0;
     let mut passed = PassedThrough::default();
+    let mut budgets = Budgets::default();
     for &path in inputs {
         let name = input_name(path);
         let reader = match open(path) {
@@ -405,7 +428,9 @@ fn run_jsonl(args: &CompressArgs, inputs: &[Option<&PathBuf>], counter: TokenCou
             let seconds = started.elapsed().as_secs_f64();
             for ((n, _), result) in batch.iter().zip(&results) {
                 let say = if args.say() == Say::Verbose { Say::Verbose } else { Say::Quiet };
-                notes(&format!("{name}, line {n}"), result, opts, say, seconds);
+                let text = format!("{name}, line {n}");
+                notes(&text, result, opts, say, seconds);
+                budgets.count(&text, result);
                 passed.count(result);
                 let extra = [("input", json!(name)), ("line", json!(n))];
                 writeln!(out, "{}", json_line(args, opts, &model, result, &extra))?;
@@ -416,6 +441,7 @@ fn run_jsonl(args: &CompressArgs, inputs: &[Option<&PathBuf>], counter: TokenCou
     if args.say() == Say::Passthrough {
         passed.report();
     }
+    budgets.report(opts, args.say());
     match unreadable {
         0 => Ok(()),
         n => anyhow::bail!("{n} of {} inputs could not be read", inputs.len()),
@@ -511,18 +537,110 @@ fn json_line(
     v.to_string()
 }
 
-/// What stderr says about a result: an over-budget note always, the rest with -v.
-fn notes(name: &str, r: &CompressResult, opts: &CompressOptions, say: Say, seconds: f64) {
-    if let (true, Mode::TargetTokens(n)) = (r.over_budget, opts.mode) {
-        let what = match r.passthrough_reason {
-            Some(Passthrough::Structured) => "the JSON input, passed through,",
-            _ => "its protected text alone",
-        };
-        eprintln!(
-            "kompress: {name}: {what} has {} {} tokens, more than --target-tokens {n}",
-            r.compressed_tokens, r.token_counter
-        );
+/// The budgets a run's texts could not meet, and the texts the time budget cut short: one line each
+/// at the end of the run, however many texts (a corpus must not flood stderr).
+#[derive(Default)]
+struct Budgets {
+    texts: usize,
+    /// Texts over --ratio / --target-tokens: the first's name and result, and how many.
+    over: Option<(String, CompressResult)>,
+    over_texts: usize,
+    /// The largest min_ratio / min_target_tokens among them.
+    worst_ratio: f64,
+    worst_tokens: usize,
+    /// Texts the time budget cut short: the first's name, how many, and their words.
+    cut: Option<String>,
+    cut_texts: usize,
+    /// Words scored and words in all, over every text of the run.
+    scored_words: usize,
+    words: usize,
+}
+
+impl Budgets {
+    fn count(&mut self, name: &str, r: &CompressResult) {
+        self.texts += 1;
+        self.scored_words += r.scored_words;
+        self.words += r.original_words;
+        if r.over_budget {
+            self.over_texts += 1;
+            self.worst_ratio = self.worst_ratio.max(r.min_ratio.unwrap_or(0.0));
+            self.worst_tokens = self.worst_tokens.max(r.min_target_tokens.unwrap_or(0));
+            if self.over.is_none() {
+                let mut first = r.clone();
+                first.compressed = String::new();
+                first.words = None;
+                self.over = Some((name.to_string(), first));
+            }
+        }
+        if r.unscored_reason.is_some() {
+            self.cut_texts += 1;
+            self.cut.get_or_insert_with(|| name.to_string());
+        }
     }
+
+    /// The notes: over budget always, the time budget but with -q.
+    fn report(&self, opts: &CompressOptions, say: Say) {
+        if let Some((name, r)) = &self.over {
+            eprintln!("kompress: {}", self.over_note(name, r, opts));
+        }
+        if let (Some(name), Some(budget), false) = (&self.cut, opts.time_budget, say == Say::Quiet) {
+            let ms = budget.as_millis();
+            let what = match self.cut_texts {
+                1 if self.texts == 1 => format!("{name}: "),
+                1 => format!("{name} (1 of {} texts): ", self.texts),
+                n => format!("{n} of {} texts, from {name}: ", self.texts),
+            };
+            eprintln!(
+                "kompress: {what}--time-budget-ms {ms} ran out: {} of {} words scored, the rest kept as they are (-q: say nothing)",
+                self.scored_words, self.words
+            );
+        }
+    }
+
+    fn over_note(&self, name: &str, r: &CompressResult, opts: &CompressOptions) -> String {
+        let several = match self.over_texts {
+            1 => String::new(),
+            n => format!(" (and {} more of {} texts)", n - 1, self.texts),
+        };
+        match opts.mode {
+            Mode::TargetTokens(n) => {
+                let what = match r.passthrough_reason {
+                    Some(Passthrough::Structured) => "the JSON input, passed through,",
+                    _ => "its protected text alone",
+                };
+                let worst = match self.over_texts {
+                    1 => String::new(),
+                    _ => format!("; the largest min_target_tokens is {}", self.worst_tokens),
+                };
+                format!(
+                    "{name}{several}: {what} has {} {} tokens, more than --target-tokens {n} (min_target_tokens {}{worst})",
+                    r.compressed_tokens, r.token_counter, r.compressed_tokens
+                )
+            }
+            Mode::Ratio(ratio) => {
+                let what = match r.passthrough_reason {
+                    Some(Passthrough::Structured) => "the JSON input, passed through whole,",
+                    _ if r.unscored_reason.is_some() => "what it keeps whatever the model says (protected, or unscored for --time-budget-ms)",
+                    _ => "what it keeps whatever the model says (protected words, code, code-like and table lines, markup)",
+                };
+                let min = r.min_ratio.unwrap_or(1.0);
+                let worst = match self.over_texts {
+                    1 => String::new(),
+                    _ => format!("; the largest min_ratio is {:.3}", self.worst_ratio),
+                };
+                format!(
+                    "{name}{several}: {what} is {:.1}% of its words, more than --ratio {ratio} (min_ratio {min:.3}{worst})",
+                    100.0 * min
+                )
+            }
+            _ => format!("{name}{several}: over budget"),
+        }
+    }
+}
+
+/// What stderr says about a result, with -v, and when it passed through (over-budget and time-budget
+/// notes come once per run, from [`Budgets`]).
+fn notes(name: &str, r: &CompressResult, opts: &CompressOptions, say: Say, seconds: f64) {
     match say {
         Say::Verbose => eprintln!("kompress: {}", summary(name, r, seconds)),
         Say::Passthrough => {
@@ -583,8 +701,17 @@ fn summary(name: &str, r: &CompressResult, seconds: f64) -> String {
         }
         Some(Passthrough::FitsBudget) => ", passed through (fits --target-tokens)",
     };
+    let cut = match r.unscored_reason {
+        Some(_) => ", the time budget ran out",
+        None => "",
+    };
+    let over = match (r.min_ratio, r.min_target_tokens) {
+        (Some(min), _) => format!(", over --ratio (min_ratio {min:.3})"),
+        (None, Some(min)) => format!(", over --target-tokens (min_target_tokens {min})"),
+        (None, None) => String::new(),
+    };
     format!(
-        "{name}: {} -> {} words, {} -> {} {} tokens ({:.1}% kept, {} saved), {} {}, {} unscored{why} in {seconds:.2} s",
+        "{name}: {} -> {} words, {} -> {} {} tokens ({:.1}% kept, {} saved), {} {}, {} words scored{cut}, {} unscored{why}{over} in {seconds:.2} s",
         r.original_words,
         r.kept_words,
         r.original_tokens,
@@ -594,6 +721,7 @@ fn summary(name: &str, r: &CompressResult, seconds: f64) -> String {
         r.tokens_saved,
         r.chunks,
         if r.chunks == 1 { "chunk" } else { "chunks" },
+        r.scored_words,
         r.unscored_words,
     )
 }

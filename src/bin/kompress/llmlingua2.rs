@@ -84,6 +84,7 @@ fn options(args: &CompressArgs) -> anyhow::Result<Options> {
         ("--threshold", flags.threshold.is_some()),
         ("--count-tokens", flags.count_tokens.is_some()),
         ("--explain", args.explain),
+        ("--time-budget-ms", flags.time_budget_ms.is_some()),
     ];
     if let Some((name, _)) = unsupported.iter().find(|(_, set)| *set) {
         anyhow::bail!("{name} has no LLMLingua-2 equivalent: leave it out with --compat llmlingua2");

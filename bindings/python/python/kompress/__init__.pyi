@@ -23,9 +23,14 @@ class CompressResult:
     token_counter: str
     chunks: int
     unscored_words: int
+    scored_words: int
+    unscored_reason: Optional[str]
     passthrough: bool
     passthrough_reason: Optional[str]
     over_budget: bool
+    min_ratio: Optional[float]
+    min_target_tokens: Optional[int]
+    time_budget_ms: Optional[int]
     mode: str
     model: str
     device: str
@@ -91,6 +96,7 @@ class KompressRunner:
         protect_markdown: Optional[bool] = ...,
         protect_json: Optional[bool] = ...,
         explain: Optional[bool] = ...,
+        time_budget_ms: Optional[int] = ...,
     ) -> CompressResult: ...
     def compress_batch(
         self,
@@ -115,6 +121,7 @@ class KompressRunner:
         protect_markdown: Optional[bool] = ...,
         protect_json: Optional[bool] = ...,
         explain: Optional[bool] = ...,
+        time_budget_ms: Optional[int] = ...,
     ) -> List[CompressResult]: ...
     def score(self, text: str) -> TokenScores: ...
 

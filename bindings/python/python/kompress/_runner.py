@@ -17,14 +17,30 @@ DEFAULT_MODEL: str = _kompress.DEFAULT_MODEL
 ProgressCallback = Callable[[int, int], Any]
 
 
+# The fields ``kompress compress --json`` prints only when they are set: None when absent.
+_OPTIONAL = (
+    "passthrough_reason",
+    "words",
+    "compat",
+    "unscored_reason",
+    "min_ratio",
+    "min_target_tokens",
+    "time_budget_ms",
+)
+
+
 class CompressResult:
     """The outcome of compressing one text: the fields of ``kompress compress --json``.
 
     Attributes: ``compressed``, ``compression_ratio`` (compressed / original tokens), ``tokens_saved``,
     ``original_tokens``, ``compressed_tokens``, ``original_words``, ``kept_words``, ``token_counter``,
-    ``chunks``, ``unscored_words``, ``passthrough``, ``passthrough_reason`` (None, ``"short"``,
-    ``"nothing_kept"``, ``"structured"`` or ``"fits_budget"``), ``over_budget``, ``mode``, ``model``,
-    ``device``, ``dtype``, and ``words`` with ``explain=True``.
+    ``chunks``, ``unscored_words``, ``scored_words`` (words whose chunk the model scored),
+    ``unscored_reason`` (None, or ``"time_budget"`` when ``time_budget_ms`` ran out before every chunk
+    was scored: the rest is kept as it is), ``passthrough``, ``passthrough_reason`` (None, ``"short"``,
+    ``"nothing_kept"``, ``"structured"`` or ``"fits_budget"``), ``over_budget`` (the words kept whatever
+    the model says exceed ``ratio`` or ``target_tokens``), ``min_ratio`` / ``min_target_tokens`` (when
+    over budget: the smallest ratio or token budget they allow; else None), ``mode``, ``model``,
+    ``device``, ``dtype``, ``time_budget_ms`` (None without one), and ``words`` with ``explain=True``.
     """
 
     __slots__ = ("_json", "_fields")
@@ -39,12 +55,12 @@ class CompressResult:
         fields = self._fields
         if name in fields:
             return fields[name]
-        if name in ("passthrough_reason", "words", "compat"):
+        if name in _OPTIONAL:
             return None
         raise AttributeError(f"CompressResult has no field {name!r}")
 
     def __dir__(self) -> List[str]:
-        return sorted(set(super().__dir__()) | set(self._fields) | {"passthrough_reason", "words"})
+        return sorted(set(super().__dir__()) | set(self._fields) | set(_OPTIONAL))
 
     def to_dict(self) -> Dict[str, Any]:
         """The fields as ``kompress compress --json`` prints them (less its ``input``)."""
@@ -231,7 +247,11 @@ class KompressRunner:
         Further options, named as the CLI's flags: ``count_tokens`` (``cl100k``, ``o200k``, ``words``),
         ``chunk_words``, ``chunk_tokens``, ``batch_size``, ``min_words``, ``protect_words``,
         ``protect_tables``, ``protect_code``, ``protect_code_lines``, ``protect_markdown``,
-        ``protect_json`` (False to turn one off), ``explain``.
+        ``protect_json`` (False to turn one off), ``explain``, and ``time_budget_ms``: stop scoring
+        that many milliseconds after the call starts (the clock is read before every forward pass, the
+        first included; a pass already running finishes), keeping the words not scored yet as they are;
+        the result's ``scored_words`` and ``unscored_reason`` say how far it got. Between 1 and
+        86,400,000 (one day); over a batch, one budget for all its texts.
         """
         return self.compress_batch(
             [text], mode, threshold, ratio, target_tokens, compat, protect, **options
