@@ -131,6 +131,8 @@ impl Bf16Weight {
     ///
     /// # Safety
     /// `out` must address `rows` rows of the panel's columns.
+    // One variant of `Rows` exists off x86_64.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(clippy::infallible_destructuring_match))]
     pub(crate) unsafe fn panel_product(&self, x: &Rows, rows: usize, panel: usize, out: Out, cap: Isa) {
         let (width, used) = (2 * stored_pairs(self.inner), 2 * pairs(self.inner));
         let weights = &self.data[panel * width * PANEL..][..width * PANEL];
