@@ -14,7 +14,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
-use crate::config::{Config, LayerKind};
+use crate::config::{at_path, invalid, required, Config, LayerKind};
 use crate::device::Precision;
 use crate::kernels::attention::CpuAttention;
 use crate::kernels::bias::{AddBias, BiasLayerNorm};
@@ -28,7 +28,8 @@ use crate::{Error, Result};
 /// `resize_token_embeddings` draws them at random around the table's mean; kompress gives them the mean.
 pub const ADDED_ROWS: usize = 100;
 
-/// Which encoder a checkpoint holds, from `config.json`'s `model_type` (or `architectures`).
+/// Which encoder a checkpoint holds, from `config.json`'s `model_type` (or, without one, its
+/// `architectures`): see [`Family::from_file`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     /// Kompress's ModernBERT (`modernbert`, `kompress_v2`, or no `model_type`).
@@ -39,11 +40,17 @@ pub enum Family {
     XlmRoberta,
 }
 
+/// The text of a `config.json`; an error names the file.
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::Config { path: path.display().to_string(), reason: e.to_string() })
+}
+
+/// The fields the family is read from; `null` is the same as left out (see `config::RawConfig`).
 #[derive(Deserialize)]
 struct FamilyFields {
     model_type: Option<String>,
-    #[serde(default)]
-    architectures: Vec<String>,
+    architectures: Option<Vec<String>>,
 }
 
 impl Family {
@@ -57,14 +64,21 @@ impl Family {
         }
     }
 
-    /// Reads the family from a `config.json`.
+    /// Reads the family from a `config.json`: its `model_type` decides ([`Family::from_model_type`];
+    /// any other value, such as `kompress_v2`, is Kompress's ModernBERT). Only without a `model_type`
+    /// (left out or `null`) do the `architectures` decide: a `BertFor...` entry is BERT, an
+    /// `XLMRobertaFor...` or `RobertaFor...` entry XLM-RoBERTa, and anything else (or no
+    /// `architectures`, or `null`) ModernBERT.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let invalid = |reason: String| Error::Config { path: path.display().to_string(), reason };
-        let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
-        let fields: FamilyFields = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        let arch = |prefix: &str| fields.architectures.iter().any(|a| a.starts_with(prefix));
-        // Any other `model_type` (`kompress_v2`, ...) is Kompress's ModernBERT.
+        Self::from_json(&read(path)?).map_err(at_path(path))
+    }
+
+    /// [`Family::from_file`] on the text of a `config.json`.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let fields: FamilyFields = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let architectures = fields.architectures.unwrap_or_default();
+        let arch = |prefix: &str| architectures.iter().any(|a| a.starts_with(prefix));
         Ok(match fields.model_type.as_deref() {
             Some(named) => Self::from_model_type(named).unwrap_or(Self::ModernBert),
             None if arch("BertFor") => Self::Bert,
@@ -82,8 +96,9 @@ impl Family {
     }
 }
 
-/// The fields of a BERT / XLM-RoBERTa `config.json` this crate reads.
-#[derive(Debug, Clone, Deserialize)]
+/// The fields of a BERT / XLM-RoBERTa `config.json` this crate reads, resolved: the sizes are
+/// required, the rest default to transformers' values.
+#[derive(Debug, Clone)]
 pub struct BertConfig {
     pub vocab_size: usize,
     pub hidden_size: usize,
@@ -91,38 +106,57 @@ pub struct BertConfig {
     pub num_attention_heads: usize,
     pub intermediate_size: usize,
     pub max_position_embeddings: usize,
-    #[serde(default = "default_type_vocab")]
+    /// Default 2.
     pub type_vocab_size: usize,
-    #[serde(default = "default_eps")]
+    /// Default 1e-12.
     pub layer_norm_eps: f64,
-    #[serde(default)]
+    /// Default 0.
     pub pad_token_id: u32,
-    #[serde(default = "default_act")]
+    /// Default `gelu`, the only one supported.
     pub hidden_act: String,
-    #[serde(default = "default_position_type")]
+    /// Default `absolute`, the only one supported.
     pub position_embedding_type: String,
 }
 
-fn default_type_vocab() -> usize {
-    2
-}
-fn default_eps() -> f64 {
-    1e-12
-}
-fn default_act() -> String {
-    "gelu".into()
-}
-fn default_position_type() -> String {
-    "absolute".into()
+/// [`BertConfig`] as written: every field an `Option`, so that `null` is the same as left out.
+#[derive(Deserialize)]
+struct RawBertConfig {
+    vocab_size: Option<usize>,
+    hidden_size: Option<usize>,
+    num_hidden_layers: Option<usize>,
+    num_attention_heads: Option<usize>,
+    intermediate_size: Option<usize>,
+    max_position_embeddings: Option<usize>,
+    type_vocab_size: Option<usize>,
+    layer_norm_eps: Option<f64>,
+    pad_token_id: Option<u32>,
+    hidden_act: Option<String>,
+    position_embedding_type: Option<String>,
 }
 
 impl BertConfig {
     /// Reads and checks a `config.json`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let invalid = |reason: String| Error::Config { path: path.display().to_string(), reason };
-        let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
-        let cfg: Self = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        Self::from_json(&read(path)?).map_err(at_path(path))
+    }
+
+    /// Parses and checks the text of a `config.json`.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let raw: RawBertConfig = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let cfg = Self {
+            vocab_size: required("vocab_size", raw.vocab_size)?,
+            hidden_size: required("hidden_size", raw.hidden_size)?,
+            num_hidden_layers: required("num_hidden_layers", raw.num_hidden_layers)?,
+            num_attention_heads: required("num_attention_heads", raw.num_attention_heads)?,
+            intermediate_size: required("intermediate_size", raw.intermediate_size)?,
+            max_position_embeddings: required("max_position_embeddings", raw.max_position_embeddings)?,
+            type_vocab_size: raw.type_vocab_size.unwrap_or(2),
+            layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-12),
+            pad_token_id: raw.pad_token_id.unwrap_or(0),
+            hidden_act: raw.hidden_act.unwrap_or_else(|| "gelu".into()),
+            position_embedding_type: raw.position_embedding_type.unwrap_or_else(|| "absolute".into()),
+        };
         if cfg.hidden_act != "gelu" {
             return Err(invalid(format!(
                 "hidden_act \"{}\" is not supported (only \"gelu\")",
@@ -536,12 +570,83 @@ mod tests {
     use super::*;
     use crate::Linears;
 
+    /// The family, for `model_type` present (several values), `null` or left out, and `architectures`
+    /// present (several values), `null` or left out: `model_type` decides; only without one do the
+    /// `architectures` (ModernBERT without either).
+    #[test]
+    fn family_from_model_type_then_architectures() {
+        use Family::*;
+        let model_types: [(Option<&str>, Option<Family>); 7] = [
+            (Some(r#""bert""#), Some(Bert)),
+            (Some(r#""xlm-roberta""#), Some(XlmRoberta)),
+            (Some(r#""roberta""#), Some(XlmRoberta)),
+            (Some(r#""modernbert""#), Some(ModernBert)),
+            (Some(r#""kompress_v2""#), Some(ModernBert)),
+            (Some("null"), None),
+            (None, None),
+        ];
+        let architectures: [(Option<&str>, Family); 6] = [
+            (Some(r#"["BertForTokenClassification"]"#), Bert),
+            (Some(r#"["XLMRobertaForTokenClassification"]"#), XlmRoberta),
+            (Some(r#"["RobertaForMaskedLM"]"#), XlmRoberta),
+            (Some(r#"["ModernBertModel"]"#), ModernBert),
+            (Some("null"), ModernBert),
+            (None, ModernBert),
+        ];
+        for (model_type, by_model_type) in model_types {
+            for (arch, by_arch) in architectures {
+                let fields: Vec<String> = [("model_type", model_type), ("architectures", arch)]
+                    .iter()
+                    .filter_map(|(k, v)| v.map(|v| format!(r#""{k}": {v}"#)))
+                    .collect();
+                let json = format!("{{{}}}", fields.join(", "));
+                assert_eq!(Family::from_json(&json).unwrap(), by_model_type.unwrap_or(by_arch), "{json}");
+            }
+        }
+    }
+
+    const BERT: &str = r#"{"vocab_size": 50, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "intermediate_size": 64, "max_position_embeddings": 80}"#;
+
+    /// Every optional field reads `null` as left out (its default); a required one `null` is the
+    /// error of one left out, naming it.
+    #[test]
+    fn bert_config_null_is_left_out() {
+        let with = |extra: &str| BertConfig::from_json(&BERT.replace('}', &format!(", {extra}}}"))).unwrap();
+        let optional =
+            ["type_vocab_size", "layer_norm_eps", "pad_token_id", "hidden_act", "position_embedding_type"];
+        let nulls: Vec<String> = optional.iter().map(|f| format!(r#""{f}": null"#)).collect();
+        let (nulled, plain) = (with(&nulls.join(", ")), BertConfig::from_json(BERT).unwrap());
+        assert_eq!(format!("{nulled:?}"), format!("{plain:?}"));
+        assert_eq!((plain.type_vocab_size, plain.layer_norm_eps, plain.pad_token_id), (2, 1e-12, 0));
+        assert_eq!(
+            format!("{:?}", with(r#""architectures": null, "model_type": null"#)),
+            format!("{plain:?}")
+        );
+        for field in [
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+        ] {
+            for json in [
+                BERT.replace(&format!(r#""{field}": "#), &format!(r#""{field}": null, "x": "#)),
+                BERT.replace(&format!(r#""{field}": "#), r#""x": "#),
+            ] {
+                let msg = BertConfig::from_json(&json).unwrap_err().to_string();
+                assert!(msg.contains(&format!("missing field `{field}` (absent or null)")), "{msg}");
+            }
+        }
+    }
+
     /// The fused CPU path (packed rows, fused attention with its AVX-512 panel kernel at heads of 64,
     /// in-place bias, GELU and LayerNorm) gives the candle-ops path's hidden states, on a ragged batch
     /// holding one of llmlingua's added ids, for both families, in f32 and every narrow form.
     #[test]
     fn fused_path_matches_candle_ops() -> Result<()> {
-        let cfg: BertConfig = serde_json::from_str(
+        let cfg = BertConfig::from_json(
             r#"{"vocab_size": 50, "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
                 "intermediate_size": 256, "max_position_embeddings": 80, "pad_token_id": 1}"#,
         )

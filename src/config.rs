@@ -45,6 +45,11 @@ pub struct Config {
 
 /// The fields of `config.json` this crate reads, in both dialects; everything is optional here and
 /// resolved (with defaults and consistency checks) by [`Config::from_raw`].
+///
+/// Every field read from a `config.json` (here, in `rope_parameters`' entries, and in `bert.rs`) is an
+/// `Option`, so that `null` reads as the field left out: transformers 5.x writes `null` for unset
+/// fields (`"architectures": null` for a model made from a config). A field without a default is
+/// resolved by [`required`].
 #[derive(Debug, Default, Deserialize)]
 struct RawConfig {
     model_type: Option<String>,
@@ -64,7 +69,8 @@ struct RawConfig {
     layer_types: Option<Vec<String>>,
     global_rope_theta: Option<f64>,
     local_rope_theta: Option<f64>,
-    rope_parameters: Option<BTreeMap<String, RopeParameters>>,
+    /// An entry may be `null` too, the same as left out.
+    rope_parameters: Option<BTreeMap<String, Option<RopeParameters>>>,
     local_attention: Option<usize>,
     sliding_window: Option<usize>,
     pad_token_id: Option<u32>,
@@ -97,10 +103,7 @@ impl Config {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Self::from_json(&text).map_err(|e| match e {
-            Error::Config { reason, .. } => Error::Config { path: path.display().to_string(), reason },
-            other => other,
-        })
+        Self::from_json(&text).map_err(at_path(path))
     }
 
     /// Parses and validates the text of a `config.json`.
@@ -164,8 +167,23 @@ impl Config {
     }
 }
 
-fn invalid(reason: impl Into<String>) -> Error {
+/// A config error of a text not yet tied to a file (`<json>`; see [`at_path`]).
+pub(crate) fn invalid(reason: impl Into<String>) -> Error {
     Error::Config { path: "<json>".into(), reason: reason.into() }
+}
+
+/// Names `path` as the file of a config error from a `from_json`.
+pub(crate) fn at_path(path: &Path) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Config { reason, .. } => Error::Config { path: path.display().to_string(), reason },
+        other => other,
+    }
+}
+
+/// The value of a `config.json` field that has no default: `None` (the field left out or `null`) is
+/// an error naming the field.
+pub(crate) fn required<T>(name: &str, value: Option<T>) -> Result<T> {
+    value.ok_or_else(|| invalid(format!("missing field `{name}` (absent or null)")))
 }
 
 fn positive(name: &str, value: usize) -> Result<usize> {
@@ -243,14 +261,17 @@ fn layer_types(raw: &RawConfig) -> Result<Vec<LayerKind>> {
 
 fn rope_thetas(raw: &RawConfig) -> Result<(f64, f64)> {
     let param = |kind: &str| -> Result<Option<f64>> {
-        let Some(p) = raw.rope_parameters.as_ref().and_then(|m| m.get(kind)) else { return Ok(None) };
+        let Some(p) = raw.rope_parameters.as_ref().and_then(|m| m.get(kind)).and_then(Option::as_ref) else {
+            return Ok(None);
+        };
         if let Some(t) = p.rope_type.as_deref().filter(|t| *t != "default") {
             return Err(invalid(format!("rope_type \"{t}\" for {kind} is not supported (only \"default\")")));
         }
         Ok(p.rope_theta)
     };
     if let Some(map) = &raw.rope_parameters {
-        if let Some(other) = map.keys().find(|k| *k != "full_attention" && *k != "sliding_attention") {
+        let mut present = map.iter().filter(|(_, p)| p.is_some()).map(|(k, _)| k);
+        if let Some(other) = present.find(|k| *k != "full_attention" && *k != "sliding_attention") {
             return Err(invalid(format!("unknown rope_parameters entry \"{other}\"")));
         }
     }
@@ -328,6 +349,79 @@ mod tests {
     #[test]
     fn layer_norm_eps_alias() {
         assert_eq!(Config::from_json(r#"{"layer_norm_eps": 1e-6}"#).unwrap().norm_eps, 1e-6);
+    }
+
+    /// Every field `RawConfig` reads.
+    const FIELDS: [&str; 21] = [
+        "model_type",
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "max_position_embeddings",
+        "norm_eps",
+        "layer_norm_eps",
+        "hidden_activation",
+        "attention_bias",
+        "mlp_bias",
+        "norm_bias",
+        "global_attn_every_n_layers",
+        "layer_types",
+        "global_rope_theta",
+        "local_rope_theta",
+        "rope_parameters",
+        "local_attention",
+        "sliding_window",
+        "pad_token_id",
+    ];
+
+    /// `json` with each of `names` set to `null` (added where absent) and, separately, removed.
+    fn nulled_and_removed(json: &str, names: &[&str]) -> (String, String) {
+        let mut nulled: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json).unwrap();
+        let mut removed = nulled.clone();
+        for name in names {
+            nulled.insert(name.to_string(), serde_json::Value::Null);
+            removed.remove(*name);
+        }
+        (serde_json::Value::from(nulled).to_string(), serde_json::Value::from(removed).to_string())
+    }
+
+    /// transformers 5.x writes `null` for unset fields (`"architectures": null`, issue 29): every
+    /// field, of either dialect, reads `null` as left out, alone and all at once.
+    #[test]
+    fn null_is_the_same_as_left_out() {
+        let v4 = r#"{"model_type": "modernbert", "architectures": ["ModernBertModel"], "num_hidden_layers": 4,
+            "hidden_size": 32, "num_attention_heads": 2, "global_attn_every_n_layers": 3,
+            "global_rope_theta": 1000.0, "local_rope_theta": 50.0, "local_attention": 16, "norm_eps": 1e-6}"#;
+        let v5 = r#"{"model_type": "modernbert", "num_hidden_layers": 3, "sliding_window": 8, "layer_norm_eps": 1e-6,
+            "global_attn_every_n_layers": 3, "layer_types": ["full_attention", "sliding_attention", "full_attention"],
+            "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 1000.0},
+                                "sliding_attention": {"rope_type": "default", "rope_theta": 50.0}}}"#;
+        for base in ["{}", v4, v5] {
+            let (nulled, removed) = nulled_and_removed(base, &FIELDS);
+            assert_eq!(Config::from_json(&nulled).unwrap(), Config::from_json(&removed).unwrap(), "{nulled}");
+            assert_eq!(Config::from_json(&removed).unwrap(), Config::from_json("{}").unwrap());
+            // One field at a time: the same config, or (hidden_size without its heads) the same error.
+            let read = |json: &str| Config::from_json(json).map_err(|e| e.to_string());
+            for name in FIELDS.iter().chain(&["architectures"]) {
+                let (nulled, removed) = nulled_and_removed(base, &[name]);
+                assert_eq!(read(&nulled), read(&removed), "{nulled}");
+            }
+        }
+        let with_arch = |arch: &str| Config::from_json(&format!(r#"{{"architectures": {arch}}}"#)).unwrap();
+        assert_eq!(with_arch("null"), with_arch(r#"["ModernBertModel"]"#));
+        // Inside rope_parameters: a null entry, or a null field of one, is left out too.
+        let rope = |params: &str| Config::from_json(&format!(r#"{{"rope_parameters": {params}}}"#)).unwrap();
+        assert_eq!(rope(r#"{"full_attention": null, "sliding_attention": null, "other": null}"#), rope("{}"));
+        assert_eq!(
+            rope(r#"{"full_attention": {"rope_type": null, "rope_theta": null}}"#),
+            rope(r#"{"full_attention": {}}"#)
+        );
+        assert_eq!(
+            rope(r#"{"full_attention": {"rope_type": null, "rope_theta": 7.0}}"#).global_rope_theta,
+            7.0
+        );
     }
 
     fn error_of(json: &str) -> String {

@@ -240,23 +240,128 @@ fn offline_hub_resolution_keeps_llmlingua2_configs() {
         ),
         ("microsoft/llmlingua-2-xlm-roberta-large-meetingbank", "llmlingua-2-xlm-roberta-large-tiny"),
     ] {
-        let src = model_dir(tiny);
-        let files: Vec<(&str, std::path::PathBuf)> =
-            ["model.safetensors", "config.json", "tokenizer.json"].map(|f| (f, src.join(f))).into();
-        let files: Vec<(&str, &Path)> = files.iter().map(|(f, p)| (*f, p.as_path())).collect();
-        let hub = HubOptions {
-            offline: true,
-            cache_dir: Some(fake_repo_cache(repo, &files)),
-            ..Default::default()
-        };
-        let found = ModelFiles::from_hub(repo, &hub).unwrap();
-        assert_eq!(
-            std::fs::read(&found.config).unwrap(),
-            std::fs::read(src.join("config.json")).unwrap(),
-            "{repo}"
-        );
-        let opts = LoadOptions { hub, dtype: kompress::DTypeChoice::F32, ..Default::default() };
-        let model = Kompress::from_pretrained(repo, &opts).unwrap();
-        assert_eq!(model.config().num_layers(), 2, "{repo}");
+        // As saved, and with `"architectures": null` (transformers 5.x, issue 29).
+        let nulled = copy_model(tiny, &format!("hub-arch-null-{tiny}"));
+        edit_config(&nulled, "\"architectures\": [", "\"architectures\": null, \"was\": [");
+        for src in [model_dir(tiny), nulled] {
+            let files: Vec<(&str, std::path::PathBuf)> =
+                ["model.safetensors", "config.json", "tokenizer.json"].map(|f| (f, src.join(f))).into();
+            let files: Vec<(&str, &Path)> = files.iter().map(|(f, p)| (*f, p.as_path())).collect();
+            let hub = HubOptions {
+                offline: true,
+                cache_dir: Some(fake_repo_cache(repo, &files)),
+                ..Default::default()
+            };
+            let found = ModelFiles::from_hub(repo, &hub).unwrap();
+            assert_eq!(
+                std::fs::read(&found.config).unwrap(),
+                std::fs::read(src.join("config.json")).unwrap(),
+                "{repo}"
+            );
+            let opts = LoadOptions { hub, dtype: kompress::DTypeChoice::F32, ..Default::default() };
+            let model = Kompress::from_pretrained(repo, &opts).unwrap();
+            assert_eq!(model.config().num_layers(), 2, "{repo}");
+        }
+    }
+}
+
+/// Every fixture model: both ModernBERT dialects (v4 and v2: transformers 4.x's `global_attn_every_n_layers`
+/// and `*_rope_theta`; v5 and nospan: 5.x's `layer_types` and `rope_parameters`), BERT and XLM-R.
+const ALL_MODELS: [&str; 6] = [
+    "v4",
+    "v2",
+    "v5",
+    "nospan",
+    "llmlingua-2-bert-base-multilingual-cased-tiny",
+    "llmlingua-2-xlm-roberta-large-tiny",
+];
+
+type Fields = serde_json::Map<String, serde_json::Value>;
+
+fn read_config(dir: &Path) -> Fields {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap()
+}
+
+fn write_config(dir: &Path, fields: &Fields) {
+    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(fields).unwrap()).unwrap();
+}
+
+/// What loading a model directory gives: its config and a short text's scores (every float as its
+/// bits), or the error's message.
+fn outcome(dir: &Path) -> Result<String, String> {
+    let model = Kompress::from_dir(dir, &LoadOptions::default()).map_err(|e| e.to_string())?;
+    let s = model.score_text("The quick brown fox, 42 times: naïve café déjà vu.").unwrap();
+    assert!(!s.score.is_empty());
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let logits: Vec<f32> = s.logits.iter().flatten().copied().collect();
+    Ok(format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+        model.scorer().family(),
+        model.config(),
+        s.input_ids,
+        s.word_ids,
+        bits(&logits),
+        bits(&s.token_prob),
+        s.span_score.as_deref().map(bits),
+        bits(&s.score),
+    ))
+}
+
+/// Issue 29: transformers 5.x writes `"architectures": null` for a model made from a config; every
+/// fixture loads with it and scores bit for bit as unmodified.
+#[test]
+fn architectures_null_loads() {
+    for name in ALL_MODELS {
+        let want = outcome(&model_dir(name)).unwrap();
+        let dir = copy_model(name, &format!("arch-null-{name}"));
+        let mut fields = read_config(&dir);
+        fields.insert("architectures".into(), serde_json::Value::Null);
+        write_config(&dir, &fields);
+        assert_eq!(outcome(&dir).unwrap(), want, "{name}");
+    }
+}
+
+/// Each field of each fixture's config.json set to `null` loads (or fails) exactly as with the field left
+/// out; and every field the fixture can do without (the optional ones whose default is the fixture's
+/// value, and those not read), set to `null` all at once, scores bit for bit as the unmodified fixture.
+#[test]
+fn null_config_fields_read_as_left_out() {
+    for name in ALL_MODELS {
+        let want = outcome(&model_dir(name)).unwrap();
+        let dir = copy_model(name, &format!("nulls-{name}"));
+        let original = read_config(&dir);
+        let mut optional = Vec::new();
+        for key in original.keys() {
+            let (mut nulled, mut removed) = (original.clone(), original.clone());
+            nulled.insert(key.clone(), serde_json::Value::Null);
+            removed.remove(key);
+            write_config(&dir, &removed);
+            let without = outcome(&dir);
+            write_config(&dir, &nulled);
+            assert_eq!(outcome(&dir), without, "{name}: {key}: null");
+            // model_type is kept: without it, the family would come from the architectures, nulled too.
+            if without.as_ref() == Ok(&want) && key != "model_type" {
+                optional.push(key.clone());
+            }
+        }
+        assert!(optional.iter().any(|k| k == "architectures"), "{name}: {optional:?}");
+        let mut nulled = original.clone();
+        for key in &optional {
+            nulled.insert(key.clone(), serde_json::Value::Null);
+        }
+        write_config(&dir, &nulled);
+        assert_eq!(outcome(&dir), Ok(want), "{name}: all of {optional:?} null");
+    }
+}
+
+/// A required field (BERT's sizes) `null` is the one-line error of the field left out, naming it and the file.
+#[test]
+fn required_config_field_null_is_named() {
+    for name in ["llmlingua-2-bert-base-multilingual-cased-tiny", "llmlingua-2-xlm-roberta-large-tiny"] {
+        let dir = copy_model(name, &format!("required-null-{name}"));
+        edit_config(&dir, "\"hidden_size\": 32", "\"hidden_size\": null");
+        let msg = one_line(&load_err(&dir));
+        let path = dir.join("config.json").display().to_string();
+        assert!(msg.contains(&path) && msg.contains("missing field `hidden_size` (absent or null)"), "{msg}");
     }
 }
