@@ -386,7 +386,7 @@ mod dot {
 /// (`the_widened_path_differs_only_below_the_normal_range` shows such a case). Activations and
 /// weights of a model are nowhere near there, and the tests' values (spread over 40 binades) match the
 /// definition bit for bit. A separate multiply and add would be exact there too, but ran 1.2-1.3x
-/// f32's time on the Zen 4 (one more instruction and a register per product); FMAs run at f32's.
+/// f32's time on the Zen 4 (one more instruction and a register per product); FMAs run near f32's.
 #[cfg(target_arch = "x86_64")]
 mod widened {
     use std::arch::asm;
