@@ -278,6 +278,29 @@ pub(crate) mod avx512 {
     }
 }
 
+/// The body of a half-panel kernel's `panel_product` (see [`panel_product`]'s arguments): each half
+/// panel of `HALF` columns, its rows in tiles of `$full` and the rows left as one tile of `1..$full`
+/// rows (`$rest` listing `1..$full - 1`, `$last` the largest), each run by the caller's `tile::<M>`.
+macro_rules! half_panels {
+    ($full:ident, [$($rest:literal),*], $last:literal, $x:expr, $rows:expr, $inner:expr, $panel:expr, $out:expr, $cols:expr, $add:expr) => {{
+        let (((x, lda), (w, ldb), (out, ldc)), rows, inner, cols, add) = (($x, $panel, $out), $rows, $inner, $cols, $add);
+        for half in (0..cols.min(PANEL)).step_by(HALF) {
+            let (w, n) = (w.add(half), (cols - half).min(HALF));
+            let mut r = 0;
+            while r < rows {
+                let m = $full.min(rows - r);
+                let (x, out) = ((x.add(r * lda), lda), (out.add(r * ldc + half), ldc));
+                match m {
+                    $full => tile::<$full>(x, inner, (w, ldb), out, n, add),
+                    $($rest => tile::<$rest>(x, inner, (w, ldb), out, n, add),)*
+                    _ => tile::<$last>(x, inner, (w, ldb), out, n, add),
+                }
+                r += m;
+            }
+        }
+    }};
+}
+
 /// [`panel_product`] on AVX2 with FMA: tiles of 6 rows x 16 columns (12 of the 16 registers), each
 /// panel in two halves.
 #[cfg(target_arch = "x86_64")]
@@ -306,24 +329,7 @@ pub(crate) mod avx2 {
         cols: usize,
         add: bool,
     ) {
-        let ((x, lda), (w, ldb), (out, ldc)) = (x, panel, out);
-        for half in (0..cols.min(PANEL)).step_by(HALF) {
-            let (w, n) = (w.add(half), (cols - half).min(HALF));
-            let mut r = 0;
-            while r < rows {
-                let m = TILE.min(rows - r);
-                let (x, out) = ((x.add(r * lda), lda), (out.add(r * ldc + half), ldc));
-                match m {
-                    TILE => tile::<TILE>(x, inner, (w, ldb), out, n, add),
-                    1 => tile::<1>(x, inner, (w, ldb), out, n, add),
-                    2 => tile::<2>(x, inner, (w, ldb), out, n, add),
-                    3 => tile::<3>(x, inner, (w, ldb), out, n, add),
-                    4 => tile::<4>(x, inner, (w, ldb), out, n, add),
-                    _ => tile::<5>(x, inner, (w, ldb), out, n, add),
-                }
-                r += m;
-            }
-        }
+        half_panels!(TILE, [1, 2, 3, 4], 5, x, rows, inner, panel, out, cols, add)
     }
 
     /// Lanes `0..n` of 8 set, for masked loads and stores.
@@ -398,22 +404,7 @@ pub(crate) mod portable {
         cols: usize,
         add: bool,
     ) {
-        let ((x, lda), (w, ldb), (out, ldc)) = (x, panel, out);
-        for half in (0..cols.min(PANEL)).step_by(HALF) {
-            let (w, n) = (w.add(half), (cols - half).min(HALF));
-            let mut r = 0;
-            while r < rows {
-                let m = TILE.min(rows - r);
-                let (x, out) = ((x.add(r * lda), lda), (out.add(r * ldc + half), ldc));
-                match m {
-                    TILE => tile::<TILE>(x, inner, (w, ldb), out, n, add),
-                    1 => tile::<1>(x, inner, (w, ldb), out, n, add),
-                    2 => tile::<2>(x, inner, (w, ldb), out, n, add),
-                    _ => tile::<3>(x, inner, (w, ldb), out, n, add),
-                }
-                r += m;
-            }
-        }
+        half_panels!(TILE, [1, 2], 3, x, rows, inner, panel, out, cols, add)
     }
 
     /// `M` rows against `n <= HALF` columns of the half panel at `w`.
