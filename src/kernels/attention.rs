@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::isa::{isa, Isa};
 use super::linear::{panel_product, PANEL};
-use super::{f32_input, gemm_into, SharedOut};
+use super::{f32_input, SharedOut};
 
 /// Queries per task of a global layer.
 const BLOCK: usize = 64;
@@ -274,13 +274,13 @@ impl Job<'_> {
     /// [`scores`](Self::scores) through the `gemm` crate (which packs both operands per call).
     unsafe fn scores_by_gemm(&self, nq: usize, nk: usize, q: *const f32, k: *const f32, scores: &mut [f32]) {
         let (nk_, s_) = (nk as isize, self.stride as isize);
-        gemm_into(nq, nk, self.d, (scores.as_mut_ptr(), nk_, 1), (q, s_, 1), (k, 1, s_), false);
+        gemm_into(nq, nk, self.d, (scores.as_mut_ptr(), nk_, 1), (q, s_, 1), (k, 1, s_));
     }
 
     /// [`values`](Self::values) through the `gemm` crate.
     unsafe fn values_by_gemm(&self, nq: usize, nk: usize, scores: &[f32], v: *const f32, out: *mut f32) {
         let (nk_, s_) = (nk as isize, self.stride as isize);
-        gemm_into(nq, self.d, nk, (out, s_, 1), (scores.as_ptr(), nk_, 1), (v, s_, 1), false);
+        gemm_into(nq, self.d, nk, (out, s_, 1), (scores.as_ptr(), nk_, 1), (v, s_, 1));
     }
 
     /// [`scores`](Self::scores) through the weight products' panel kernels: the keys come as
@@ -321,6 +321,48 @@ impl Job<'_> {
             );
         }
     }
+}
+
+/// A row-major view for [`gemm_into`]: first element, then the strides (in elements) between rows
+/// and between columns.
+type View<P> = (P, isize, isize);
+
+/// `dst = lhs @ rhs` for an `m x k` by `k x n` product, single-threaded (attention parallelises over
+/// its own tasks): the products of heads not a multiple of [`PANEL`] wide. `dst` is only written (it
+/// may be uninitialised) when `k > 0`.
+///
+/// # Safety
+/// Each view must address `m x k`, `k x n` and `m x n` valid f32 elements; `dst` must not overlap the
+/// inputs nor be written by another thread meanwhile.
+unsafe fn gemm_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: View<*mut f32>,
+    lhs: View<*const f32>,
+    rhs: View<*const f32>,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst.0,
+        dst.2,
+        dst.1,
+        false,
+        lhs.0,
+        lhs.2,
+        lhs.1,
+        rhs.0,
+        rhs.2,
+        rhs.1,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    )
 }
 
 wide! {

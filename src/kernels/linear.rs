@@ -11,7 +11,9 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape};
 use rayon::prelude::*;
 
-use super::isa::{detected, isa, Isa};
+#[cfg(target_arch = "x86_64")]
+use super::isa::detected;
+use super::isa::{isa, Isa};
 use super::{f32_input, Planes, SharedOut};
 
 impl CustomOp2 for PackedLinear {
@@ -182,7 +184,7 @@ pub(crate) unsafe fn panel_product(
         _ => {}
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (cap, detected);
+    let _ = cap;
     portable::panel_product(x, rows, inner, panel, out, cols, add)
 }
 

@@ -93,49 +93,6 @@ fn f32_input<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> candle_c
     }
 }
 
-/// A row-major view for [`gemm_into`]: first element, then the strides (in elements) between rows
-/// and between columns.
-type View<P> = (P, isize, isize);
-
-/// `dst = lhs @ rhs`, or `dst += lhs @ rhs` when `add`, for an `m x k` by `k x n` product,
-/// single-threaded (the kernels parallelise over their own tasks). Without `add`, `dst` is only
-/// written (it may be uninitialised) when `k > 0`.
-///
-/// # Safety
-/// Each view must address `m x k`, `k x n` and `m x n` valid f32 elements; `dst` must not overlap the
-/// inputs nor be written by another thread meanwhile.
-unsafe fn gemm_into(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: View<*mut f32>,
-    lhs: View<*const f32>,
-    rhs: View<*const f32>,
-    add: bool,
-) {
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst.0,
-        dst.2,
-        dst.1,
-        add,
-        lhs.0,
-        lhs.2,
-        lhs.1,
-        rhs.0,
-        rhs.2,
-        rhs.1,
-        if add { 1.0 } else { 0.0 },
-        1.0,
-        false,
-        false,
-        false,
-        gemm::Parallelism::None,
-    )
-}
-
 /// How a product's `rows x cols` output is laid out: `planes` equal planes `[planes, rows, cols /
 /// planes]` (1: plain row-major). Attention's QKV projection writes q, k and v as three planes, so
 /// that they need no split into a copy (75 MB at 8192 tokens). A plane must hold whole panels of

@@ -173,8 +173,8 @@ pub(crate) enum Kernel {
     /// `vdpbf16ps` (AVX-512 BF16: Cooper Lake, Sapphire Rapids and later, Zen 4 and later).
     #[cfg(target_arch = "x86_64")]
     Dot,
-    /// The weights widened to f32 and run through the f32 products' AVX2 tiles with a separate multiply
-    /// and add (see [`widened`]): CPUs with AVX2 but no exact `vdpbf16ps`.
+    /// The weights widened to f32 and run through the f32 products' AVX2 tiles (see [`widened`]): CPUs
+    /// with AVX2 but no exact `vdpbf16ps`.
     #[cfg(target_arch = "x86_64")]
     Widened,
     /// Plain Rust compiled for this level's vectors.
