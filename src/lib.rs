@@ -10,6 +10,7 @@
 
 pub mod bert;
 pub mod config;
+pub mod ctxprune;
 pub mod device;
 pub mod error;
 pub mod evict;

@@ -117,6 +117,14 @@ impl std::str::FromStr for TokenCounter {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for TokenCounter {
+    /// The names [`std::str::FromStr`] reads.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl serde::Serialize for TokenCounter {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         s.collect_str(self)

@@ -1,0 +1,123 @@
+//! ctxprune parity on the fixture token classifiers of `scripts/ctxprune_fixtures.py`: atoms identical to
+//! ctxprune 0.2.1's `atomize`, atom scores within 1e-5 of its PyTorch run and token counts identical,
+//! and every `compress` result (`{text, kept, total}`) identical, in f32.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use kompress::ctxprune::atoms::is_protected;
+use kompress::ctxprune::{Ctxprune, Options};
+use kompress::LoadOptions;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Fixture {
+    max_len: usize,
+    texts: BTreeMap<String, Text>,
+    cases: Vec<Case>,
+    protected: BTreeMap<String, bool>,
+}
+
+#[derive(Deserialize)]
+struct Text {
+    text: String,
+    atoms: Vec<(String, String)>,
+    scores: Vec<f64>,
+    tokens: Vec<usize>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    text: String,
+    options: Options,
+    result: Expected,
+}
+
+#[derive(Deserialize, Debug, PartialEq)]
+struct Expected {
+    text: String,
+    kept: usize,
+    total: usize,
+}
+
+/// The fixture files there are, with their models.
+fn models() -> Vec<(String, Fixture)> {
+    let dir = fixtures().join("ctxprune");
+    let mut out: Vec<(String, Fixture)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap())
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(out.len() >= 1, "expected the ctxprune fixtures of two models in {}", dir.display());
+    out
+}
+
+fn compressor(model: &str, max_len: usize) -> Ctxprune {
+    let mut c = Ctxprune::from_dir(fixtures().join("models").join(model), &LoadOptions::default()).unwrap();
+    c.set_max_len(max_len).unwrap();
+    c.batch_size = 4;
+    c
+}
+
+#[test]
+fn atoms_and_scores_are_ctxprunes() {
+    for (model, fx) in models() {
+        let c = compressor(&model, fx.max_len);
+        for (name, t) in &fx.texts {
+            let got = c.atom_scores(&t.text).unwrap();
+            let atoms: Vec<(String, String)> =
+                got.atoms.iter().map(|a| (a.ws.to_string(), a.text.to_string())).collect();
+            assert_eq!(atoms, t.atoms, "{model}/{name}: atoms");
+            assert_eq!(got.tokens, t.tokens, "{model}/{name}: tokens per atom");
+            assert_eq!(got.scores.len(), t.scores.len());
+            for (i, (a, b)) in got.scores.iter().zip(&t.scores).enumerate() {
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "{model}/{name}: atom {i} {:?} scores {a}, ctxprune {b}",
+                    atoms[i]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn compress_is_ctxprunes() {
+    for (model, fx) in models() {
+        let c = compressor(&model, fx.max_len);
+        for case in &fx.cases {
+            let text = &fx.texts[&case.text].text;
+            let got = c.compress(text, &case.options).unwrap();
+            let got = Expected { text: got.text, kept: got.kept, total: got.total };
+            assert_eq!(got, case.result, "{model}/{}: {:?}", case.text, case.options);
+        }
+    }
+}
+
+#[test]
+fn protected_atoms_are_ctxprunes() {
+    let (_, fx) = models().remove(0);
+    for (atom, expected) in &fx.protected {
+        assert_eq!(is_protected(atom), *expected, "is_protected({atom:?})");
+    }
+}
+
+#[test]
+fn bad_options_are_named() {
+    let c = compressor("llmlingua-2-bert-base-multilingual-cased-tiny", 48);
+    let err = |opts: Options| c.compress("some text", &opts).unwrap_err().to_string();
+    assert_eq!(err(Options { rate: Some(1.5), ..Options::default() }), "rate 1.5: not in [0, 1]");
+    assert_eq!(
+        err(Options { threshold: Some(f64::NAN), ..Options::default() }),
+        "threshold NaN: not in [0, 1]"
+    );
+    let mut c = c;
+    assert!(c.set_max_len(2).unwrap_err().to_string().starts_with("max_len 2: must hold"));
+}
