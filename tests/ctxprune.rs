@@ -121,3 +121,84 @@ fn bad_options_are_named() {
     let mut c = c;
     assert!(c.set_max_len(2).unwrap_err().to_string().starts_with("max_len 2: must hold"));
 }
+
+/// `kompress compress --compat ctxprune` on the BERT fixture with the fixtures' window length.
+fn cli(args: &[&str], stdin: &str) -> (String, String, bool) {
+    let model = fixtures().join("models/llmlingua-2-bert-base-multilingual-cased-tiny");
+    let mut all =
+        vec!["compress", "--compat", "ctxprune", "-m", model.to_str().unwrap(), "--chunk-tokens", "48"];
+    all.extend_from_slice(args);
+    let out = run_kompress(&all, &[], stdin.as_bytes());
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (text(&out.stdout), text(&out.stderr), out.status.success())
+}
+
+/// The recorded case of `text` with exactly `options`.
+fn recorded(text: &str, options: serde_json::Value) -> (String, Expected) {
+    let path = fixtures().join("ctxprune/llmlingua-2-bert-base-multilingual-cased-tiny.json");
+    let fx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let case = fx["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["text"] == text && c["options"] == options)
+        .unwrap();
+    let result = serde_json::from_value(case["result"].clone()).unwrap();
+    (fx["texts"][text]["text"].as_str().unwrap().to_string(), result)
+}
+
+#[test]
+fn the_cli_prints_ctxprunes_results() {
+    let (text, want) = recorded("paths", serde_json::json!({}));
+    let (out, err, ok) = cli(&[], &text);
+    assert!(ok, "{err}");
+    assert_eq!(out, want.text);
+
+    let options = serde_json::json!({"rate": 0.25, "measure": "cl100k", "force_protected": true});
+    let (text, want) = recorded("paths", options);
+    let (out, err, ok) =
+        cli(&["--ratio", "0.25", "--count-tokens", "cl100k", "--force-protected", "--json"], &text);
+    assert!(ok, "{err}");
+    let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (got["text"].as_str().unwrap(), got["kept"].as_u64(), got["total"].as_u64()),
+        (want.text.as_str(), Some(want.kept as u64), Some(want.total as u64))
+    );
+
+    let (text, want) = recorded(
+        "json",
+        serde_json::json!({"rate": 0.2, "force_protected": true, "keep_structure": true, "unit": "tokens"}),
+    );
+    let line = serde_json::json!({ "text": text }).to_string();
+    let (out, err, ok) = cli(
+        &["--jsonl", "--ratio", "0.2", "--force-protected", "--keep-structure", "--unit", "tokens"],
+        &line,
+    );
+    assert!(ok, "{err}");
+    let got: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+    assert_eq!((got["text"].as_str().unwrap(), got["line"].as_u64()), (want.text.as_str(), Some(1)));
+}
+
+#[test]
+fn target_tokens_keep_the_output_within_them() {
+    let text = &models()[0].1.texts["licence"].text.clone();
+    let (out, err, ok) = cli(&["--target-tokens", "40"], text);
+    assert!(ok, "{err}");
+    let n = kompress::pipeline::TokenCounter::Cl100k.count(&out).unwrap();
+    assert!(n <= 40 && n > 20, "{n} tokens: {out:?}");
+}
+
+#[test]
+fn the_cli_names_flags_ctxprune_has_not() {
+    for (args, message) in [
+        (&["--explain"][..], "--explain has no ctxprune equivalent"),
+        (&["--drop-consecutive"][..], "--drop-consecutive needs --compat llmlingua2, not --compat ctxprune"),
+        (&["--unit", "bytes"][..], "unit \"bytes\": expected \"chars\" or \"tokens\""),
+    ] {
+        let (_, err, ok) = cli(args, "some text");
+        assert!(!ok && err.contains(message), "{args:?}: {err}");
+    }
+    let v5 = fixtures().join("models/v5");
+    let out = run_kompress(&["compress", "-m", v5.to_str().unwrap(), "--keep-structure"], &[], b"x");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--keep-structure needs --compat ctxprune"));
+}

@@ -1,6 +1,6 @@
 //! Arguments and input handling shared by the model commands.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -8,6 +8,7 @@ use candle_core::Device;
 use clap::Args;
 use kompress::hub::ModelFiles;
 use kompress::{DTypeChoice, DeviceChoice, HubOptions, Kompress};
+use serde_json::Value;
 
 /// Which model to load, and where to run it.
 #[derive(Args, Debug, Clone)]
@@ -44,7 +45,7 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// `--compat` promises a reference's output: `auto` is f32 there ([`DTypeChoice::for_parity`]).
     pub fn follow_compat(&mut self, compat: Option<&str>) {
-        if matches!(compat, Some("headroom" | "llmlingua2")) {
+        if matches!(compat, Some("headroom" | "llmlingua2" | "ctxprune")) {
             self.dtype = self.dtype.for_parity();
         }
     }
@@ -158,4 +159,45 @@ pub fn decode(bytes: Vec<u8>, what: &str, lossy: Option<bool>) -> anyhow::Result
 pub fn print(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("cannot write to standard output")
+}
+
+/// A reader of `path`, or of standard input for `-`/nothing.
+pub(crate) fn open(path: Option<&PathBuf>) -> anyhow::Result<Box<dyn BufRead>> {
+    Ok(match file_arg(path) {
+        Some(p) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    })
+}
+
+/// One corpus line as text: a JSON string, a JSON object's "text" string, or the raw line (a line that
+/// is not a JSON string or object).
+pub fn corpus_text(line: &[u8], lossy: bool) -> anyhow::Result<String> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let raw = decode(line.to_vec(), "the line", Some(lossy))?;
+    Ok(match serde_json::from_str::<Value>(&raw) {
+        Ok(Value::String(text)) => text,
+        Ok(Value::Object(mut o)) => match o.remove("text") {
+            Some(Value::String(text)) => text,
+            Some(other) => anyhow::bail!("its \"text\" field is {}, not a string", json_kind(&other)),
+            None => anyhow::bail!("a JSON object without a \"text\" field"),
+        },
+        _ => raw,
+    })
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+pub fn input_name(path: Option<&PathBuf>) -> String {
+    file_arg(path).map_or("-".to_string(), |p| p.display().to_string())
 }

@@ -6,233 +6,35 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::Args;
 use kompress::pipeline::words::words;
 use kompress::pipeline::{
-    compress_stream, default_batch_size, Compat, CompressFields, Event, Mode, ModeName as CompressMode,
-    Passthrough, Progress, Reason, TokenCounter, WordDecision,
+    compress_stream, default_batch_size, Compat, Event, Mode, Passthrough, Progress, Reason, TokenCounter,
+    WordDecision,
 };
 use kompress::{CompressOptions, CompressResult, Kompress};
 use serde_json::{json, Value};
 
-use crate::args::{decode, file_arg, read_input, ModelArgs};
-use crate::llmlingua2::LlmLingua2Flags;
-
-#[derive(Args, Debug)]
-pub struct CompressArgs {
-    /// Texts to compress: files, or `-`/nothing for standard input. Several files run as one batch; a
-    /// file that cannot be read is reported and skipped, the others are still compressed, and the
-    /// command then exits with status 1.
-    pub inputs: Vec<PathBuf>,
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub flags: CompressFlags,
-    #[command(flatten)]
-    pub llmlingua2: LlmLingua2Flags,
-    /// Print one JSON object per input: {compressed, original_words, kept_words, original_tokens,
-    /// compressed_tokens, tokens_saved, compression_ratio, chunks, mode, model, device, dtype, ...}.
-    #[arg(long, conflicts_with = "jsonl")]
-    pub json: bool,
-    /// Corpus mode: every input line is one text (a JSON string, a JSON object with a "text" string
-    /// field, or raw text); print one JSON result per line, streaming.
-    #[arg(long)]
-    pub jsonl: bool,
-    /// Show every word with its fate: kept by the model, protected, table, code, code_line, markdown,
-    /// unscored, or dropped (colored on a terminal, `[-dropped-]` otherwise; a "words" list with --json/--jsonl, whose
-    /// "line" counts from 1).
-    /// Colors: dropped red and struck through, protected yellow, table cyan, code and code lines
-    /// blue, Markdown markup green, unscored magenta, kept by the model or passed through plain.
-    #[arg(long)]
-    pub explain: bool,
-    /// Replace invalid UTF-8 with U+FFFD instead of failing.
-    #[arg(long)]
-    pub lossy: bool,
-    /// Say nothing on stderr about texts that pass through unchanged (too short, nothing kept, JSON,
-    /// within --target-tokens); errors and over-budget notes are still printed.
-    #[arg(long, short, conflicts_with = "verbose")]
-    pub quiet: bool,
-}
-
-/// The compression options, shared by `compress` and `serve` (where they are the server's defaults).
-#[derive(Args, Debug)]
-pub struct CompressFlags {
-    /// Keep rule: `card` (the model card's: token head argmax, or a borderline token in an important
-    /// span), `threshold` (final score above --threshold), `ratio` (--ratio of the words).
-    #[arg(long, value_parser = ["card", "threshold", "ratio"])]
-    pub mode: Option<String>,
-    /// Final-score threshold of `--mode threshold`, in [0, 1] (0.5 is Headroom's ONNX rule); implies
-    /// that mode.
-    #[arg(long, value_name = "T", allow_hyphen_values = true, value_parser = threshold)]
-    pub threshold: Option<f64>,
-    /// Share of the words to keep, in (0, 1]: protected words count first, the best-scored words fill
-    /// the rest, across the whole text (per chunk, on top, with --compat headroom); implies
-    /// `--mode ratio`.
-    #[arg(long, value_name = "R", allow_hyphen_values = true, value_parser = ratio)]
-    pub ratio: Option<f64>,
-    /// Fit the output in N tokens of --count-tokens: protected text first, then words by score across
-    /// the text. A text that fits passes through; when the protected text alone is larger, a note
-    /// says so and the output is that text.
-    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = at_least_one, conflicts_with_all = ["mode", "threshold", "ratio"])]
-    pub target_tokens: Option<usize>,
-    /// What token counts count (results, -v, --target-tokens): `cl100k` (OpenAI cl100k_base), `o200k`
-    /// (o200k_base) or `words`.
-    /// [default: cl100k]
-    #[arg(long, value_name = "COUNTER")]
-    pub count_tokens: Option<TokenCounter>,
-    /// `headroom`: Headroom 0.42's output word for word (one space within a line, its table rule
-    /// only, no code, code-line, Markdown or JSON protection, --ratio per chunk). `llmlingua2` (compress
-    /// only): llmlingua 0.2.2's `compress_prompt_llmlingua2` output byte for byte, with an LLMLingua-2
-    /// model (--ratio is its `rate`, --target-tokens its `target_token`).
-    #[arg(long, value_parser = ["headroom", "llmlingua2", "off"])]
-    pub compat: Option<String>,
-    /// Most words per chunk.
-    #[arg(long, default_value = "350", value_parser = at_least_one)]
-    pub chunk_words: usize,
-    /// Most tokens per chunk, [CLS]/[SEP] included (at most the model's maximum).
-    #[arg(long, default_value_t = 512)]
-    pub chunk_tokens: usize,
-    /// Chunks per forward pass [default: 8 on a GPU and for f32 on an AVX-512 CPU, 1 for int8 and on
-    /// other CPUs, where larger batches were measured slower].
-    #[arg(long, value_parser = at_least_one)]
-    pub batch_size: Option<usize>,
-    /// Texts with fewer words pass through unchanged.
-    #[arg(long, default_value_t = 64)]
-    pub min_words: usize,
-    /// Let the model drop must-keep words, table rows, code and Markdown markup, and compress JSON.
-    #[arg(long)]
-    pub no_protect: bool,
-    /// Let the model drop must-keep words (numbers, paths, identifiers, negations, and/or...).
-    #[arg(long)]
-    pub no_protect_words: bool,
-    /// Let the model drop words of table rows.
-    #[arg(long)]
-    pub no_protect_tables: bool,
-    /// Let the model drop words of fenced code blocks.
-    #[arg(long)]
-    pub no_protect_code: bool,
-    /// Let the model drop words of code-like lines outside fences (source code, diff hunks, stack
-    /// traces, log lines with timestamps).
-    #[arg(long)]
-    pub no_protect_code_lines: bool,
-    /// Let the model drop Markdown's heading, list and quote markers and links.
-    #[arg(long)]
-    pub no_protect_markdown: bool,
-    /// Compress an input that is JSON as text, instead of passing it through.
-    #[arg(long)]
-    pub no_protect_json: bool,
-    /// Stop scoring once MS milliseconds have passed since the compression began (after the model
-    /// loads): the words not scored by then are kept as they are, in the text's layout, and the result
-    /// says so (`scored_words`, `unscored_reason`). The clock is read before every forward pass, the
-    /// first included; a pass already running finishes. Several inputs share one budget (--jsonl: each
-    /// batch of --batch-size lines has its own). At most 86400000 (one day). For `serve`: the budget
-    /// of a request that names none, cut to 80% of the time left before its deadline.
-    #[arg(long, value_name = "MS", allow_hyphen_values = true, value_parser = milliseconds)]
-    pub time_budget_ms: Option<u64>,
-}
+use crate::args::{corpus_text, input_name, open, read_input};
+use crate::compress_args::CompressArgs;
 
 /// [`default_batch_size`] for a loaded model.
 fn model_batch_size(model: &Kompress) -> usize {
     default_batch_size(!model.device().is_cpu(), model.precision().linears)
 }
 
-/// The flag of a [`CompressFields`] field: `chunk_words` is `--chunk-words`.
-fn flag(field: &str) -> String {
-    format!("--{}", field.replace('_', "-"))
-}
-
-/// A [`CompressFields`] message with the fields it quotes (`` `ratio` ``) named as flags (`--ratio`).
-fn flags_named(message: &str) -> String {
-    let mut parts = message.split('`');
-    let mut out = parts.next().unwrap_or_default().to_string();
-    for (i, part) in parts.enumerate() {
-        out.push_str(&if i % 2 == 0 { flag(part) } else { part.to_string() });
-    }
-    out
-}
-
-/// `--threshold`: a number in [0, 1].
-fn threshold(s: &str) -> Result<f64, String> {
-    let t: f64 = s.parse().map_err(|_| "not a number".to_string())?;
-    (0.0..=1.0).contains(&t).then_some(t).ok_or_else(|| "not in [0, 1]".into())
-}
-
-/// `--ratio`: a number in (0, 1].
-fn ratio(s: &str) -> Result<f64, String> {
-    let r: f64 = s.parse().map_err(|_| "not a number".to_string())?;
-    (r > 0.0 && r <= 1.0).then_some(r).ok_or_else(|| "not in (0, 1]".into())
-}
-
-/// `--time-budget-ms`: a whole number of milliseconds, at least 1 (the upper bound is the library's).
-fn milliseconds(s: &str) -> Result<u64, String> {
-    match s.trim().parse::<u64>() {
-        Ok(0) => Err("must be at least 1 ms".into()),
-        Ok(ms) => Ok(ms),
-        Err(_) => Err("not a whole number of milliseconds (at least 1)".into()),
-    }
-}
-
-/// A count that must not be zero (`--chunk-words`, `--batch-size`, `--target-tokens`).
-fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err("not a whole number".into()),
-    }
-}
-
-impl CompressFlags {
-    /// The options these flags give over the library's defaults, `batch` chunks a pass unless
-    /// `--batch-size` says otherwise ([`default_batch_size`]).
-    pub fn options(&self, explain: bool, batch: usize) -> anyhow::Result<CompressOptions> {
-        if self.compat.as_deref() == Some("headroom") && self.target_tokens.is_some() {
-            anyhow::bail!("--target-tokens has no Headroom 0.42 equivalent: leave out --compat headroom");
-        }
-        let on = |set: bool| set.then_some(true);
-        let fields = CompressFields {
-            mode: self.mode.as_deref().map(str::parse::<CompressMode>).transpose()?,
-            threshold: self.threshold,
-            ratio: self.ratio,
-            target_tokens: self.target_tokens,
-            count_tokens: self.count_tokens.map(|c| c.to_string()),
-            compat: self.compat.clone(),
-            chunk_words: Some(self.chunk_words),
-            chunk_tokens: Some(self.chunk_tokens),
-            batch_size: Some(self.batch_size.unwrap_or(batch)),
-            min_words: Some(self.min_words),
-            no_protect: on(self.no_protect),
-            no_protect_words: on(self.no_protect_words),
-            no_protect_tables: on(self.no_protect_tables),
-            no_protect_code: on(self.no_protect_code),
-            no_protect_code_lines: on(self.no_protect_code_lines),
-            no_protect_markdown: on(self.no_protect_markdown),
-            no_protect_json: on(self.no_protect_json),
-            explain: Some(explain),
-            time_budget_ms: self.time_budget_ms,
-        };
-        fields
-            .resolve(&CompressOptions::default())
-            .map_err(|(field, message)| anyhow::anyhow!("{}: {}", flag(field), flags_named(&message)))
-    }
-}
-
-impl CompressArgs {
-    pub(crate) fn inputs(&self) -> Vec<Option<&PathBuf>> {
-        match self.inputs.is_empty() {
-            true => vec![None],
-            false => self.inputs.iter().map(Some).collect(),
-        }
-    }
-}
-
 pub fn run(mut args: CompressArgs) -> anyhow::Result<()> {
     args.model.follow_compat(args.flags.compat.as_deref());
     let args = &args;
-    if args.flags.compat.as_deref() == Some("llmlingua2") {
-        return crate::llmlingua2::run(args);
+    match args.flags.compat.as_deref() {
+        Some("llmlingua2") => return crate::llmlingua2::run(args),
+        Some("ctxprune") => return crate::ctxprune::run(args),
+        _ => {}
     }
     if let Some(flag) = args.llmlingua2.set_flag() {
         anyhow::bail!("{flag} needs --compat llmlingua2");
+    }
+    if let Some(flag) = args.ctxprune.set_flag() {
+        anyhow::bail!("{flag} needs --compat ctxprune");
     }
     // Checked before the model loads; the batch size then follows its device.
     let counter = args.flags.options(args.explain, 1)?.count_tokens;
@@ -479,46 +281,6 @@ impl PassedThrough {
             );
         }
     }
-}
-
-pub(crate) fn open(path: Option<&PathBuf>) -> anyhow::Result<Box<dyn BufRead>> {
-    Ok(match file_arg(path) {
-        Some(p) => Box::new(std::io::BufReader::new(
-            std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?,
-        )),
-        None => Box::new(std::io::stdin().lock()),
-    })
-}
-
-/// One corpus line as text: a JSON string, a JSON object's "text" string, or the raw line (a line that
-/// is not a JSON string or object).
-fn corpus_text(line: &[u8], lossy: bool) -> anyhow::Result<String> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let raw = decode(line.to_vec(), "the line", Some(lossy))?;
-    Ok(match serde_json::from_str::<Value>(&raw) {
-        Ok(Value::String(text)) => text,
-        Ok(Value::Object(mut o)) => match o.remove("text") {
-            Some(Value::String(text)) => text,
-            Some(other) => anyhow::bail!("its \"text\" field is {}, not a string", json_kind(&other)),
-            None => anyhow::bail!("a JSON object without a \"text\" field"),
-        },
-        _ => raw,
-    })
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn input_name(path: Option<&PathBuf>) -> String {
-    file_arg(path).map_or("-".to_string(), |p| p.display().to_string())
 }
 
 /// One line of --json or --jsonl: the result as the library writes it, with the run's model and

@@ -3,53 +3,11 @@
 use std::io::{BufRead, Write};
 
 use anyhow::Context;
-use clap::Args;
-use kompress::llmlingua2::{LlmLingua2, Options, TokenToWord};
+use kompress::llmlingua2::{LlmLingua2, Options};
 use serde_json::{json, Value};
 
-use crate::args::{decode, read_input};
-use crate::compress::{open, CompressArgs};
-
-/// The options of `--compat llmlingua2` that the rest of `compress` does not have.
-#[derive(Args, Debug, Clone, Default)]
-pub struct LlmLingua2Flags {
-    /// With --compat llmlingua2: tokens always kept (llmlingua's `force_tokens`), comma-separated;
-    /// `\n`, `\t`, `\,` and `\\` are escapes (e.g. '\n,?,.').
-    #[arg(long, value_name = "LIST")]
-    pub force_tokens: Option<String>,
-    /// With --compat llmlingua2: keep every word holding a digit.
-    #[arg(long)]
-    pub force_reserve_digit: bool,
-    /// With --compat llmlingua2: drop a force token repeated with no kept word in between.
-    #[arg(long)]
-    pub drop_consecutive: bool,
-    /// With --compat llmlingua2: a word's probability from its tokens': `mean` or `first`.
-    #[arg(long, value_name = "MODE")]
-    pub token_to_word: Option<TokenToWord>,
-    /// With --compat llmlingua2: drop whole contexts first (several inputs, or a --jsonl line's list),
-    /// keeping those whose mean word probability reaches the percentile of --context-level-rate.
-    #[arg(long)]
-    pub context_level_filter: bool,
-    /// With --context-level-filter: the share of contexts to keep [default: (rate + 1) / 2].
-    #[arg(long, value_name = "R")]
-    pub context_level_rate: Option<f64>,
-}
-
-impl LlmLingua2Flags {
-    /// The first of these flags that is set.
-    pub fn set_flag(&self) -> Option<&'static str> {
-        [
-            ("--force-tokens", self.force_tokens.is_some()),
-            ("--force-reserve-digit", self.force_reserve_digit),
-            ("--drop-consecutive", self.drop_consecutive),
-            ("--token-to-word", self.token_to_word.is_some()),
-            ("--context-level-filter", self.context_level_filter),
-            ("--context-level-rate", self.context_level_rate.is_some()),
-        ]
-        .into_iter()
-        .find_map(|(name, set)| set.then_some(name))
-    }
-}
+use crate::args::{decode, open, read_input};
+use crate::compress_args::CompressArgs;
 
 /// `--force-tokens`' list: split on unescaped commas, escapes resolved.
 pub fn force_tokens(list: &str) -> anyhow::Result<Vec<String>> {

@@ -3,6 +3,8 @@
 mod args;
 mod bench;
 mod compress;
+mod compress_args;
+mod ctxprune;
 mod evict;
 mod llmlingua2;
 mod score;
@@ -29,7 +31,7 @@ enum Command {
     Score(score::ScoreArgs),
     /// Compress a text: drop the words the model finds unimportant, keeping lines, protected words
     /// (numbers, paths, identifiers, negations) and tables intact.
-    Compress(compress::CompressArgs),
+    Compress(compress_args::CompressArgs),
     /// Time the full scoring forward (encoder + heads) on random token ids.
     Bench(bench::BenchArgs),
     #[command(flatten)]

@@ -13,7 +13,7 @@ use kompress::server::{BatchLimits, Server, ServerConfig};
 use kompress::Linears;
 
 use crate::args::ModelArgs;
-use crate::compress::CompressFlags;
+use crate::compress_args::CompressFlags;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
