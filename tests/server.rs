@@ -1069,3 +1069,37 @@ fn serving_engine_probes_wait_for_the_model_and_need_no_token() {
     assert_eq!(post_with(&running, "/predictions/kompress", &auth, &body).status, 404);
     assert_eq!(running.get("/v2/models/kompress", &auth).status, 404);
 }
+
+/// Any token classifier serves `/v1/ctxprune/compress`, answering ctxprune's result dict identical to
+/// ctxprune 0.2.1's recorded results; bad arguments are named.
+#[test]
+fn ctxprune_route_answers_ctxprunes_results() {
+    let name = "llmlingua-2-bert-base-multilingual-cased-tiny";
+    let opts = LoadOptions { device: common::test_device(), dtype: DTypeChoice::F32, ..Default::default() };
+    let server = Server::new(ServerConfig::default()).unwrap();
+    server.set_model(Kompress::from_dir(common::model_dir(name), &opts).unwrap(), name).unwrap();
+    let mut running = start_with(server);
+    let path = common::fixtures().join(format!("ctxprune/{name}.json"));
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for case in
+        fixture["cases"].as_array().unwrap().iter().filter(|c| c["text"] == "paths" || c["text"] == "json")
+    {
+        let mut body = case["options"].clone();
+        body["text"] = fixture["texts"][case["text"].as_str().unwrap()]["text"].clone();
+        body["max_len"] = fixture["max_len"].clone();
+        let got = running.post("/v1/ctxprune/compress", &body);
+        assert_eq!(got.status, 200, "{}", got.body);
+        assert_eq!(got.json(), case["result"], "{}", case["options"]);
+    }
+    for (body, says) in [
+        (json!({ "text": "a b", "rate": 2 }), "rate 2: not in [0, 1]"),
+        (json!({ "text": "a b", "rate": "0.5" }), "rate"),
+        (json!({ "text": "a b", "unit": "bytes" }), "bytes"),
+        (json!({ "rate": 0.5 }), "text"),
+        (json!({ "text": "a b", "max_len": 100000 }), "max_len 100000"),
+    ] {
+        let got = running.post("/v1/ctxprune/compress", &body);
+        assert!(got.status == 400 && got.body.contains(says), "{body}: {} {}", got.status, got.body);
+    }
+    running.shutdown().unwrap();
+}

@@ -81,6 +81,9 @@ pub struct Options {
     /// kompress's: instead of `rate`, the most tokens of the output by `measure` (which then defaults
     /// to [`TokenCounter::default`]).
     pub target_tokens: Option<usize>,
+    /// ctxprune's `max_len` (a constructor argument there) for this call: the longest window,
+    /// specials included; `None` keeps the compressor's ([`Ctxprune::set_max_len`]).
+    pub max_len: Option<usize>,
 }
 
 impl Default for Options {
@@ -93,6 +96,7 @@ impl Default for Options {
             unit: Unit::Chars,
             measure: None,
             target_tokens: None,
+            max_len: None,
         }
     }
 }
@@ -179,6 +183,12 @@ impl Ctxprune {
 
     /// ctxprune's `max_len`: the longest window, specials included.
     pub fn set_max_len(&mut self, max_len: usize) -> Result<()> {
+        self.max_len = self.checked_max_len(max_len)?;
+        Ok(())
+    }
+
+    /// `max_len` if its windows hold two tokens or more beside the specials and the model takes them.
+    fn checked_max_len(&self, max_len: usize) -> Result<usize> {
         let specials = self.pre.len() + self.post.len();
         if max_len <= specials + 1 || max_len > self.model.max_tokens() {
             return Err(Error::Invalid(format!(
@@ -187,8 +197,7 @@ impl Ctxprune {
                 self.model.max_tokens()
             )));
         }
-        self.max_len = max_len;
-        Ok(())
+        Ok(max_len)
     }
 
     pub fn max_len(&self) -> usize {
@@ -212,7 +221,8 @@ impl Ctxprune {
         opts: &Options,
     ) -> Result<Compressed> {
         opts.validate()?;
-        let scored = self.atom_scores_with(scorer, text)?;
+        let max_len = self.checked_max_len(opts.max_len.unwrap_or(self.max_len))?;
+        let scored = self.atom_scores_with(scorer, text, max_len)?;
         let measure = opts.measure.or(opts.target_tokens.map(|_| TokenCounter::default()));
         match measure {
             Some(counter) if opts.threshold.is_none() => {
@@ -237,7 +247,8 @@ impl Ctxprune {
         mut measure: impl FnMut(&str) -> Result<f64>,
     ) -> Result<Compressed> {
         opts.validate()?;
-        let scored = self.atom_scores_with(scorer, text)?;
+        let max_len = self.checked_max_len(opts.max_len.unwrap_or(self.max_len))?;
+        let scored = self.atom_scores_with(scorer, text, max_len)?;
         match (opts.threshold, opts.rate) {
             (None, Some(rate)) => {
                 let target = rate * measure(text)?;
@@ -249,20 +260,21 @@ impl Ctxprune {
 
     /// `atom_scores(text)`: every atom's score and token count.
     pub fn atom_scores<'t>(&self, text: &'t str) -> Result<AtomScores<'t>> {
-        self.atom_scores_with(&*self.model, text)
+        self.atom_scores_with(&*self.model, text, self.max_len)
     }
 
     fn atom_scores_with<'t, C: ChunkScorer + ?Sized>(
         &self,
         scorer: &C,
         text: &'t str,
+        max_len: usize,
     ) -> Result<AtomScores<'t>> {
         let atoms = atomize(text)?;
         let owner = owners(&atoms, text.len());
         let enc = self.tokenizer.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
         let touched: Vec<Vec<usize>> =
             enc.get_offsets().iter().map(|&(s, e)| touching(&owner, s, e)).collect();
-        let probs = self.token_probs(scorer, enc.get_ids(), &touched)?;
+        let probs = self.token_probs(scorer, enc.get_ids(), &touched, max_len)?;
         let (mut sums, mut hits, mut tokens) =
             (vec![0f64; atoms.len()], vec![0usize; atoms.len()], vec![0; atoms.len()]);
         for (set, p) in touched.iter().zip(probs) {
@@ -284,9 +296,10 @@ impl Ctxprune {
         scorer: &C,
         ids: &[u32],
         touched: &[Vec<usize>],
+        max_len: usize,
     ) -> Result<Vec<f32>> {
         let first = |i: usize| touched[i].first().copied();
-        let win = self.max_len - self.pre.len() - self.post.len();
+        let win = max_len - self.pre.len() - self.post.len();
         let mut windows = Vec::new();
         let mut start = 0;
         while start < ids.len() {

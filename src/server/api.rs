@@ -71,6 +71,10 @@ pub(crate) async fn llmlingua2(State(s): State<Arc<Shared>>, headers: HeaderMap,
     handle::<super::llmlingua2::LlmLingua2Body>(s, headers, body).await
 }
 
+pub(crate) async fn ctxprune(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    handle::<super::ctxprune::CtxpruneBody>(s, headers, body).await
+}
+
 pub(crate) async fn evict(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
     handle::<EvictBody>(s, headers, body).await
 }

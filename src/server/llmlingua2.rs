@@ -38,7 +38,7 @@ impl TryFrom<Map<String, Value>> for LlmLingua2Body {
             Some(_) => return Err("\"context\" must be a string or a list of strings".into()),
             None => return Err("missing field `context`".into()),
         };
-        let options = serde_json::from_value(Value::Object(body)).map_err(|e| e.to_string())?;
+        let options: Options = super::options::method_options(body)?;
         Ok(Self { context, options })
     }
 }

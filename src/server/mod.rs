@@ -39,6 +39,7 @@ mod api;
 mod auth;
 mod batcher;
 mod burst;
+mod ctxprune;
 mod error;
 mod llmlingua2;
 mod metrics;
@@ -69,6 +70,7 @@ use batcher::Batcher;
 use metrics::{Gauges, Metrics};
 
 use crate::bert::Family;
+use crate::ctxprune::Ctxprune;
 use crate::evict::EvictionNetwork;
 use crate::llmlingua2::LlmLingua2;
 use crate::{CompressOptions, Error, Kompress, Result};
@@ -125,6 +127,8 @@ pub(crate) struct Engine {
     batcher: Batcher,
     /// The LLMLingua-2 algorithm on the same model, when it is a BERT / XLM-RoBERTa checkpoint.
     llmlingua2: Option<LlmLingua2>,
+    /// ctxprune's algorithm on the same model (any token classifier).
+    ctxprune: Ctxprune,
 }
 
 impl Engine {
@@ -202,8 +206,9 @@ impl Server {
             Family::ModernBert => None,
             _ => Some(LlmLingua2::from_model(model.clone())?),
         };
+        let ctxprune = Ctxprune::from_model(model.clone())?;
         let batcher = Batcher::start(model, self.shared.config.batch, self.shared.metrics.clone());
-        let engine = Engine { name: name.into(), batcher, llmlingua2 };
+        let engine = Engine { name: name.into(), batcher, llmlingua2, ctxprune };
         self.shared.engine.set(engine).map_err(|_| Error::Invalid("the server already has a model".into()))
     }
 
@@ -266,6 +271,7 @@ impl Server {
             .route("/v1/compress", post(api::compress))
             .route("/v1/evict", post(api::evict))
             .route("/v1/llmlingua2/compress", post(api::llmlingua2))
+            .route("/v1/ctxprune/compress", post(api::ctxprune))
             .route("/healthz", get(api::healthz))
             .route("/readyz", get(api::readyz))
             .route("/metrics", get(api::metrics))
@@ -306,6 +312,7 @@ async fn track(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Re
         Some("/v1/compress") => "/v1/compress",
         Some("/v1/evict") => "/v1/evict",
         Some("/v1/llmlingua2/compress") => "/v1/llmlingua2/compress",
+        Some("/v1/ctxprune/compress") => "/v1/ctxprune/compress",
         Some("/healthz") => "/healthz",
         Some("/readyz") => "/readyz",
         Some("/metrics") => "/metrics",

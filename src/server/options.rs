@@ -1,6 +1,7 @@
 //! Request bodies; their compression options map through [`CompressFields`], as the CLI's flags do.
 
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::pipeline::CompressFields;
 
@@ -80,4 +81,13 @@ pub(crate) fn check_budget_ratio(r: f64) -> Result<(), (&'static str, String)> {
         true => Ok(()),
         false => Err(("budget_ratio", format!("{r} is not in [0.05, 1]"))),
     }
+}
+
+/// A method's options from the rest of a request body; an error names the field (`rate: invalid type:
+/// string "0.5", expected f64`), as [`parse`](super::api) does for whole bodies.
+pub(crate) fn method_options<T: serde::de::DeserializeOwned>(rest: Map<String, Value>) -> Result<T, String> {
+    serde_path_to_error::deserialize(Value::Object(rest)).map_err(|e| match e.path().to_string().as_str() {
+        "." | "?" => e.inner().to_string(),
+        path => format!("{path}: {}", e.inner()),
+    })
 }

@@ -40,6 +40,8 @@ fn options(args: &CompressArgs) -> anyhow::Result<Options> {
         unit: ctx.unit.unwrap_or_default(),
         measure: flags.count_tokens,
         target_tokens: flags.target_tokens,
+        // --chunk-tokens, set on the compressor when it loads.
+        max_len: None,
     };
     opts.validate()?;
     Ok(opts)

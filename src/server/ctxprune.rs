@@ -1,0 +1,53 @@
+//! `POST /v1/ctxprune/compress`: ctxprune's `Compressor.compress` over HTTP. The body is
+//! `{"text": str, ...}` plus any of the call's keyword arguments (`rate`, `threshold`,
+//! `force_protected`, `keep_structure`, `unit`) and kompress's `measure` (a counter's name: ctxprune's
+//! `measure` callable) and `target_tokens`; the answer is ctxprune's result dict `{text, kept, total}`.
+//! Any token classifier serves it; its forward passes go through the server's batcher.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::admission::Ticket;
+use super::api::Asked;
+use super::error::ApiError;
+use super::Shared;
+use crate::ctxprune::Options;
+
+/// A request: its text and the call's options.
+#[derive(serde::Deserialize)]
+#[serde(try_from = "Map<String, Value>")]
+pub(crate) struct CtxpruneBody {
+    text: String,
+    options: Options,
+}
+
+impl TryFrom<Map<String, Value>> for CtxpruneBody {
+    type Error = String;
+
+    fn try_from(mut body: Map<String, Value>) -> Result<Self, String> {
+        let text = match body.remove("text") {
+            Some(Value::String(s)) => s,
+            Some(_) => return Err("\"text\" must be a string".into()),
+            None => return Err("missing field `text`".into()),
+        };
+        let options: Options = super::options::method_options(body)?;
+        options.validate().map_err(|e| e.to_string())?;
+        Ok(Self { text, options })
+    }
+}
+
+impl super::api::Work for CtxpruneBody {
+    /// One admission unit per 350 words (at least one): about one window of 510 tokens.
+    fn admit(&mut self, s: &Shared, _: &Asked) -> Result<usize, ApiError> {
+        super::api::engine(s)?;
+        Ok(self.text.split_whitespace().count().div_ceil(350).max(1))
+    }
+
+    fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
+        let engine = s.engine.get().expect("admitted with a model");
+        let scorer = engine.batcher.scorer(ticket.clone())?;
+        let result = engine.ctxprune.compress_with(&scorer, &self.text, &self.options)?;
+        Ok(serde_json::to_value(result).expect("a result serialises"))
+    }
+}
