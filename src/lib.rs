@@ -18,6 +18,7 @@ pub mod heads;
 pub mod hub;
 mod kernels;
 pub mod llmlingua2;
+pub mod method;
 pub mod model;
 pub mod modernbert;
 pub mod pipeline;

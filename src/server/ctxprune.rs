@@ -13,6 +13,7 @@ use super::api::Asked;
 use super::error::ApiError;
 use super::Shared;
 use crate::ctxprune::Options;
+use crate::method::Call;
 
 /// A request: its text and the call's options.
 #[derive(serde::Deserialize)]
@@ -47,7 +48,8 @@ impl super::api::Work for CtxpruneBody {
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
         let engine = s.engine.get().expect("admitted with a model");
         let scorer = engine.batcher.scorer(ticket.clone())?;
-        let result = engine.ctxprune.compress_with(&scorer, &self.text, &self.options)?;
+        let result =
+            engine.methods.run(&scorer, Call::Ctxprune { text: &self.text, options: &self.options })?;
         Ok(serde_json::to_value(result).expect("a result serialises"))
     }
 }

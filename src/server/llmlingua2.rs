@@ -13,6 +13,7 @@ use super::api::Asked;
 use super::error::ApiError;
 use super::Shared;
 use crate::llmlingua2::Options;
+use crate::method::{Call, Method};
 
 /// A request: its contexts and the call's options.
 #[derive(serde::Deserialize)]
@@ -48,7 +49,7 @@ impl super::api::Work for LlmLingua2Body {
     /// 510-token chunks.
     fn admit(&mut self, s: &Shared, _: &Asked) -> Result<usize, ApiError> {
         let engine = super::api::engine(s)?;
-        if engine.llmlingua2.is_none() {
+        if engine.methods.check(Method::LlmLingua2).is_err() {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!(
@@ -62,9 +63,10 @@ impl super::api::Work for LlmLingua2Body {
 
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
         let engine = s.engine.get().expect("admitted with a model");
-        let compressor = engine.llmlingua2.as_ref().expect("admitted with an LLMLingua-2 model");
         let scorer = engine.batcher.scorer(ticket.clone())?;
-        let result = compressor.compress_with(&scorer, &self.context, &self.options)?;
+        let contexts: Vec<&str> = self.context.iter().map(String::as_str).collect();
+        let result =
+            engine.methods.run(&scorer, Call::LlmLingua2 { contexts: &contexts, options: &self.options })?;
         Ok(serde_json::to_value(result).expect("a result serialises"))
     }
 }

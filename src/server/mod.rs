@@ -69,10 +69,8 @@ use admission::Pool;
 use batcher::Batcher;
 use metrics::{Gauges, Metrics};
 
-use crate::bert::Family;
-use crate::ctxprune::Ctxprune;
 use crate::evict::EvictionNetwork;
-use crate::llmlingua2::LlmLingua2;
+use crate::method::{Method, Methods};
 use crate::{CompressOptions, Error, Kompress, Result};
 
 /// How the server behaves; the defaults suit a CPU (see the README's measurements).
@@ -125,10 +123,8 @@ const DRAIN: Duration = Duration::from_secs(10);
 pub(crate) struct Engine {
     name: String,
     batcher: Batcher,
-    /// The LLMLingua-2 algorithm on the same model, when it is a BERT / XLM-RoBERTa checkpoint.
-    llmlingua2: Option<LlmLingua2>,
-    /// ctxprune's algorithm on the same model (any token classifier).
-    ctxprune: Ctxprune,
+    /// The compression methods the model runs (LLMLingua-2 on a BERT / XLM-RoBERTa checkpoint).
+    methods: Methods,
 }
 
 impl Engine {
@@ -202,13 +198,17 @@ impl Server {
         // Validates the defaults (an empty batch scores nothing).
         crate::compress_batch(&model, &[], &self.shared.config.defaults)?;
         let model = Arc::new(model);
-        let llmlingua2 = match model.scorer().family() {
-            Family::ModernBert => None,
-            _ => Some(LlmLingua2::from_model(model.clone())?),
-        };
-        let ctxprune = Ctxprune::from_model(model.clone())?;
+        // Every method the model runs is built now, so that one that cannot be fails here, not in a request.
+        let methods = Methods::new(model.clone());
+        for method in methods.supported() {
+            match method {
+                Method::LlmLingua2 => drop(methods.llmlingua2()?),
+                Method::Ctxprune => drop(methods.ctxprune()?),
+                Method::Kompress | Method::Headroom => {}
+            }
+        }
         let batcher = Batcher::start(model, self.shared.config.batch, self.shared.metrics.clone());
-        let engine = Engine { name: name.into(), batcher, llmlingua2, ctxprune };
+        let engine = Engine { name: name.into(), batcher, methods };
         self.shared.engine.set(engine).map_err(|_| Error::Invalid("the server already has a model".into()))
     }
 

@@ -7,6 +7,7 @@ use anyhow::Context;
 use candle_core::Device;
 use clap::Args;
 use kompress::hub::ModelFiles;
+use kompress::method::Methods;
 use kompress::{DTypeChoice, DeviceChoice, HubOptions, Kompress};
 use serde_json::Value;
 
@@ -48,6 +49,16 @@ impl ModelArgs {
         if matches!(compat, Some("headroom" | "llmlingua2" | "ctxprune")) {
             self.dtype = self.dtype.for_parity();
         }
+    }
+
+    /// The model with the compression methods it runs, `batch_size` chunks or windows a pass for
+    /// LLMLingua-2 and ctxprune (their defaults without one).
+    pub fn load_methods(&self, batch_size: Option<usize>) -> anyhow::Result<Methods> {
+        let methods = Methods::new(std::sync::Arc::new(self.load()?));
+        Ok(match batch_size {
+            Some(size) => methods.with_batch_size(size),
+            None => methods,
+        })
     }
 
     pub fn load(&self) -> anyhow::Result<Kompress> {

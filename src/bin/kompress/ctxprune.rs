@@ -4,7 +4,8 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use kompress::ctxprune::{Compressed, Ctxprune, Options};
+use kompress::ctxprune::Options;
+use kompress::method::{Call, Methods, Output};
 use serde_json::{json, Value};
 
 use crate::args::{corpus_text, input_name, open, read_input};
@@ -47,35 +48,32 @@ fn options(args: &CompressArgs) -> anyhow::Result<Options> {
     Ok(opts)
 }
 
-/// The model as every command loads it, wrapped; `compress::run` has made `auto` f32 for this compat.
-fn load(args: &CompressArgs) -> anyhow::Result<Ctxprune> {
-    let model = std::sync::Arc::new(args.model.load()?);
-    let mut compressor = Ctxprune::from_model(model.clone())
-        .with_context(|| format!("cannot use model {}", args.model.model))?;
-    compressor.set_max_len(args.flags.chunk_tokens.min(model.max_tokens())).context("--chunk-tokens")?;
-    if let Some(size) = args.flags.batch_size {
-        compressor.batch_size = size;
-    }
-    Ok(compressor)
+/// The model as every command loads it, checked to run ctxprune; `compress::run` has made `auto` f32
+/// for this compat. --chunk-tokens is ctxprune's `max_len`, at most the model's.
+fn load(args: &CompressArgs, opts: &mut Options) -> anyhow::Result<Methods> {
+    let methods = args.model.load_methods(args.flags.batch_size)?;
+    methods.ctxprune().with_context(|| format!("cannot use model {}", args.model.model))?;
+    opts.max_len = Some(args.flags.chunk_tokens.min(methods.model().max_tokens()));
+    Ok(methods)
 }
 
 /// Every input is one text; prints its compressed text (or, with --json, ctxprune's result dict and
 /// the input's name). --jsonl: every line is one text, printed as its result dict.
 pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
-    let opts = options(args)?;
+    let mut opts = options(args)?;
     let inputs = args.inputs();
-    let compressor = load(args)?;
+    let methods = load(args, &mut opts)?;
     if args.jsonl {
-        return run_jsonl(args, &compressor, &opts, &inputs);
+        return run_jsonl(args, &methods, &opts, &inputs);
     }
     for &path in &inputs {
         let text = read_input(path, Some(args.lossy))?;
-        let result = compressor
-            .compress(&text, &opts)
+        let result = methods
+            .compress(Call::Ctxprune { text: &text, options: &opts })
             .with_context(|| format!("cannot compress {}", input_name(path)))?;
         let out = match args.json {
-            true => format!("{}\n", line(&result, path, None)),
-            false => result.text,
+            true => format!("{}\n", line(&result, path, None)?),
+            false => result.texts().concat(),
         };
         crate::args::print(&out)?;
     }
@@ -84,7 +82,7 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
 
 fn run_jsonl(
     args: &CompressArgs,
-    compressor: &Ctxprune,
+    methods: &Methods,
     opts: &Options,
     inputs: &[Option<&PathBuf>],
 ) -> anyhow::Result<()> {
@@ -94,19 +92,20 @@ fn run_jsonl(
             let raw = raw.with_context(|| format!("cannot read {}", input_name(path)))?;
             let where_ = || format!("{}, line {}", input_name(path), i + 1);
             let text = corpus_text(&raw, args.lossy).with_context(where_)?;
-            let result = compressor.compress(&text, opts).with_context(where_)?;
-            writeln!(out, "{}", line(&result, path, Some(i + 1)))?;
+            let result =
+                methods.compress(Call::Ctxprune { text: &text, options: opts }).with_context(where_)?;
+            writeln!(out, "{}", line(&result, path, Some(i + 1))?)?;
         }
     }
     Ok(out.flush()?)
 }
 
 /// ctxprune's result dict with where it came from.
-fn line(result: &Compressed, path: Option<&PathBuf>, line: Option<usize>) -> Value {
-    let mut v =
-        json!({"text": result.text, "kept": result.kept, "total": result.total, "input": input_name(path)});
+fn line(result: &Output, path: Option<&PathBuf>, line: Option<usize>) -> anyhow::Result<Value> {
+    let mut v = serde_json::to_value(result)?;
+    v["input"] = json!(input_name(path));
     if let Some(n) = line {
         v["line"] = json!(n);
     }
-    v
+    Ok(v)
 }

@@ -3,7 +3,8 @@
 use std::io::{BufRead, Write};
 
 use anyhow::Context;
-use kompress::llmlingua2::{LlmLingua2, Options};
+use kompress::llmlingua2::Options;
+use kompress::method::{Call, Methods};
 use serde_json::{json, Value};
 
 use crate::args::{decode, open, read_input};
@@ -70,16 +71,12 @@ fn options(args: &CompressArgs) -> anyhow::Result<Options> {
     Ok(opts)
 }
 
-/// The model as every command loads it (`-v`, download progress, the hub's remedies), wrapped;
-/// `compress::run` has made `auto` f32 for `--compat llmlingua2`.
-fn load(args: &CompressArgs) -> anyhow::Result<LlmLingua2> {
-    let model = args.model.load()?;
-    let mut compressor = LlmLingua2::from_model(std::sync::Arc::new(model))
-        .with_context(|| format!("cannot load model {}", args.model.model))?;
-    if let Some(size) = args.flags.batch_size {
-        compressor.batch_size = size;
-    }
-    Ok(compressor)
+/// The model as every command loads it (`-v`, download progress, the hub's remedies), checked to run
+/// LLMLingua-2; `compress::run` has made `auto` f32 for `--compat llmlingua2`.
+fn load(args: &CompressArgs) -> anyhow::Result<Methods> {
+    let methods = args.model.load_methods(args.flags.batch_size)?;
+    methods.llmlingua2().with_context(|| format!("cannot load model {}", args.model.model))?;
+    Ok(methods)
 }
 
 /// Plain inputs: every input is one context of a single call; prints `compressed_prompt` (or, with
@@ -92,11 +89,12 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
     }
     let texts =
         inputs.iter().map(|&path| read_input(path, Some(args.lossy))).collect::<anyhow::Result<Vec<_>>>()?;
-    let compressor = load(args)?;
-    let result = compressor.compress(&texts, &opts)?;
+    let methods = load(args)?;
+    let contexts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let result = methods.compress(Call::LlmLingua2 { contexts: &contexts, options: &opts })?;
     let out = match args.json {
         true => format!("{}\n", serde_json::to_string(&result)?),
-        false => result.compressed_prompt.clone(),
+        false => result.texts().concat(),
     };
     crate::args::print(&out)
 }
@@ -106,7 +104,7 @@ fn run_jsonl(
     opts: &Options,
     inputs: &[Option<&std::path::PathBuf>],
 ) -> anyhow::Result<()> {
-    let compressor = load(args)?;
+    let methods = load(args)?;
     let mut out = std::io::stdout().lock();
     for &path in inputs {
         let name = path.map_or("-".to_string(), |p| p.display().to_string());
@@ -114,7 +112,9 @@ fn run_jsonl(
             let line = line.with_context(|| format!("cannot read {name}"))?;
             let where_ = || format!("{name}, line {}", i + 1);
             let contexts = contexts(&line, args.lossy).with_context(where_)?;
-            let result = compressor.compress(&contexts, opts).with_context(where_)?;
+            let contexts: Vec<&str> = contexts.iter().map(String::as_str).collect();
+            let call = Call::LlmLingua2 { contexts: &contexts, options: opts };
+            let result = methods.compress(call).with_context(where_)?;
             let mut v = serde_json::to_value(&result)?;
             v["input"] = json!(name);
             v["line"] = json!(i + 1);
