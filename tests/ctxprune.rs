@@ -188,6 +188,28 @@ fn target_tokens_keep_the_output_within_them() {
     assert!(n <= 40 && n > 20, "{n} tokens: {out:?}");
 }
 
+/// As llmlingua's `target_token` beats its `rate`, --target-tokens beats --ratio for the two methods
+/// that take both; Kompress's pipeline refuses the pair, naming it.
+#[test]
+fn target_tokens_win_over_a_ratio() {
+    let text = &models()[0].1.texts["licence"].text.clone();
+    let (alone, _, _) = cli(&["--target-tokens", "40"], text);
+    let (both, err, ok) = cli(&["--target-tokens", "40", "--ratio", "0.9"], text);
+    assert!(ok, "{err}");
+    assert_eq!(both, alone);
+    let v5 = fixtures().join("models/v5");
+    let out = run_kompress(
+        &["compress", "-m", v5.to_str().unwrap(), "--target-tokens", "9", "--ratio", "0.5"],
+        &[],
+        b"x",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--target-tokens"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn the_cli_names_flags_ctxprune_has_not() {
     for (args, message) in [

@@ -1101,5 +1101,9 @@ fn ctxprune_route_answers_ctxprunes_results() {
         let got = running.post("/v1/ctxprune/compress", &body);
         assert!(got.status == 400 && got.body.contains(says), "{body}: {} {}", got.status, got.body);
     }
+    let lone = request(running.addr, "POST", "/v1/ctxprune/compress", &[], br#"{"text": "a \ud800 b"}"#);
+    assert!(lone.status == 400 && lone.body.contains("outside a surrogate pair"), "{}", lone.body);
+    let rate = running.post("/v1/llmlingua2/compress", &json!({ "context": "a b c", "rate": 2 }));
+    assert!(rate.status == 400 && rate.body.contains("rate 2: not in (0, 1]"), "{}", rate.body);
     running.shutdown().unwrap();
 }

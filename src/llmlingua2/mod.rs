@@ -486,14 +486,11 @@ fn validate(opts: &Options) -> Result<()> {
             opts.force_tokens.len()
         )));
     }
-    if !opts.rate.is_finite() || opts.rate <= 0.0 {
-        return Err(Error::Invalid(format!("rate {}: it must be a number above 0", opts.rate)));
-    }
-    if !(opts.context_level_rate.is_finite() && opts.context_level_rate > 0.0) {
-        return Err(Error::Invalid(format!(
-            "context_level_rate {}: it must be above 0",
-            opts.context_level_rate
-        )));
+    // The CLI's --ratio range, for every entry point: llmlingua keeps every word above 1 anyway.
+    for (name, rate) in [("rate", opts.rate), ("context_level_rate", opts.context_level_rate)] {
+        if !(rate > 0.0 && rate <= 1.0) {
+            return Err(Error::Invalid(format!("{name} {rate}: not in (0, 1]")));
+        }
     }
     Ok(())
 }

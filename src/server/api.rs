@@ -271,7 +271,12 @@ fn parse<W: DeserializeOwned>(bytes: &[u8]) -> Result<W, ApiError> {
 
 /// A `400` for JSON that does not parse, naming the line and column (from 1) where it broke.
 fn malformed(e: &serde_json::Error) -> ApiError {
-    ApiError::at(e.line(), e.column(), format!("malformed JSON body: {e}"))
+    // serde_json reads `\ud800` as the first half of a pair and fails on what follows it.
+    let hint = match e.to_string().contains("hex escape") || e.to_string().contains("surrogate") {
+        true => " (a \\uD800-\\uDFFF escape outside a surrogate pair is not a character: text must be valid Unicode)",
+        false => "",
+    };
+    ApiError::at(e.line(), e.column(), format!("malformed JSON body: {e}{hint}"))
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {

@@ -67,8 +67,9 @@ pub struct CompressFlags {
     pub ratio: Option<f64>,
     /// Fit the output in N tokens of --count-tokens: protected text first, then words by score across
     /// the text. A text that fits passes through; when the protected text alone is larger, a note
-    /// says so and the output is that text.
-    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = at_least_one, conflicts_with_all = ["mode", "threshold", "ratio"])]
+    /// says so and the output is that text. With --compat llmlingua2 or ctxprune, --ratio may be given
+    /// too, and N wins (llmlingua's `target_token` over its `rate`).
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = at_least_one, conflicts_with_all = ["mode", "threshold"])]
     pub target_tokens: Option<usize>,
     /// What token counts count (results, -v, --target-tokens): `cl100k` (OpenAI cl100k_base), `o200k`
     /// (o200k_base) or `words`.
