@@ -207,7 +207,8 @@ fn batch_size_does_not_change_the_output() {
 fn bad_options_are_refused() {
     let compressor = LlmLingua2::from_dir(model_dir(LL_MODELS[0]), &options(DTypeChoice::F32)).unwrap();
     for (opts, needle) in [
-        (Options { rate: 0.0, ..Default::default() }, "rate 0"),
+        (Options { rate: 0.0, ..Default::default() }, "rate 0: not in (0, 1]"),
+        (Options { rate: 1e308, ..Default::default() }, "rate 100000000"),
         (Options { force_tokens: vec!["x".into(); 101], ..Default::default() }, "101 force tokens"),
     ] {
         let err = compressor.compress(&["some text"], &opts).unwrap_err().to_string();
@@ -215,6 +216,16 @@ fn bad_options_are_refused() {
     }
     let err = LlmLingua2::from_dir(model_dir("v5"), &options(DTypeChoice::F32)).err().unwrap().to_string();
     assert!(err.contains("ModernBERT"), "{err}");
+}
+
+/// A context with no word to rank (only tokens the vocabulary lacks) keeps its text, where llmlingua
+/// raises (`IndexError` in its percentile) and kompress used to return it empty.
+#[test]
+fn a_context_without_words_is_kept() {
+    let compressor = LlmLingua2::from_dir(model_dir(LL_MODELS[0]), &options(DTypeChoice::F32)).unwrap();
+    let out = compressor.compress(&["😀 🎉 🚀", "The meeting starts at nine."], &Options::default()).unwrap();
+    assert_eq!(out.compressed_prompt_list[0], "😀 🎉 🚀");
+    assert!(out.compressed_prompt_list[1].len() < "The meeting starts at nine.".len());
 }
 
 const MULTILINGUAL: [&str; 5] = ["chinese", "japanese", "arabic", "mixed", "code"];

@@ -259,8 +259,16 @@ impl<C: ChunkScorer + ?Sized> Run<'_, C> {
             true => (1.0 - rate).max(0.0),
             false => 0.0,
         };
-        let (compressed, word_list, label_list) =
+        let (mut compressed, word_list, label_list) =
             self.compress_chunks(kept_contexts, reduce, opts, &forced)?;
+        // A context with text but no word to rank (only unknown tokens, such as emoji) would come out
+        // empty (llmlingua raises there, taking the percentile of nothing): it is kept as it was.
+        let kept_texts = context.iter().zip(&kept_flags).filter(|(_, &k)| k).map(|(t, _)| t.as_ref());
+        for ((out, words), original) in compressed.iter_mut().zip(&word_list).zip(kept_texts) {
+            if words.is_empty() && !original.trim().is_empty() {
+                *out = original.to_string();
+            }
+        }
         let compressed_tokens = compressed.iter().map(|c| count(c)).sum::<Result<usize>>()?;
         let labels = opts.return_word_label.then(|| {
             let (mut kept, mut pairs) = (word_list.iter().zip(&label_list), Vec::new());
