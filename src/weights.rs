@@ -144,6 +144,43 @@ impl Weights {
     }
 }
 
+impl Weights {
+    /// Whether [`get_rows`](Self::get_rows) reads only the rows asked for of tensor `name` (f32 in an
+    /// unmapped safetensors file); otherwise it reads the whole tensor each time, and a caller should
+    /// read it once instead.
+    pub fn reads_rows(&self, name: &str) -> bool {
+        #[cfg(unix)]
+        if let (Store::SafetensorsRead { ranges, .. }, Some(entry)) = (&self.store, self.entries.get(name)) {
+            return ranges.get(&entry.name).is_some_and(|r| r.0 == DType::F32);
+        }
+        let _ = name;
+        false
+    }
+
+    /// Rows `start..start + n` of a 2-D tensor of shape `shape` (checked as [`get`](Self::get) checks
+    /// it), as f32 on the CPU. A file read unmapped ([`open_unmapped`](Self::open_unmapped)) with f32
+    /// data gives just those rows' bytes, so that a caller converting a large table block by block
+    /// (the int8 embedding rows: mmBERT's 256k x 384 table is 393 MB in f32) never holds all of it;
+    /// other stores read the whole tensor and cut it.
+    pub fn get_rows(&self, shape: &[usize], name: &str, start: usize, n: usize) -> Result<Tensor> {
+        #[cfg(unix)]
+        if let (Store::SafetensorsRead { file, ranges }, [rows, width]) = (&self.store, shape) {
+            let entry = self.entries.get(name);
+            check_tensor(&self.path, name, shape, entry.map(|e| e.shape.as_slice()))?;
+            let (dtype, offset, _) = ranges[&entry.expect("checked above").name];
+            if dtype == DType::F32 && start + n <= *rows {
+                let bytes = (start * width * 4) as u64;
+                let range = (dtype, offset + bytes, n * width * 4);
+                return read_tensor(file, range, &[n, *width]).map_err(|e| Error::Checkpoint {
+                    path: self.path.clone(),
+                    reason: format!("tensor `{name}`: {e}"),
+                });
+            }
+        }
+        Ok(self.get(shape, name, DType::F32)?.to_device(&Device::Cpu)?.narrow(0, start, n)?)
+    }
+}
+
 /// Layers `0..n` built by `build`, on the CPU in parallel: each one reads its tensors and lays them
 /// out (packing, quantising), which is most of a model's load time (about 0.5 s of CPU for
 /// kompress-base in f32) and runs on every core this way. The error reported is the lowest layer's,

@@ -174,6 +174,21 @@ impl Int8Rows {
         Self { data, scales, width }
     }
 
+    /// Appends rows quantised from a row-major block (`width` long each): a table quantised block by
+    /// block is [`new`](Self::new)'s, bit for bit (each row is quantised alone), without the whole f32
+    /// table in memory at once.
+    pub(crate) fn extend(&mut self, block: &[f32]) {
+        let start = self.data.len();
+        self.data.resize(start + block.len(), 0);
+        let rows = block.chunks_exact(self.width).zip(self.data[start..].chunks_exact_mut(self.width));
+        self.scales.extend(rows.map(|(r, q)| quantise_row(r, q, 0)));
+    }
+
+    /// An empty table of rows `width` long, with room for `rows` rows.
+    pub(crate) fn with_capacity(width: usize, rows: usize) -> Self {
+        Self { data: Vec::with_capacity(width * rows), scales: Vec::with_capacity(rows), width }
+    }
+
     pub(crate) fn width(&self) -> usize {
         self.width
     }
