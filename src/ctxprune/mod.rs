@@ -24,10 +24,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
-use tokenizers::Tokenizer;
 
 use crate::pipeline::{ChunkScorer, TokenCounter};
-use crate::tokenize::WordEncoding;
+use crate::tokenize::{WordEncoding, WordTokenizer};
 use crate::{Error, Kompress, LoadOptions, Result};
 use atoms::{atomize, detok, is_protected, Atom};
 
@@ -141,7 +140,6 @@ pub struct AtomScores<'t> {
 /// A token classifier run as ctxprune runs it.
 pub struct Ctxprune {
     model: Arc<Kompress>,
-    tokenizer: Tokenizer,
     /// The ids the tokenizer puts before and after a text (`special_wrap`).
     pre: Vec<u32>,
     post: Vec<u32>,
@@ -169,14 +167,9 @@ impl Ctxprune {
     /// Wraps any loaded token classifier (shared: the server scores with it on other routes too);
     /// windows of [`MAX_LEN`] tokens, or the model's limit if shorter.
     pub fn from_model(model: Arc<Kompress>) -> Result<Self> {
-        let mut tokenizer = model.tokenizer().inner().clone();
-        tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| Error::Tokenizer(format!("cannot turn truncation off: {e}")))?;
-        let (pre, post) = special_wrap(&tokenizer)?;
+        let (pre, post) = special_wrap(model.tokenizer())?;
         let max_len = MAX_LEN.min(model.max_tokens());
-        let mut this = Self { model, tokenizer, pre, post, max_len: 0, batch_size: BATCH_SIZE };
+        let mut this = Self { model, pre, post, max_len: 0, batch_size: BATCH_SIZE };
         this.set_max_len(max_len)?;
         Ok(this)
     }
@@ -271,10 +264,11 @@ impl Ctxprune {
     ) -> Result<AtomScores<'t>> {
         let atoms = atomize(text)?;
         let owner = owners(&atoms, text.len());
-        let enc = self.tokenizer.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let touched: Vec<Vec<usize>> =
-            enc.get_offsets().iter().map(|&(s, e)| touching(&owner, s, e)).collect();
-        let probs = self.token_probs(scorer, enc.get_ids(), &touched, max_len)?;
+        // Byte offsets (Python's are characters): `owners` is by byte too, and every byte of a
+        // character has the same owner, so the atoms a token touches are the same.
+        let enc = self.model.tokenizer().encode_text(text, false)?;
+        let touched: Vec<Vec<usize>> = enc.offsets.iter().map(|&(s, e)| touching(&owner, s, e)).collect();
+        let probs = self.token_probs(scorer, &enc.input_ids, &touched, max_len)?;
         let (mut sums, mut hits, mut tokens) =
             (vec![0f64; atoms.len()], vec![0usize; atoms.len()], vec![0; atoms.len()]);
         for (set, p) in touched.iter().zip(probs) {
@@ -335,13 +329,8 @@ impl Ctxprune {
 }
 
 /// `special_wrap`: the ids a tokenizer puts before and after a text's own.
-fn special_wrap(tokenizer: &Tokenizer) -> Result<(Vec<u32>, Vec<u32>)> {
-    let encode = |specials| {
-        tokenizer
-            .encode("hello world", specials)
-            .map(|e| e.get_ids().to_vec())
-            .map_err(|e| Error::Tokenizer(e.to_string()))
-    };
+fn special_wrap(tokenizer: &WordTokenizer) -> Result<(Vec<u32>, Vec<u32>)> {
+    let encode = |specials| tokenizer.encode_text("hello world", specials).map(|e| e.input_ids);
     let (plain, full) = (encode(false)?, encode(true)?);
     (0..=full.len().saturating_sub(plain.len()))
         .find(|&i| full[i..].starts_with(&plain))
