@@ -6,26 +6,27 @@
 //! - **SuperCompress**, a question-aware eviction policy scored by a 5K-parameter MLP.
 //!
 //! The same engine runs LLMLingua-2's BERT and XLM-RoBERTa token classifiers ([`bert`]: the family comes
-//! from `config.json`), in Kompress's pipeline or through LLMLingua-2's own algorithm ([`llmlingua2`]).
+//! from `config.json`) and any `ModernBertForTokenClassification` (ctxprune's model), in Kompress's
+//! pipeline or through their own algorithms ([`llmlingua2`], [`ctxprune`]).
+//!
+//! The layout follows the flow: [`method`] (the one interface every entry point calls) -> a method
+//! ([`pipeline`] with its Headroom compat, [`llmlingua2`], [`ctxprune`]) -> the [`Scorer`] ([`model`])
+//! -> an encoder with its loading pieces ([`encoders`]) -> the CPU kernels; [`evict`] is SuperCompress,
+//! [`server`] the HTTP service.
 
-pub mod bert;
-pub mod config;
 pub mod ctxprune;
-pub mod device;
+pub mod encoders;
 pub mod error;
 pub mod evict;
-pub mod heads;
-pub mod hub;
 mod kernels;
 pub mod llmlingua2;
 pub mod method;
 pub mod model;
-pub mod modernbert;
 pub mod pipeline;
 #[cfg(feature = "server")]
 pub mod server;
-pub mod tokenize;
-pub mod weights;
+
+pub use encoders::{bert, config, device, heads, hub, modernbert, tokenize, weights};
 
 pub use config::{Config, LayerKind};
 pub use device::{DTypeChoice, DeviceChoice, Linears, Precision};

@@ -24,8 +24,8 @@ use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
-use crate::bert::Family;
 use crate::ctxprune::{self, Ctxprune};
+use crate::encoders::bert::Family;
 use crate::llmlingua2::{self, LlmLingua2};
 use crate::pipeline::{compress_batch, ChunkScorer, Compat};
 use crate::{CompressOptions, CompressResult, Error, Kompress, Result};

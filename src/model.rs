@@ -5,14 +5,14 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::bert::{Bert, BertConfig, Family};
-use crate::config::{at_path, invalid, Config};
-use crate::device::{DTypeChoice, DeviceChoice, Precision};
-use crate::heads::Heads;
-use crate::hub::{HubOptions, ModelFiles};
-use crate::modernbert::ModernBert;
-use crate::tokenize::{words, WordEncoding, WordTokenizer};
-use crate::weights::Weights;
+use crate::encoders::bert::{Bert, BertConfig, Family};
+use crate::encoders::config::{at_path, invalid, Config};
+use crate::encoders::device::{DTypeChoice, DeviceChoice, Precision};
+use crate::encoders::heads::Heads;
+use crate::encoders::hub::{HubOptions, ModelFiles};
+use crate::encoders::modernbert::ModernBert;
+use crate::encoders::tokenize::{words, WordEncoding, WordTokenizer};
+use crate::encoders::weights::Weights;
 use crate::{Error, Result};
 
 /// How to load a model.

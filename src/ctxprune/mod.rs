@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::encoders::tokenize::{WordEncoding, WordTokenizer};
 use crate::pipeline::{ChunkScorer, TokenCounter};
-use crate::tokenize::{WordEncoding, WordTokenizer};
 use crate::{Error, Kompress, LoadOptions, Result};
 use atoms::{atomize, detok, is_protected, Atom};
 

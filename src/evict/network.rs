@@ -8,8 +8,8 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 use super::records::FEATURE_DIM;
+use crate::encoders::weights::{check_tensor, is_pickle};
 use crate::kernels::gelu::GeluErf;
-use crate::weights::{check_tensor, is_pickle};
 use crate::{Error, Result};
 
 /// Hidden width of the network.

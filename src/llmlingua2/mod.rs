@@ -28,9 +28,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokenizers::{AddedToken, Tokenizer};
 
-use crate::bert::{Family, ADDED_ROWS};
+use crate::encoders::bert::{Family, ADDED_ROWS};
+use crate::encoders::tokenize::WordEncoding;
 use crate::pipeline::{ChunkScorer, TokenCounter};
-use crate::tokenize::WordEncoding;
 use crate::{Error, Kompress, LoadOptions, Result};
 use numpy::{percentile, Prob};
 use words::{merge, word_probs, Forced, WordRule};

@@ -385,7 +385,7 @@ impl CompressResult {
     ) -> serde_json::Value {
         let mut v = self.into_json(opts);
         v["model"] = serde_json::json!(model_name);
-        v["device"] = serde_json::json!(crate::device::device_name(model.device()));
+        v["device"] = serde_json::json!(crate::encoders::device::device_name(model.device()));
         v["dtype"] = serde_json::json!(model.precision().name());
         v
     }

@@ -11,7 +11,7 @@ pub struct Word<'a> {
 }
 
 /// The words of `text` in order, split on `\n` then on whitespace, like
-/// [`crate::tokenize::words`] but remembering each word's line.
+/// [`crate::encoders::tokenize::words`] but remembering each word's line.
 ///
 /// ```
 /// use kompress::pipeline::words::words;

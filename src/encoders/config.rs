@@ -48,7 +48,7 @@ pub struct Config {
     pub classifier_bias: bool,
     /// The activation between `head.dense` and `head.norm` of a `ModernBertForTokenClassification`, as
     /// transformers' `ACT2FN` names it (default `gelu`, the exact erf form); checked when that head is
-    /// built ([`crate::heads::Activation::from_name`]), since Kompress checkpoints never use it.
+    /// built ([`crate::encoders::heads::Activation::from_name`]), since Kompress checkpoints never use it.
     pub classifier_activation: String,
 }
 

@@ -14,14 +14,14 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
-use crate::config::{at_path, invalid, required, Config, LayerKind};
-use crate::device::Precision;
+use crate::encoders::config::{at_path, invalid, required, Config, LayerKind};
+use crate::encoders::device::Precision;
+use crate::encoders::modernbert::{Linear, Packing};
+use crate::encoders::weights::Weights;
 use crate::kernels::attention::CpuAttention;
 use crate::kernels::bias::{AddBias, BiasLayerNorm};
 use crate::kernels::isa;
 use crate::kernels::linear::PANEL;
-use crate::modernbert::{Linear, Packing};
-use crate::weights::Weights;
 use crate::{Error, Result};
 
 /// Rows appended to the word-embedding table for llmlingua's 100 `[NEW{i}]` force tokens. llmlingua's
@@ -498,7 +498,7 @@ impl Bert {
                 cfg.layer_norm_eps,
                 p.dtype,
             )?,
-            layers: crate::weights::build_layers(cfg.num_hidden_layers, device, |i| {
+            layers: crate::encoders::weights::build_layers(cfg.num_hidden_layers, device, |i| {
                 Layer::new(cfg, w, &format!("{pre}.encoder.layer.{i}"), p)
             })?,
             family,

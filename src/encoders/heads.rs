@@ -11,9 +11,9 @@
 
 use candle_core::{DType, Tensor, D};
 
-use crate::config::{invalid, Config};
-use crate::modernbert::{LayerNorm, Linear};
-use crate::weights::Weights;
+use crate::encoders::config::{invalid, Config};
+use crate::encoders::modernbert::{LayerNorm, Linear};
+use crate::encoders::weights::Weights;
 use crate::{Linears, Result};
 
 /// An activation of transformers' `ACT2FN`, by the name a `config.json` gives it

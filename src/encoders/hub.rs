@@ -182,7 +182,7 @@ mod fetch {
             .is_some_and(|v| {
                 v.get("model_type")
                     .and_then(|t| t.as_str())
-                    .and_then(crate::bert::Family::from_model_type)
+                    .and_then(crate::encoders::bert::Family::from_model_type)
                     .is_some()
             })
     }

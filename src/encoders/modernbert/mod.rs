@@ -13,14 +13,14 @@ use attention::Attention;
 pub use attention::AttentionContext;
 pub(crate) use attention::Packing;
 
-use crate::config::Config;
-use crate::device::{gpu_matmul, Linears, Precision};
+use crate::encoders::config::Config;
+use crate::encoders::device::{gpu_matmul, Linears, Precision};
+use crate::encoders::weights::Weights;
 use crate::kernels::gelu::GeGlu;
 use crate::kernels::int8::{Int8Linear, Int8Rows, Int8Weight};
 use crate::kernels::linear::{pack, PackedLinear, PANEL};
 use crate::kernels::weight_only::{bf16::Bf16Weight, int8::Int8WoWeight, WoLinear, WoWeight};
 use crate::kernels::{isa, Planes};
-use crate::weights::Weights;
 use crate::Result;
 
 /// LayerNorm, through candle's fused kernel (which wants a bias: a zero one when the checkpoint has none).
@@ -256,7 +256,7 @@ impl ModernBert {
         Ok(Self {
             tok_embeddings: Embeddings::new(cfg, w, precision, prefix)?,
             embed_norm: LayerNorm::new(cfg, w, &format!("{prefix}.embeddings.norm.weight"), dtype)?,
-            layers: crate::weights::build_layers(cfg.num_layers(), device, |i| {
+            layers: crate::encoders::weights::build_layers(cfg.num_layers(), device, |i| {
                 EncoderLayer::with_prefix(cfg, prefix, i, w, precision)
             })?,
             final_norm: LayerNorm::new(cfg, w, &format!("{prefix}.final_norm.weight"), dtype)?,

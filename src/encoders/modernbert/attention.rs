@@ -12,10 +12,10 @@ use candle_core::{DType, Device, Tensor};
 
 use super::rope::RopeTables;
 use super::Linear;
-use crate::config::{Config, LayerKind};
-use crate::device::{gpu_matmul, Precision};
+use crate::encoders::config::{Config, LayerKind};
+use crate::encoders::device::{gpu_matmul, Precision};
+use crate::encoders::weights::Weights;
 use crate::kernels::attention::{CpuAttention, Rope};
-use crate::weights::Weights;
 use crate::Result;
 
 /// Largest number of f32 attention scores materialised at once (32 MiB): on the CPU, larger chunks
