@@ -1,7 +1,7 @@
 //! ctxprune's compression (`Compressor.compress` of `ctxprune` 0.2.1), reproduced so that its output is
 //! byte-identical for the same model, text and options.
 //!
-//! The text is cut into [atoms](atoms); it is tokenized with offsets (no special tokens) and cut into
+//! The text is cut into [atoms]; it is tokenized with offsets (no special tokens) and cut into
 //! windows of `max_len` less the specials, each cut moved back to where an atom starts; each window is
 //! scored framed by the tokenizer's specials. An atom's score is the mean keep probability
 //! (`softmax(logits)[..., 1]`) of every token touching it, and each token is charged to the first atom
