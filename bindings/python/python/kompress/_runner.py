@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import os
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
@@ -284,6 +286,15 @@ class KompressRunner:
         texts = list(texts)
         fields = _fields(mode, threshold, ratio, target_tokens, compat, protect, dict(options))
         return [CompressResult(line) for line in self._runner.compress(texts, fields, progress)]
+
+    async def acompress(self, text: str, *args: Any, **options: Any) -> CompressResult:
+        """:meth:`compress` on a worker thread (``asyncio.to_thread``): the event loop keeps running
+        while the model works, and several awaited calls run in parallel (the GIL is released)."""
+        return await asyncio.to_thread(functools.partial(self.compress, text, *args, **options))
+
+    async def acompress_batch(self, texts: Sequence[str], *args: Any, **options: Any) -> List[CompressResult]:
+        """:meth:`compress_batch` on a worker thread; a ``progress`` callback is called on that thread."""
+        return await asyncio.to_thread(functools.partial(self.compress_batch, texts, *args, **options))
 
     def score(self, text: str) -> TokenScores:
         """Every token's keep probability, span score and final score (``kompress score --json``) as
