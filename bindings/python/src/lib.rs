@@ -92,15 +92,47 @@ fn detached<T: Send>(
     pool: Option<&rayon::ThreadPool>,
     work: impl FnOnce() -> Outcome<T> + Send,
 ) -> PyResult<T> {
-    let guarded = || match catch_unwind(AssertUnwindSafe(work)) {
-        Ok(outcome) => outcome,
-        Err(payload) => Err(Fail::Known(Class::Base, panic_message(payload.as_ref()))),
+    let guarded = || {
+        let _quiet = QuietPanics::enter();
+        match catch_unwind(AssertUnwindSafe(work)) {
+            Ok(outcome) => outcome,
+            Err(payload) => Err(Fail::Known(Class::Base, panic_message(payload.as_ref()))),
+        }
     };
     let outcome = py.detach(|| match pool {
         Some(pool) => pool.install(guarded),
         None => guarded(),
     });
     outcome.map_err(|f| f.into_py(py))
+}
+
+/// Guarded calls in flight. While there is one, a panic (on its thread or a worker's) reaches Python as
+/// a `KompressError` carrying the panic's message, so Rust's default hook does not print it on stderr.
+static GUARDED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct QuietPanics;
+
+impl QuietPanics {
+    fn enter() -> Self {
+        GUARDED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        QuietPanics
+    }
+}
+
+impl Drop for QuietPanics {
+    fn drop(&mut self) {
+        GUARDED.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Wraps the panic hook: silent while a guarded call is in flight, the previous hook otherwise.
+fn quiet_guarded_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if GUARDED.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            previous(info);
+        }
+    }));
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -589,6 +621,7 @@ fn _panic(py: Python<'_>, message: String) -> PyResult<()> {
 #[pymodule]
 fn _kompress(m: &Bound<'_, PyModule>) -> PyResult<()> {
     park_idle_candle_workers();
+    quiet_guarded_panics();
     m.add_class::<Runner>()?;
     m.add_class::<LlmLingua2Runner>()?;
     m.add_function(wrap_pyfunction!(evict, m)?)?;

@@ -34,7 +34,8 @@ import warnings
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from . import _kompress
-from ._errors import InvalidInputError, InvalidOptionError
+from ._errors import InvalidInputError, InvalidOptionError, InvalidOptionTypeError
+from ._runner import _load_args
 
 __all__ = ["PromptCompressor"]
 
@@ -104,7 +105,7 @@ def _dtype(value: Any) -> str:
 
 def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: must be a number, not {type(value).__name__}")
+        raise InvalidOptionTypeError(f"{name}: must be a number, not {type(value).__name__}")
     return float(value)
 
 
@@ -112,7 +113,7 @@ def _whole(name: str, value: Any) -> int:
     """An integer argument; llmlingua types some as float (``target_token: float = -1``), so whole
     floats are taken too."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: must be an int, not {type(value).__name__}")
+        raise InvalidOptionTypeError(f"{name}: must be an int, not {type(value).__name__}")
     if not isinstance(value, numbers.Integral):
         value = float(value)
         if not math.isfinite(value) or value != int(value):
@@ -124,13 +125,13 @@ def _flag(name: str, value: Any) -> bool:
     import numpy as np
 
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: must be True or False, not {type(value).__name__}")
+        raise InvalidOptionTypeError(f"{name}: must be True or False, not {type(value).__name__}")
     return bool(value)
 
 
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"{name}: must be str, not {type(value).__name__}")
+        raise InvalidOptionTypeError(f"{name}: must be str, not {type(value).__name__}")
     return value
 
 
@@ -141,10 +142,10 @@ def _strings(name: str, value: Any) -> List[str]:
     try:
         items = list(value)
     except TypeError:
-        raise TypeError(f"{name}: must be a list of str, not {type(value).__name__}") from None
+        raise InvalidOptionTypeError(f"{name}: must be a list of str, not {type(value).__name__}") from None
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            raise TypeError(f"{name}[{i}]: must be str, not {type(item).__name__}")
+            raise InvalidOptionTypeError(f"{name}[{i}]: must be str, not {type(item).__name__}")
     return items
 
 
@@ -208,7 +209,7 @@ class PromptCompressor:
         if isinstance(model_name, os.PathLike):
             model_name = os.fspath(model_name)
         if not isinstance(model_name, str):
-            raise TypeError(f"model_name: must be a hub id or a directory (str), not {type(model_name).__name__}")
+            raise InvalidOptionTypeError(f"model_name: must be a hub id or a directory (str), not {type(model_name).__name__}")
         config = dict(model_config or {})
         revision = config.pop("revision", None)
         cache_dir = config.pop("cache_dir", None)
@@ -238,11 +239,12 @@ class PromptCompressor:
         self.open_api_config = open_api_config or {}
         self.max_batch_size = batch_size
         self.max_seq_len = 512
+        _load_args(threads, max_text_bytes)
         self._runner = _kompress.LlmLingua2Runner(
             model_name,
             _device(device_map),
             form,
-            threads,
+            None if threads is None else int(threads),
             offline,
             None if revision is None else str(revision),
             None if cache_dir is None else os.fspath(cache_dir),
@@ -366,7 +368,7 @@ class PromptCompressor:
         ``drop_consecutive`` drops repeats of a force token with nothing kept between them.
         ``chunk_end_tokens`` end the 512-token chunks.
 
-        A wrong type raises ``TypeError``; a value llmlingua would reject (``rate`` <= 0 or NaN, more
+        A wrong type raises :class:`~kompress.InvalidOptionTypeError` (a ``TypeError``); a value llmlingua would reject (``rate`` <= 0 or NaN, more
         than 100 force tokens, ...) raises :class:`~kompress.InvalidOptionError`.
         """
         options = self._options(
