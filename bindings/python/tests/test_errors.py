@@ -58,8 +58,8 @@ def test_a_batch_must_be_a_list(runner):
         ({"ratio": -0.5}, "ratio -0.5 is not in (0, 1]"),
         ({"ratio": 1.5}, "ratio 1.5 is not in (0, 1]"),
         ({"threshold": 2}, "threshold 2 is not in [0, 1]"),
-        ({"ratio": "half"}, 'ratio: invalid type: string "half", expected f64'),
-        ({"target_tokens": -3}, "target_tokens: invalid value: integer `-3`, expected usize"),
+        ({"ratio": "half"}, "ratio: must be a number, not str"),
+        ({"target_tokens": -3}, "target_tokens: -3: must be 0 or more"),
         ({"ratio": 0.5, "threshold": 0.5}, "ratio: `threshold` and `ratio` exclude each other"),
         ({"mode": "fast"}, "mode: unknown variant `fast`"),
         ({"compat": "pytorch"}, "compat: unknown compat `pytorch` (headroom or off)"),
@@ -69,9 +69,9 @@ def test_a_batch_must_be_a_list(runner):
         ({"protect": "yes"}, "protect: must be True or False"),
         ({"time_budget_ms": 0}, "time_budget_ms: must be at least 1 ms"),
         ({"time_budget_ms": 86400001}, "time_budget_ms: 86400001 ms is more than the most allowed"),
-        ({"time_budget_ms": -5}, "time_budget_ms: invalid value: integer `-5`, expected u64"),
-        ({"time_budget_ms": "soon"}, 'time_budget_ms: invalid type: string "soon", expected u64'),
-        ({"time_budget_ms": 1.5}, "time_budget_ms: invalid type: floating point `1.5`, expected u64"),
+        ({"time_budget_ms": -5}, "time_budget_ms: -5: must be 0 or more"),
+        ({"time_budget_ms": "soon"}, "time_budget_ms: must be an int, not str"),
+        ({"time_budget_ms": 1.5}, "time_budget_ms: must be an int, not float"),
     ],
 )
 def test_bad_options(runner, kwargs, message):
