@@ -18,7 +18,7 @@ def runner():
 
 
 def long_text() -> str:
-    return "\n\n".join(p.read_text() for p in fixture_texts()) * 6
+    return "\n\n".join(p.read_text() for p in fixture_texts()) * 2
 
 
 def test_the_loop_keeps_running_during_a_long_compression(runner):
@@ -54,7 +54,7 @@ def test_the_loop_keeps_running_during_a_long_compression(runner):
 def test_coroutines_run_concurrently(runner):
     """Two batches awaited together progress at the same time (their progress reports interleave), and
     each result equals the synchronous one."""
-    texts = [p.read_text() for p in fixture_texts()] * 4
+    texts = [p.read_text() for p in fixture_texts()]
     events = []
 
     async def main():
