@@ -2,7 +2,7 @@
 //!
 //! A thin layer over the library: every result crosses as the JSON the CLI prints (so the Python
 //! objects equal `kompress compress --json`, `kompress score --json` and `kompress evict --json` byte
-//! for byte), model work runs with the GIL released, and every failure, a panic included, becomes one
+//! for byte; `LlmLingua2Runner`'s, the dict of llmlingua's `compress_prompt_llmlingua2`), model work runs with the GIL released, and every failure, a panic included, becomes one
 //! of the `kompress.KompressError` classes (defined in Python, `kompress/_errors.py`) with the
 //! library's one-line message.
 
