@@ -484,7 +484,10 @@ pub fn compress_stream<S: ChunkScorer + ?Sized>(
     }
     cut = cut || (queue.chunks > 0 && spent());
     queue.flush(scorer, &mut states, opts, cut)?;
-    report(&mut states, &mut next, &mut sink)
+    // Every word is decided now, whichever way it went (the words of kept table rows are not counted
+    // on the way): the last report reaches the total.
+    sink(Event::Progress(Progress { words_done: words_total, words_total }))?;
+    emit(&mut states, &mut next, &mut sink)
 }
 
 /// Sends the output decided so far of the first unfinished texts, in order, and the result of each

@@ -2,13 +2,14 @@
 //!
 //! A thin layer over the library: every result crosses as the JSON the CLI prints (so the Python
 //! objects equal `kompress compress --json`, `kompress score --json` and `kompress evict --json` byte
-//! for byte), model work runs with the GIL released, and every failure, a panic included, becomes one
+//! for byte; `LlmLingua2Runner`'s, the dict of llmlingua's `compress_prompt_llmlingua2`), model work runs with the GIL released, and every failure, a panic included, becomes one
 //! of the `kompress.KompressError` classes (defined in Python, `kompress/_errors.py`) with the
 //! library's one-line message.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use kompress::evict::{compare_policies, compress_detailed, EvictionNetwork, PolicyKind};
+use kompress::llmlingua2::{LlmLingua2, Options as Llmlingua2Options};
 use kompress::pipeline::{compress_stream, default_batch_size, CompressFields, CompressOptions, Event};
 use kompress::{DTypeChoice, DeviceChoice, HubOptions, Kompress, LoadOptions, TokenScores};
 use pyo3::prelude::*;
@@ -91,15 +92,47 @@ fn detached<T: Send>(
     pool: Option<&rayon::ThreadPool>,
     work: impl FnOnce() -> Outcome<T> + Send,
 ) -> PyResult<T> {
-    let guarded = || match catch_unwind(AssertUnwindSafe(work)) {
-        Ok(outcome) => outcome,
-        Err(payload) => Err(Fail::Known(Class::Base, panic_message(payload.as_ref()))),
+    let guarded = || {
+        let _quiet = QuietPanics::enter();
+        match catch_unwind(AssertUnwindSafe(work)) {
+            Ok(outcome) => outcome,
+            Err(payload) => Err(Fail::Known(Class::Base, panic_message(payload.as_ref()))),
+        }
     };
     let outcome = py.detach(|| match pool {
         Some(pool) => pool.install(guarded),
         None => guarded(),
     });
     outcome.map_err(|f| f.into_py(py))
+}
+
+/// Guarded calls in flight. While there is one, a panic (on its thread or a worker's) reaches Python as
+/// a `KompressError` carrying the panic's message, so Rust's default hook does not print it on stderr.
+static GUARDED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct QuietPanics;
+
+impl QuietPanics {
+    fn enter() -> Self {
+        GUARDED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        QuietPanics
+    }
+}
+
+impl Drop for QuietPanics {
+    fn drop(&mut self) {
+        GUARDED.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Wraps the panic hook: silent while a guarded call is in flight, the previous hook otherwise.
+fn quiet_guarded_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if GUARDED.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            previous(info);
+        }
+    }));
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -147,10 +180,19 @@ fn options(json: &str, batch: usize) -> Outcome<CompressOptions> {
 
 /// A one-line message for options that do not deserialize, naming the first option at fault.
 fn option_error(json: &str, e: serde_json::Error) -> Fail {
+    serde_error(json, e, |v| serde_json::from_value::<CompressFields>(v).map(drop))
+}
+
+/// [`option_error`] for the options `parse` reads (it tries each option alone to find the culprit).
+fn serde_error(
+    json: &str,
+    e: serde_json::Error,
+    parse: impl Fn(serde_json::Value) -> Result<(), serde_json::Error>,
+) -> Fail {
     let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
     let culprit = map.into_iter().find_map(|(k, v)| {
         let one = serde_json::Value::Object([(k.clone(), v)].into_iter().collect());
-        serde_json::from_value::<CompressFields>(one).err().map(|e| (k, e))
+        parse(one).err().map(|e| (k, e))
     });
     let (name, e) = match culprit {
         Some((k, e)) => (k, e),
@@ -189,31 +231,9 @@ impl Runner {
         revision: Option<String>,
         max_text_bytes: usize,
     ) -> PyResult<Self> {
-        let bad = |m: String| Fail::Known(Class::InvalidOption, m).into_py(py);
-        let device: DeviceChoice =
-            device.parse().map_err(|e: kompress::Error| bad(format!("device: {e}")))?;
-        let dtype: DTypeChoice = dtype.parse().map_err(|e: kompress::Error| bad(format!("dtype: {e}")))?;
-        let pool = match threads {
-            None => None,
-            Some(n) if n < 1 => {
-                return Err(bad(format!("threads: {n}: the thread count must be at least 1")))
-            }
-            Some(n) => Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n as usize)
-                    .thread_name(|i| format!("kompress-{i}"))
-                    .build()
-                    .map_err(|e| bad(format!("threads: {n}: cannot start the worker threads: {e}")))?,
-            ),
-        };
-        let hub = HubOptions { revision, offline, cache_dir: None, progress: false };
-        let opts = LoadOptions { device, dtype, hub };
-        let loaded = detached(py, pool.as_ref(), || {
-            Kompress::load(model, &opts).map_err(|e| {
-                let class = Class::of(&e);
-                Fail::Known(class, format!("cannot load model {model}: {e}"))
-            })
-        })?;
+        let (opts, pool) = load_setup(py, device, dtype, threads, offline, revision, None)?;
+        let loaded =
+            detached(py, pool.as_ref(), || Kompress::load(model, &opts).map_err(|e| load_error(model, e)))?;
         Ok(Self {
             model: loaded,
             name: model.to_string(),
@@ -327,6 +347,156 @@ impl Runner {
     #[getter]
     fn max_tokens(&self) -> usize {
         self.model.max_tokens()
+    }
+
+    #[getter]
+    fn max_text_bytes(&self) -> usize {
+        self.max_text_bytes
+    }
+}
+
+/// The load options and the worker pool of a constructor's keywords (the same for every model class).
+fn load_setup(
+    py: Python<'_>,
+    device: &str,
+    dtype: &str,
+    threads: Option<i64>,
+    offline: bool,
+    revision: Option<String>,
+    cache_dir: Option<String>,
+) -> PyResult<(LoadOptions, Option<rayon::ThreadPool>)> {
+    let bad = |m: String| Fail::Known(Class::InvalidOption, m).into_py(py);
+    let device: DeviceChoice = device.parse().map_err(|e: kompress::Error| bad(format!("device: {e}")))?;
+    let dtype: DTypeChoice = dtype.parse().map_err(|e: kompress::Error| bad(format!("dtype: {e}")))?;
+    let pool = match threads {
+        None => None,
+        Some(n) if n < 1 => return Err(bad(format!("threads: {n}: the thread count must be at least 1"))),
+        // As the CLI's --threads: more only adds switching, and thousands exhaust the process.
+        Some(n) if n as usize > max_threads() => {
+            let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+            return Err(bad(format!(
+                "threads: {n}: at most {} threads on this machine ({THREADS_PER_CORE} per core, {cores} core{})",
+                max_threads(),
+                if cores == 1 { "" } else { "s" }
+            )));
+        }
+        Some(n) => Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n as usize)
+                .thread_name(|i| format!("kompress-{i}"))
+                .build()
+                .map_err(|e| bad(format!("threads: {n}: cannot start the worker threads: {e}")))?,
+        ),
+    };
+    let hub = HubOptions { revision, offline, cache_dir: cache_dir.map(Into::into), progress: false };
+    Ok((LoadOptions { device, dtype, hub }, pool))
+}
+
+/// Threads allowed per core, as the CLI's `--threads`.
+const THREADS_PER_CORE: usize = 4;
+
+/// The largest thread count accepted: [`THREADS_PER_CORE`] per core, and never more than 1024.
+fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    (THREADS_PER_CORE * cores).min(1024)
+}
+
+fn load_error(model: &str, e: kompress::Error) -> Fail {
+    Fail::Known(Class::of(&e), format!("cannot load model {model}: {e}"))
+}
+
+/// LLMLingua-2 (`llmlingua` 0.2.2's `compress_prompt_llmlingua2`) with a BERT or XLM-RoBERTa token
+/// classifier: results byte-identical to llmlingua's. Shared freely between Python threads.
+#[pyclass(frozen, module = "kompress._kompress")]
+struct LlmLingua2Runner {
+    inner: LlmLingua2,
+    name: String,
+    pool: Option<rayon::ThreadPool>,
+    threads: Option<usize>,
+    max_text_bytes: usize,
+}
+
+#[pymethods]
+impl LlmLingua2Runner {
+    #[new]
+    #[pyo3(signature = (model, device="auto", dtype="auto", threads=None, offline=false, revision=None, cache_dir=None, batch_size=50, max_text_bytes=MAX_TEXT_BYTES))]
+    #[allow(clippy::too_many_arguments)] // the Python constructor's keywords
+    fn new(
+        py: Python<'_>,
+        model: &str,
+        device: &str,
+        dtype: &str,
+        threads: Option<i64>,
+        offline: bool,
+        revision: Option<String>,
+        cache_dir: Option<String>,
+        batch_size: usize,
+        max_text_bytes: usize,
+    ) -> PyResult<Self> {
+        if batch_size < 1 {
+            let m = format!("batch_size: {batch_size}: at least one chunk a forward pass");
+            return Err(Fail::Known(Class::InvalidOption, m).into_py(py));
+        }
+        let (opts, pool) = load_setup(py, device, dtype, threads, offline, revision, cache_dir)?;
+        let mut inner =
+            detached(py, pool.as_ref(), || LlmLingua2::load(model, &opts).map_err(|e| load_error(model, e)))?;
+        inner.batch_size = batch_size;
+        Ok(Self {
+            inner,
+            name: model.to_string(),
+            pool,
+            threads: threads.map(|n| n as usize),
+            max_text_bytes,
+        })
+    }
+
+    /// `compress_prompt_llmlingua2(context, **options)`: `options` is the JSON of the library's
+    /// `llmlingua2::Options` (llmlingua's keyword names). Returns llmlingua's result dict as JSON.
+    #[pyo3(signature = (context, options="{}"))]
+    fn compress(&self, py: Python<'_>, context: Vec<Bound<'_, PyAny>>, options: &str) -> PyResult<String> {
+        let context = context
+            .iter()
+            .enumerate()
+            .map(|(i, t)| text_arg(t, &format!("context[{i}]"), self.max_text_bytes))
+            .collect::<Outcome<Vec<_>>>()
+            .map_err(|f| f.into_py(py))?;
+        let opts: Llmlingua2Options = serde_json::from_str(options).map_err(|e| {
+            serde_error(options, e, |v| serde_json::from_value::<Llmlingua2Options>(v).map(drop)).into_py(py)
+        })?;
+        detached(py, self.pool.as_ref(), || {
+            let out = self.inner.compress(&context, &opts)?;
+            Ok(serde_json::to_string(&out).expect("results serialize"))
+        })
+    }
+
+    /// The model's name as given.
+    #[getter]
+    fn model(&self) -> &str {
+        &self.name
+    }
+
+    /// `cpu`, `cuda:N` or `metal`.
+    #[getter]
+    fn device(&self) -> String {
+        kompress::device::device_name(self.inner.model().device())
+    }
+
+    /// `f32`, `f16`, `bf16` or `int8`.
+    #[getter]
+    fn dtype(&self) -> &'static str {
+        self.inner.model().precision().name()
+    }
+
+    /// The runner's own thread count, or None for rayon's global pool.
+    #[getter]
+    fn threads(&self) -> Option<usize> {
+        self.threads
+    }
+
+    /// Chunks scored per forward pass (llmlingua's `max_batch_size`).
+    #[getter]
+    fn batch_size(&self) -> usize {
+        self.inner.batch_size
     }
 
     #[getter]
@@ -451,11 +621,20 @@ fn _panic(py: Python<'_>, message: String) -> PyResult<()> {
 #[pymodule]
 fn _kompress(m: &Bound<'_, PyModule>) -> PyResult<()> {
     park_idle_candle_workers();
+    quiet_guarded_panics();
     m.add_class::<Runner>()?;
+    m.add_class::<LlmLingua2Runner>()?;
     m.add_function(wrap_pyfunction!(evict, m)?)?;
     m.add_function(wrap_pyfunction!(compare, m)?)?;
     m.add_function(wrap_pyfunction!(_panic, m)?)?;
     m.add("DEFAULT_MODEL", kompress::hub::DEFAULT_MODEL)?;
+    // The GPU back ends this build has (the `cuda` / `metal` features of the wheel's build).
+    let gpus: Vec<&str> = [("cuda", cfg!(feature = "cuda")), ("metal", cfg!(feature = "metal"))]
+        .iter()
+        .filter(|g| g.1)
+        .map(|g| g.0)
+        .collect();
+    m.add("GPU_BACKENDS", gpus)?;
     Ok(())
 }
 

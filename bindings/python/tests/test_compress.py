@@ -139,6 +139,14 @@ def test_progress_reports_every_pass_up_to_the_total(runners):
     assert done[-1] == total and all(t == total for _, t in seen)
 
 
+def test_progress_reaches_the_total_with_table_rows(runners):
+    """The words of kept table rows are not counted as they go: the last report still says all."""
+    table = "| name | size |\n|------|------|\n" + "| a file | 12 kB |\n" * 40
+    seen = []
+    runners["v5"].compress_batch([table, "Some prose around the table."], progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1][0] == seen[-1][1] > 0, seen
+
+
 def test_an_exception_in_the_progress_callback_stops_the_batch(runners):
     class Stop(Exception):
         pass

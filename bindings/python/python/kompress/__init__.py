@@ -5,10 +5,12 @@ The Rust library as a wheel (distribution ``kompress-rs``): results equal the ``
 - :class:`KompressRunner`: the Kompress token classifier (``chopratejas/kompress-base`` and kin) dropping
   the words a model does not need (``compress``, ``compress_batch``, ``score``).
 - :func:`compress_context` / :func:`compare_policies`: SuperCompress's question-aware eviction.
+- :mod:`kompress.llmlingua`: ``PromptCompressor``, llmlingua 0.2.2's LLMLingua-2 API (a drop-in).
+- :mod:`kompress.integrations`: LangChain's document compressor and LlamaIndex's node postprocessor.
 - :class:`KompressError` and its subclasses: every failure, with a one-line message.
 """
 
-from ._errors import InvalidInputError, InvalidOptionError, KompressError, ModelNotFoundError
+from ._errors import InvalidInputError, InvalidOptionError, InvalidOptionTypeError, KompressError, ModelNotFoundError
 from ._evict import POLICIES, ContextResult, compare_policies, compress_context
 from ._runner import DEFAULT_MODEL, CompressResult, KompressRunner, TokenScores
 
@@ -26,5 +28,6 @@ __all__ = [
     "KompressError",
     "ModelNotFoundError",
     "InvalidOptionError",
+    "InvalidOptionTypeError",
     "InvalidInputError",
 ]

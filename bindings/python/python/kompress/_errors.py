@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["KompressError", "ModelNotFoundError", "InvalidOptionError", "InvalidInputError"]
+__all__ = ["KompressError", "ModelNotFoundError", "InvalidOptionError", "InvalidOptionTypeError", "InvalidInputError"]
 
 
 class KompressError(Exception):
@@ -16,6 +16,10 @@ class ModelNotFoundError(KompressError, FileNotFoundError):
 
 class InvalidOptionError(KompressError, ValueError):
     """An option is unknown, of the wrong type, out of range, or contradicts another one."""
+
+
+class InvalidOptionTypeError(InvalidOptionError, TypeError):
+    """An option of the wrong type (``threads="2"``): an :class:`InvalidOptionError` and a ``TypeError``."""
 
 
 class InvalidInputError(KompressError, ValueError):

@@ -2,6 +2,7 @@
 from typing import Any, Callable, Dict, List, Optional
 
 DEFAULT_MODEL: str
+GPU_BACKENDS: List[str]
 
 class Runner:
     def __init__(
@@ -24,6 +25,27 @@ class Runner:
         self, texts: List[Any], options: str = "{}", progress: Optional[Callable[[int, int], Any]] = None
     ) -> List[str]: ...
     def score(self, text: Any) -> Dict[str, Any]: ...
+
+class LlmLingua2Runner:
+    def __init__(
+        self,
+        model: str,
+        device: str = "auto",
+        dtype: str = "auto",
+        threads: Optional[int] = None,
+        offline: bool = False,
+        revision: Optional[str] = None,
+        cache_dir: Optional[str] = None,
+        batch_size: int = 50,
+        max_text_bytes: int = 16777216,
+    ) -> None: ...
+    model: str
+    device: str
+    dtype: str
+    threads: Optional[int]
+    batch_size: int
+    max_text_bytes: int
+    def compress(self, context: List[Any], options: str = "{}") -> str: ...
 
 def evict(
     context: Any,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
+import math
+import numbers
 import os
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
@@ -159,7 +163,45 @@ def _fields(
         if value is not None:
             fields["no_" + name] = not value if isinstance(value, bool) else value
     fields.update(extra)
-    return json.dumps({k: v for k, v in fields.items() if v is not None})
+    return json.dumps({k: _checked(k, v) for k, v in fields.items() if v is not None})
+
+
+# The options that are numbers: fractions, and counts (0 or more).
+_FRACTIONS = frozenset({"threshold", "ratio"})
+_COUNTS = frozenset({"target_tokens", "chunk_words", "chunk_tokens", "batch_size", "min_words", "time_budget_ms"})
+
+
+def _checked(name: str, value: Any) -> Any:
+    """A numeric option checked here, so that its error names it in Python's words (a NaN would not
+    even be JSON); the library checks the ranges."""
+    from ._errors import InvalidOptionError, InvalidOptionTypeError
+
+    if name in _FRACTIONS:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise InvalidOptionTypeError(f"{name}: must be a number, not {type(value).__name__}")
+        if not math.isfinite(value):
+            raise InvalidOptionError(f"{name}: {value}: must be a finite number")
+        return float(value)
+    if name in _COUNTS:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise InvalidOptionTypeError(f"{name}: must be an int, not {type(value).__name__}")
+        if value < 0:
+            raise InvalidOptionError(f"{name}: {value}: must be 0 or more")
+        return int(value)
+    return value
+
+
+def _load_args(threads: Any, max_text_bytes: Any) -> None:
+    """The constructors' ``threads`` and ``max_text_bytes``, type-checked (the library checks the
+    thread count's range: at most 4 per core, as the CLI's ``--threads``)."""
+    from ._errors import InvalidOptionError, InvalidOptionTypeError
+
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral)):
+        raise InvalidOptionTypeError(f"threads: must be an int or None, not {type(threads).__name__}")
+    if isinstance(max_text_bytes, bool) or not isinstance(max_text_bytes, numbers.Integral):
+        raise InvalidOptionTypeError(f"max_text_bytes: must be an int, not {type(max_text_bytes).__name__}")
+    if max_text_bytes < 0:
+        raise InvalidOptionError(f"max_text_bytes: {max_text_bytes}: must be 0 or more")
 
 
 class KompressRunner:
@@ -198,7 +240,10 @@ class KompressRunner:
             from ._errors import InvalidOptionError
 
             raise InvalidOptionError(f"model: must be a hub id or a directory (str), not {type(model).__name__}")
-        self._runner = _kompress.Runner(model, device, dtype, threads, bool(offline), revision, max_text_bytes)
+        _load_args(threads, max_text_bytes)
+        self._runner = _kompress.Runner(
+            model, device, dtype, None if threads is None else int(threads), bool(offline), revision, int(max_text_bytes)
+        )
 
     @property
     def model(self) -> str:
@@ -284,6 +329,15 @@ class KompressRunner:
         texts = list(texts)
         fields = _fields(mode, threshold, ratio, target_tokens, compat, protect, dict(options))
         return [CompressResult(line) for line in self._runner.compress(texts, fields, progress)]
+
+    async def acompress(self, text: str, *args: Any, **options: Any) -> CompressResult:
+        """:meth:`compress` on a worker thread (``asyncio.to_thread``): the event loop keeps running
+        while the model works, and several awaited calls run in parallel (the GIL is released)."""
+        return await asyncio.to_thread(functools.partial(self.compress, text, *args, **options))
+
+    async def acompress_batch(self, texts: Sequence[str], *args: Any, **options: Any) -> List[CompressResult]:
+        """:meth:`compress_batch` on a worker thread; a ``progress`` callback is called on that thread."""
+        return await asyncio.to_thread(functools.partial(self.compress_batch, texts, *args, **options))
 
     def score(self, text: str) -> TokenScores:
         """Every token's keep probability, span score and final score (``kompress score --json``) as
