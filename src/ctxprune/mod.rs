@@ -127,6 +127,14 @@ pub struct Compressed {
     pub total: usize,
 }
 
+/// ctxprune's callables: `unit` maps the atoms' texts (each with a space before it where whitespace
+/// precedes it) to their costs, `measure` counts a text (`None`: [`Options`] decide).
+#[derive(Default)]
+pub struct Callables<'f> {
+    pub unit: Option<&'f mut dyn FnMut(&[String]) -> Result<Vec<usize>>>,
+    pub measure: Option<&'f mut dyn FnMut(&str) -> Result<f64>>,
+}
+
 /// Every atom of a text with its score and its tokens (`atom_scores`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AtomScores<'t> {
@@ -213,42 +221,37 @@ impl Ctxprune {
         text: &str,
         opts: &Options,
     ) -> Result<Compressed> {
-        opts.validate()?;
-        let max_len = self.checked_max_len(opts.max_len.unwrap_or(self.max_len))?;
-        let scored = self.atom_scores_with(scorer, text, max_len)?;
-        let measure = opts.measure.or(opts.target_tokens.map(|_| TokenCounter::default()));
-        match measure {
-            Some(counter) if opts.threshold.is_none() => {
-                let target = match (opts.target_tokens, opts.rate) {
-                    (Some(n), _) => n as f64,
-                    (None, Some(rate)) => rate * counter.count(text)? as f64,
-                    (None, None) => return Ok(keep_greedy(&scored, opts)),
-                };
-                keep_measured(&scored, opts, target, |t| counter.count(t).map(|n| n as f64))
-            }
-            _ => Ok(keep_greedy(&scored, opts)),
-        }
+        self.compress_custom(scorer, text, opts, Callables::default())
     }
 
-    /// [`compress`](Self::compress) with any `measure` (ctxprune's callable): the output is the most
-    /// atoms whose `measure` is at most `rate` times the text's.
-    pub fn compress_measured<C: ChunkScorer + ?Sized>(
+    /// [`compress_with`](Self::compress_with) with ctxprune's callables for `unit` and `measure`
+    /// (the Python binding's): they win over `opts.unit` and `opts.measure`.
+    pub fn compress_custom<C: ChunkScorer + ?Sized>(
         &self,
         scorer: &C,
         text: &str,
         opts: &Options,
-        mut measure: impl FnMut(&str) -> Result<f64>,
+        callables: Callables<'_>,
     ) -> Result<Compressed> {
         opts.validate()?;
         let max_len = self.checked_max_len(opts.max_len.unwrap_or(self.max_len))?;
         let scored = self.atom_scores_with(scorer, text, max_len)?;
-        match (opts.threshold, opts.rate) {
-            (None, Some(rate)) => {
-                let target = rate * measure(text)?;
-                keep_measured(&scored, opts, target, measure)
-            }
-            _ => Ok(keep_greedy(&scored, opts)),
-        }
+        let costs = match callables.unit {
+            Some(unit) => custom_costs(&scored, unit)?,
+            None => costs(&scored, opts.unit),
+        };
+        let counter = opts.measure.or(opts.target_tokens.map(|_| TokenCounter::default()));
+        let mut measure: Box<dyn FnMut(&str) -> Result<f64> + '_> = match (callables.measure, counter) {
+            (Some(measure), _) => Box::new(measure),
+            (None, Some(counter)) => Box::new(move |t: &str| counter.count(t).map(|n| n as f64)),
+            (None, None) => return Ok(keep_greedy(&scored, opts, costs)),
+        };
+        let target = match (opts.threshold, opts.target_tokens, opts.rate) {
+            (Some(_), _, _) | (None, None, None) => return Ok(keep_greedy(&scored, opts, costs)),
+            (None, Some(n), _) => n as f64,
+            (None, None, Some(rate)) => rate * measure(text)?,
+        };
+        keep_measured(&scored, opts, costs, target, measure)
     }
 
     /// `atom_scores(text)`: every atom's score and token count.
@@ -372,6 +375,23 @@ fn costs(scored: &AtomScores<'_>, unit: Unit) -> Vec<usize> {
     }
 }
 
+/// The costs a `unit` callable gives, one per atom.
+fn custom_costs(
+    scored: &AtomScores<'_>,
+    unit: &mut dyn FnMut(&[String]) -> Result<Vec<usize>>,
+) -> Result<Vec<usize>> {
+    let texts: Vec<String> = scored
+        .atoms
+        .iter()
+        .map(|a| format!("{}{}", if a.ws.is_empty() { "" } else { " " }, a.text))
+        .collect();
+    let costs = unit(&texts)?;
+    if costs.len() != texts.len() {
+        return Err(Error::Invalid(format!("unit gave {} costs for {} atoms", costs.len(), texts.len())));
+    }
+    Ok(costs)
+}
+
 /// The atoms kept whatever their score.
 fn forced(scored: &AtomScores<'_>, opts: &Options) -> Vec<bool> {
     scored
@@ -401,8 +421,8 @@ fn result(scored: &AtomScores<'_>, costs: &[usize], keep: &[bool]) -> Compressed
 }
 
 /// The threshold rule, or the greedy one: atoms by score until `ceil(rate * total)` is used.
-fn keep_greedy(scored: &AtomScores<'_>, opts: &Options) -> Compressed {
-    let (costs, mut keep) = (costs(scored, opts.unit), forced(scored, opts));
+fn keep_greedy(scored: &AtomScores<'_>, opts: &Options, costs: Vec<usize>) -> Compressed {
+    let mut keep = forced(scored, opts);
     if let Some(threshold) = opts.threshold {
         keep.iter_mut().zip(&scored.scores).for_each(|(k, &s)| *k |= s >= threshold);
         return result(scored, &costs, &keep);
@@ -427,10 +447,11 @@ fn keep_greedy(scored: &AtomScores<'_>, opts: &Options) -> Compressed {
 fn keep_measured(
     scored: &AtomScores<'_>,
     opts: &Options,
+    costs: Vec<usize>,
     target: f64,
     mut measure: impl FnMut(&str) -> Result<f64>,
 ) -> Result<Compressed> {
-    let (costs, forced) = (costs(scored, opts.unit), forced(scored, opts));
+    let forced = forced(scored, opts);
     let order: Vec<usize> = by_score(&scored.scores)
         .into_iter()
         .filter(|&i| !scored.atoms[i].text.is_empty() && !forced[i])
