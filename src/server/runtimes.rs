@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::admission::Ticket;
-use super::api::{handle, headroom_options, run_pipeline, Asked, Headroom, Work};
+use super::api::{check_items, handle, headroom_options, run_pipeline, Asked, Headroom, Work};
 use super::error::ApiError;
 use super::options::HeadroomBody;
 use super::{render, Shared};
@@ -126,6 +126,7 @@ impl KServeV1 {
 impl Work for KServeV1 {
     fn admit(&mut self, s: &Shared, asked: &Asked) -> Result<usize, ApiError> {
         let texts = self.texts()?;
+        check_items(s, texts.len(), "instances", "instances")?;
         let mut cost = 0;
         let mut opts = Vec::with_capacity(texts.len());
         for (text, ratio) in texts {
