@@ -40,7 +40,11 @@ impl Pool {
     }
 
     /// `n` more units into `held`, at once or not at all.
-    pub(crate) fn try_add(&self, held: &mut OwnedSemaphorePermit, n: usize) -> std::result::Result<(), Refused> {
+    pub(crate) fn try_add(
+        &self,
+        held: &mut OwnedSemaphorePermit,
+        n: usize,
+    ) -> std::result::Result<(), Refused> {
         if n == 0 {
             return Ok(());
         }

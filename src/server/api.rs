@@ -280,7 +280,10 @@ async fn read_body(
         let data = match frame {
             None => break,
             Some(Err(e)) => {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")))
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the request body: {e}"),
+                ))
             }
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => data,
@@ -446,7 +449,8 @@ fn run_each(
                 why.get_or_insert(reason);
             }
             if r.unscored_reason.is_some() {
-                (cut, cut_words, cut_scored) = (cut + 1, cut_words + r.original_words, cut_scored + r.scored_words);
+                (cut, cut_words, cut_scored) =
+                    (cut + 1, cut_words + r.original_words, cut_scored + r.scored_words);
             }
             each(r);
         }
@@ -454,7 +458,12 @@ fn run_each(
     })?;
     if let Some(why) = why {
         let texts = if passed == 1 { "a text" } else { "texts" };
-        tracing::info!(texts = passed, words = passed_words, "{texts} passed through unchanged: {}", why.describe());
+        tracing::info!(
+            texts = passed,
+            words = passed_words,
+            "{texts} passed through unchanged: {}",
+            why.describe()
+        );
     }
     if cut > 0 {
         tracing::info!(

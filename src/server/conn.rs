@@ -238,7 +238,8 @@ pub(crate) async fn accept(
         // Answers are written whole at once; Nagle's delay would only add latency.
         let _ = stream.set_nodelay(true);
         let (id, conn) = registry.add(over_cap);
-        let (router, registry, phase, alive) = (router.clone(), registry.clone(), phase.clone(), alive.clone());
+        let (router, registry, phase, alive) =
+            (router.clone(), registry.clone(), phase.clone(), alive.clone());
         tokio::spawn(async move {
             serve(stream, &conn, router, limits, &registry, phase).await;
             registry.remove(id);
@@ -331,12 +332,19 @@ async fn serve(
     let _ = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_shutdown(cx)).await;
     let mut sink = [0u8; 8192];
     let until = tokio::time::Instant::now() + LINGER;
-    while let Ok(Ok(())) = tokio::time::timeout_at(until, stream.readable()).await {
+    loop {
+        // A server past its grace period does not wait for slow clients.
+        let readable = tokio::select! {
+            readable = tokio::time::timeout_at(until, stream.readable()) => readable,
+            _ = phase.wait_for(|p| *p >= Phase::Cut) => break,
+        };
+        if !matches!(readable, Ok(Ok(()))) {
+            break;
+        }
         match stream.try_read(&mut sink) {
             Ok(0) => break,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => break,
-            Ok(_) if *phase.borrow() == Phase::Closed => break,
             Ok(_) => {}
         }
     }
@@ -458,7 +466,11 @@ struct Watched {
 }
 
 impl AsyncRead for Watched {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
         if buf.filled().len() > before
@@ -472,7 +484,11 @@ impl AsyncRead for Watched {
 }
 
 impl AsyncWrite for Watched {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 

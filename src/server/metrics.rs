@@ -174,12 +174,7 @@ impl Metrics {
                 "Request body bytes held in memory.",
                 g.body_bytes.to_string(),
             ),
-            (
-                "kompress_connections",
-                "gauge",
-                "Open HTTP connections.",
-                g.connections.to_string(),
-            ),
+            ("kompress_connections", "gauge", "Open HTTP connections.", g.connections.to_string()),
             (
                 "kompress_model_ready",
                 "gauge",

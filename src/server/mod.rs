@@ -254,8 +254,11 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let c = &self.shared.config;
-        let limits =
-            conn::Limits { header: c.header_timeout, keep_alive: c.keep_alive, max: c.max_connections.max(1) };
+        let limits = conn::Limits {
+            header: c.header_timeout,
+            keep_alive: c.keep_alive,
+            max: c.max_connections.max(1),
+        };
         let (alive, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
         let phase = &self.shared.phase;
         let registry = self.shared.connections.clone();
