@@ -23,6 +23,7 @@ import threading
 import time
 
 ARGS = None
+ORIGINAL_NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 def status(pid):
@@ -44,7 +45,10 @@ class Server:
         if token:
             env["KOMPRESS_TOKEN"] = token
         cmd = [ARGS.kompress, "serve", "--port", "0", "--device", "cpu", "-m", ARGS.model, *extra]
-        self.proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+        # The server starts with the open-file limits this script was given (it raised its own).
+        soft = min(ARGS.server_nofile, ORIGINAL_NOFILE[1]) if ARGS.server_nofile else ORIGINAL_NOFILE[0]
+        limits = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, ORIGINAL_NOFILE[1]))
+        self.proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=limits)
         self.port = None
         for line in self.proc.stderr:
             if "http://" in line and self.port is None:
@@ -214,9 +218,12 @@ def probe_headers():
         for s in socks:
             s.settimeout(max(0.01, deadline - time.monotonic()))
             try:
-                closed += s.recv(1 << 16) is not None
-            except OSError:
+                s.recv(1 << 16)
+                closed += 1
+            except socket.timeout:
                 pass
+            except OSError:
+                closed += 1
         waited = time.monotonic() - started
         hz = request(srv.port, "GET", "/healthz")
         report("partial-headers", connections=len(socks), head_bytes=len(part), before=before, during=during,
@@ -407,6 +414,8 @@ def main():
     p.add_argument("--idle", type=int, default=1100, help="idle connections")
     p.add_argument("--heads", type=int, default=3000, help="connections with partial heads")
     p.add_argument("--head-bytes", type=int, default=60_000, help="bytes of each partial head")
+    p.add_argument("--server-nofile", type=int, default=1024,
+                   help="the server's soft open-file limit at start, as on most Linux systems (0: this shell's)")
     p.add_argument("--soak", type=int, default=0, help="seconds of mixed load instead of the probes")
     p.add_argument("extra", nargs="*", help="more `kompress serve` flags, after --")
     ARGS = p.parse_args()

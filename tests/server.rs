@@ -1192,6 +1192,15 @@ fn items_are_bounded_by_count_and_each_costs_admission() {
         assert_eq!((a.status, a.field().as_deref()), (413, Some(field)), "{path}: {}", a.body);
         assert!(a.body.contains("limit of 100 (--max-items)"), "{}", a.body);
     }
+    // Far more than the limit is refused before the body is parsed (a million took 100 MB to parse).
+    let many = json!({ "inputs": [{ "name": "t", "shape": [5000, 1], "datatype": "BYTES", "data": vec![[""]; 5000] }] });
+    for (path, body) in
+        [("/v1/compress", json!({ "text": vec![""; 5000] })), ("/v2/models/kompress/infer", many)]
+    {
+        let a = server.post(path, &body);
+        assert_eq!(a.status, 413, "{}", a.body);
+        assert!(a.body.contains("more than 1124 elements") && a.body.contains("(--max-items)"), "{}", a.body);
+    }
     for (path, body) in [
         ("/v1/compress", json!({ "text": vec![""; 100] })),
         ("/v1/models/kompress:predict", json!({ "instances": vec![""; 100] })),
