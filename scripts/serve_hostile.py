@@ -114,8 +114,9 @@ def request(port, method, path, body=b"", headers=(), timeout=120):
         s.close()
 
 
-def post_json(port, path, value, headers=()):
-    return request(port, "POST", path, json.dumps(value).encode(), [("Content-Type", "application/json"), *headers])
+def post_json(port, path, value, headers=(), timeout=120):
+    body = json.dumps(value).encode()
+    return request(port, "POST", path, body, [("Content-Type", "application/json"), *headers], timeout)
 
 
 def report(name, **fields):
@@ -178,10 +179,10 @@ def probe_idle():
         times = []
         statuses = []
         for _ in range(5):
-            st, _, _, secs, _ = post_json(srv.port, "/compress", small)
+            st, _, _, secs, _ = post_json(srv.port, "/compress", small, timeout=10)
             statuses.append(st)
             times.append(round(secs * 1000, 1))
-        hz = request(srv.port, "GET", "/healthz")
+        hz = request(srv.port, "GET", "/healthz", timeout=10)
         # How many of the idle sockets the server closed (header timeout or eviction).
         alive = 0
         for s in socks:
@@ -238,7 +239,7 @@ def probe_slow_bodies():
         socks = []
         for _ in range(4):
             s = socket.create_connection(("127.0.0.1", srv.port))
-            s.sendall(b"POST /compress HTTP/1.1\r\nHost: x\r\nContent-Length: 16777000\r\n\r\n")
+            s.sendall(b"POST /compress HTTP/1.1\r\nHost: x\r\nContent-Length: 16777216\r\n\r\n")
             socks.append(s)
 
         def trickle():
@@ -253,7 +254,7 @@ def probe_slow_bodies():
         threading.Thread(target=trickle, daemon=True).start()
         time.sleep(1)
         small = {"content": "the quick brown fox jumps over the lazy dog " * 5}
-        statuses = [post_json(srv.port, "/compress", small)[0] for _ in range(5)]
+        statuses = [post_json(srv.port, "/compress", small, timeout=10)[0] for _ in range(5)]
         stop.set()
         report("slow-bodies", statuses=statuses, mem=srv.mem())
         for s in socks:

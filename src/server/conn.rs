@@ -136,6 +136,16 @@ impl Registry {
         self.lock().len()
     }
 
+    /// Connections accepted so far.
+    pub(crate) fn opened(&self) -> u64 {
+        self.next.load(Ordering::Relaxed)
+    }
+
+    /// Whether no connection has a request in flight.
+    pub(crate) fn idle(&self) -> bool {
+        self.lock().values().all(|c| c.idle())
+    }
+
     /// (served normally and not closing, over the cap).
     fn counts(&self) -> (usize, usize) {
         let conns = self.lock();

@@ -108,6 +108,11 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// After a shutdown signal, how long requests in flight may still take.
     pub grace: Duration,
+    /// Called (on a blocking thread) when the server has fallen idle after work, at most every
+    /// [`RELEASE_EVERY`]: `kompress serve` hands freed heap memory back to the system there (glibc
+    /// keeps it, with the thresholds the binary sets for the forward passes' speed), so that memory
+    /// returns after a burst of connections or large requests.
+    pub release_memory: Option<fn()>,
     /// The model's name in the serving engines' routes (`/predictions/{name}`,
     /// `/v2/models/{name}/infer`...).
     pub model_name: String,
@@ -133,6 +138,7 @@ impl Default for ServerConfig {
             keep_alive: Duration::from_secs(75),
             max_connections: 1024,
             grace: Duration::from_secs(10),
+            release_memory: None,
             model_name: "kompress".into(),
         }
     }
@@ -141,6 +147,9 @@ impl Default for ServerConfig {
 /// How long cancelled requests have, after the grace period, to write their `503`s (a forward pass in
 /// progress finishes first; a body still arriving waits for its deadline, cut here).
 const DRAIN: Duration = Duration::from_secs(10);
+
+/// How often an idle server may call [`ServerConfig::release_memory`].
+pub const RELEASE_EVERY: Duration = Duration::from_secs(5);
 
 /// The loaded model, its name, and its worker.
 pub(crate) struct Engine {
@@ -262,7 +271,15 @@ impl Server {
         let (alive, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
         let phase = &self.shared.phase;
         let registry = self.shared.connections.clone();
+        let releasing = self
+            .shared
+            .config
+            .release_memory
+            .map(|release| tokio::spawn(release_when_idle(self.shared.clone(), release)));
         conn::accept(listener, self.router(), limits, registry, phase.subscribe(), alive, shutdown).await;
+        if let Some(task) = releasing {
+            task.abort();
+        }
         tracing::info!("shutting down: no new connections; finishing requests in flight");
         phase.send_replace(conn::Phase::Draining);
         let grace = self.shared.config.grace;
@@ -320,6 +337,22 @@ impl Server {
             .layer(from_fn_with_state(s.clone(), track))
             .layer(TraceLayer::new_for_http().on_failure(log_failure))
             .with_state(s)
+    }
+}
+
+/// Calls `release` when the server is idle (no request in flight, no queued work) and has had
+/// connections since the last call.
+async fn release_when_idle(s: Arc<Shared>, release: fn()) {
+    let mut seen = s.connections.opened();
+    let mut every = tokio::time::interval(RELEASE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let opened = s.connections.opened();
+        if opened != seen && s.connections.idle() && s.queue.in_use() == 0 && s.bodies.in_use() == 0 {
+            seen = opened;
+            let _ = tokio::task::spawn_blocking(release).await;
+        }
     }
 }
 

@@ -135,8 +135,20 @@ impl ServeArgs {
             keep_alive: Duration::from_millis(self.keep_alive_ms),
             max_connections: fit_connections(self.max_connections, raise_open_files()),
             grace: Duration::from_millis(self.grace_ms),
+            release_memory: Some(release_memory),
             model_name: self.model_name.clone(),
         })
+    }
+}
+
+/// Hands the heap's free memory back to the system: `main` raised glibc's trim threshold so that the
+/// forward passes reuse their buffers, which also kept, after a burst of 3,000 slow connections, their
+/// 126 MB for good. Called only while the server is idle.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
