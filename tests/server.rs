@@ -822,6 +822,10 @@ fn serve_refuses_settings_that_could_serve_nothing() {
         ("--queue-chunks", "0", "--queue-chunks 0"),
         ("--deadline-ms", "0", "--deadline-ms 0"),
         ("--body-bytes-in-flight", "10", "less than --max-body-bytes"),
+        ("--max-items", "0", "--max-items 0"),
+        ("--header-timeout-ms", "0", "--header-timeout-ms 0"),
+        ("--keep-alive-ms", "0", "--keep-alive-ms 0"),
+        ("--max-connections", "0", "--max-connections 0"),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_kompress"))
             .env("KOMPRESS_DTYPE", "f32")

@@ -407,3 +407,16 @@ async fn track(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Re
     s.metrics.request(route, response.status().as_u16(), started.elapsed());
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::public_name;
+
+    #[test]
+    fn open_routes_show_a_local_paths_last_part_and_a_hub_id_whole() {
+        assert_eq!(public_name("/srv/models/kompress-base"), "kompress-base");
+        assert_eq!(public_name("./models/v5/"), "v5");
+        assert_eq!(public_name("chopratejas/kompress-base"), "chopratejas/kompress-base");
+        assert_eq!(public_name("/"), "local model");
+    }
+}
