@@ -321,7 +321,12 @@ def probe_sigterm():
 def probe_soak():
     """Mixed hostile and normal clients for ARGS.soak seconds; RSS and threads sampled each second."""
     with Server(*ARGS.extra) as srv:
-        time.sleep(0.5)
+        # The start: after one request of each kind and an idle pause (the token counter's vocabulary
+        # loads in the background at start; first uses allocate once).
+        post_json(srv.port, "/compress", {"content": "the quick brown fox must not jump over /etc/hosts " * 20})
+        post_json(srv.port, "/v1/compress", {"text": [""] * 100})
+        post_json(srv.port, "/v1/compress/blocks", {"context_blocks": ["a"] * 100, "query": "q"})
+        time.sleep(7)
         start = srv.mem()
         stop = threading.Event()
         counts = {}
