@@ -1281,6 +1281,11 @@ fn idle_connections_are_closed_first_and_never_block_requests() {
     assert_eq!(read_one(&mut s).status, 200, "kept alive");
     assert!(closed_within(&mut s, Duration::from_secs(5)));
     assert!(server.metric("kompress_connections") <= 2.0);
+    // A head over 64 KiB is refused, not buffered (hyper's own bound was about 400 KiB).
+    let mut s = connect(server.addr);
+    let head = format!("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: {}\r\n\r\n", "a".repeat(70_000));
+    let _ = s.write_all(head.as_bytes());
+    assert_eq!(try_read_answer(&mut s).map(|a| a.status), Some(431));
 }
 
 #[test]

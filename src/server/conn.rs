@@ -45,7 +45,7 @@ pub const CONNECTION_RESERVE: usize = 32;
 
 /// Most bytes of a request head (request line and headers) hyper buffers: above it, `431`. nginx's
 /// default is 8 KiB a line and 32 KiB in all; hyper's own ~400 KiB let 3,000 slow clients hold 1.36 GB.
-/// hyper uses the same bound for its read buffer, so it also bounds what one connection holds.
+/// The read buffer gets the same bound, so it also bounds what one connection holds.
 const MAX_HEAD_BYTES: usize = 64 << 10;
 
 /// How long a connection that answered early keeps reading (and discarding) what its client sends.
@@ -289,7 +289,9 @@ async fn serve(
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.max_buf_size(MAX_HEAD_BYTES);
+    // The head's own bound (`431`), and the read buffer's, which hyper checks between reads, so a
+    // connection holds at most one read past it.
+    builder.max_header_size(MAX_HEAD_BYTES).max_buf_size(MAX_HEAD_BYTES);
     // Boxed, so that it can be taken apart after an early answer (below).
     let mut connection = Box::pin(builder.serve_connection(io, service));
     let mut draining = false;
