@@ -391,7 +391,8 @@ def probe_soak():
                     c.close()
                 count("heads-100")
 
-        workers = [normal, normal, items, deadline, idle, slow, slow, heads]
+        named = {"normal": normal, "items": items, "deadline": deadline, "idle": idle, "slow": slow, "heads": heads}
+        workers = [named[w] for w in ARGS.soak_workers.split(",")]
         threads = [threading.Thread(target=w, daemon=True) for w in workers]
         for t in threads:
             t.start()
@@ -403,10 +404,21 @@ def probe_soak():
         stop.set()
         for t in threads:
             t.join(timeout=60)
+        # An idle server hands freed memory back every 5 s (`RELEASE_EVERY`).
         time.sleep(7)
+        after_7s = srv.mem()
+        time.sleep(15)
         after = srv.mem()
-        report("soak", seconds=ARGS.soak, start=start, peak_rss_mb=max(s["rss_mb"] for s in samples),
-               hwm_mb=after["hwm_mb"], max_threads=max(s["threads"] for s in samples), after=after,
+        metrics = request(srv.port, "GET", "/metrics", timeout=10)
+        if ARGS.verbose:
+            s = socket.create_connection(("127.0.0.1", srv.port))
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            raw = b""
+            while (b := s.recv(65536)):
+                raw += b
+            print("\n".join(l for l in raw.decode().splitlines() if l.startswith(("kompress_connections", "kompress_queue_chunks", "kompress_body"))))
+        report("soak", after_7s=after_7s, seconds=ARGS.soak, start=start, peak_rss_mb=max(s["rss_mb"] for s in samples),
+               hwm_mb=after["hwm_mb"], max_threads=max(s["threads"] for s in samples), after_22s=after,
                rss_after_over_start=round(after["rss_mb"] / max(1, start["rss_mb"]), 2), counts=counts)
 
 
@@ -434,6 +446,9 @@ def main():
     p.add_argument("--server-nofile", type=int, default=1024,
                    help="the server's soft open-file limit at start, as on most Linux systems (0: this shell's)")
     p.add_argument("--soak", type=int, default=0, help="seconds of mixed load instead of the probes")
+    p.add_argument("--soak-workers", default="normal,normal,items,deadline,idle,slow,slow,heads",
+                   help="the soak's clients, one thread each")
+    p.add_argument("--verbose", action="store_true")
     p.add_argument("extra", nargs="*", help="more `kompress serve` flags, after --")
     ARGS = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
