@@ -1381,3 +1381,24 @@ fn shutdown_answers_a_slow_body_503_within_the_grace() {
     // Before: no answer, and the server exited after the grace and 10 s more.
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }
+
+#[test]
+fn a_client_reading_a_large_answer_slowly_is_not_closed_to_make_room() {
+    let config =
+        ServerConfig { max_connections: 1, max_items: 50_000, queue_chunks: 10_000, ..Default::default() };
+    let server = start(config);
+    // 50,000 short texts (passed through): an answer of about 15 MB, more than the sockets buffer.
+    let body = json!({ "text": vec!["a b c"; 50_000] }).to_string();
+    let mut slow = connect(server.addr);
+    let head = format!("POST /v1/compress HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len());
+    slow.write_all(head.as_bytes()).unwrap();
+    slow.write_all(body.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // The cap is reached and the slow reader's answer is still being written: it is not idle, so a
+    // new connection gets the health routes only rather than closing it.
+    assert_eq!(server.get("/healthz", &[]).status, 200);
+    assert_eq!(server.post("/compress", &small()).status, 503);
+    let answer = read_one(&mut slow);
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["results"].as_array().unwrap().len(), 50_000);
+}

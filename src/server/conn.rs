@@ -82,18 +82,27 @@ struct Conn {
     head_started: AtomicU64,
     /// Whether it has had a request (a new connection gets the header timeout, not the keep-alive one).
     served: AtomicBool,
+    /// Since when its socket has refused more of an answer (the client not reading), in ms since the
+    /// epoch plus 1 (0: not blocked). hyper lets go of an answer's body before it is all sent.
+    write_blocked: AtomicU64,
     /// Set when the server asked it to close.
     evicted: AtomicBool,
     close: Notify,
 }
 
 impl Conn {
+    /// No request in flight and no answer still being written.
     fn idle(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0
+        self.in_flight.load(Ordering::Acquire) == 0 && self.write_blocked.load(Ordering::Acquire) == 0
     }
 
     /// When it is to be closed if nothing happens meanwhile, in ms since the epoch; `None` while busy.
     fn expires(&self, limits: &Limits) -> Option<u64> {
+        // A client that stops reading its answer holds it for the keep-alive time at most.
+        match self.write_blocked.load(Ordering::Acquire) {
+            0 => {}
+            since => return Some(since - 1 + ms(limits.keep_alive)),
+        }
         if !self.idle() {
             return None;
         }
@@ -161,6 +170,7 @@ impl Registry {
             idle_since: AtomicU64::new(self.now()),
             head_started: AtomicU64::new(0),
             served: AtomicBool::new(false),
+            write_blocked: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
             close: Notify::new(),
         });
@@ -495,13 +505,29 @@ impl AsyncRead for Watched {
     }
 }
 
+impl Watched {
+    /// Notes whether the socket took the write.
+    fn wrote<T>(&self, polled: Poll<T>) -> Poll<T> {
+        let blocked = &self.conn.write_blocked;
+        match polled.is_pending() {
+            true if blocked.load(Ordering::Acquire) == 0 => {
+                blocked.store(self.registry.now() + 1, Ordering::Release)
+            }
+            true => {}
+            false => blocked.store(0, Ordering::Release),
+        }
+        polled
+    }
+}
+
 impl AsyncWrite for Watched {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.wrote(polled)
     }
 
     fn poll_write_vectored(
@@ -509,7 +535,8 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.wrote(polled)
     }
 
     fn is_write_vectored(&self) -> bool {
