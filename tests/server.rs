@@ -822,6 +822,10 @@ fn serve_refuses_settings_that_could_serve_nothing() {
         ("--queue-chunks", "0", "--queue-chunks 0"),
         ("--deadline-ms", "0", "--deadline-ms 0"),
         ("--body-bytes-in-flight", "10", "less than --max-body-bytes"),
+        ("--max-items", "0", "--max-items 0"),
+        ("--header-timeout-ms", "0", "--header-timeout-ms 0"),
+        ("--keep-alive-ms", "0", "--keep-alive-ms 0"),
+        ("--max-connections", "0", "--max-connections 0"),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_kompress"))
             .env("KOMPRESS_DTYPE", "f32")
@@ -1106,4 +1110,295 @@ fn ctxprune_route_answers_ctxprunes_results() {
     let rate = running.post("/v1/llmlingua2/compress", &json!({ "context": "a b c", "rate": 2 }));
     assert!(rate.status == 400 && rate.body.contains("rate 2: not in (0, 1]"), "{}", rate.body);
     running.shutdown().unwrap();
+}
+
+// Issue 32: hostile or careless clients. Each test is a scaled-down row of the issue's table.
+
+/// The answer to one request on an open connection, read by its `Content-Length` (the connection
+/// may stay open).
+fn read_one(s: &mut TcpStream) -> Answer {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before a whole answer: {}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .map(|(_, v)| v.trim().parse::<usize>().unwrap());
+            if length.is_some_and(|n| body.len() >= n) {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Answer { status, headers, body: body.to_string() }
+}
+
+/// Whether the server closed `s` within `within` (end of stream or a reset).
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut b = [0u8; 1024];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) => {
+                return !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+            }
+        }
+    }
+}
+
+/// A connection that declared a body of `length` bytes and sent only its start.
+fn slow_body(addr: SocketAddr, length: usize) -> TcpStream {
+    let mut s = connect(addr);
+    let head = format!("POST /compress HTTP/1.1\r\nHost: t\r\nContent-Length: {length}\r\n\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&[b'a'; 64]).unwrap();
+    s
+}
+
+fn small() -> Value {
+    json!({ "content": prose(60, 1) })
+}
+
+#[test]
+fn items_are_bounded_by_count_and_each_costs_admission() {
+    let server = start(ServerConfig { max_items: 100, ..Default::default() });
+    let oip = |n: usize| json!({ "inputs": [{ "name": "t", "shape": [n], "datatype": "BYTES", "data": vec![""; n] }] });
+    let cases = [
+        ("/v1/compress", json!({ "text": vec![""; 101] }), "text"),
+        ("/v1/compress/blocks", json!({ "context_blocks": vec!["a"; 101], "query": "q" }), "context_blocks"),
+        ("/v1/models/kompress:predict", json!({ "instances": vec![""; 101] }), "instances"),
+        ("/v2/models/kompress/infer", oip(101), "inputs[0].data"),
+        ("/v1/evict", json!({ "context": "a\n".repeat(101), "question": "q" }), "context"),
+        ("/api/v1/compress", json!({ "context": "a\n".repeat(101), "query": "q" }), "context"),
+        (
+            "/v1/compress/blocks",
+            json!({ "context_blocks": ["a\n".repeat(101)], "query": "q" }),
+            "context_blocks",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let a = server.post(path, &body);
+        assert_eq!((a.status, a.field().as_deref()), (413, Some(field)), "{path}: {}", a.body);
+        assert!(a.body.contains("limit of 100 (--max-items)"), "{}", a.body);
+    }
+    // Far more than the limit is refused before the body is parsed (a million took 100 MB to parse).
+    let many = json!({ "inputs": [{ "name": "t", "shape": [5000, 1], "datatype": "BYTES", "data": vec![[""]; 5000] }] });
+    for (path, body) in
+        [("/v1/compress", json!({ "text": vec![""; 5000] })), ("/v2/models/kompress/infer", many)]
+    {
+        let a = server.post(path, &body);
+        assert_eq!(a.status, 413, "{}", a.body);
+        assert!(a.body.contains("more than 1124 elements") && a.body.contains("(--max-items)"), "{}", a.body);
+    }
+    for (path, body) in [
+        ("/v1/compress", json!({ "text": vec![""; 100] })),
+        ("/v1/models/kompress:predict", json!({ "instances": vec![""; 100] })),
+        ("/v2/models/kompress/infer", oip(100)),
+        ("/v1/evict", json!({ "context": "a\n".repeat(100), "question": "q" })),
+    ] {
+        assert_eq!(server.post(path, &body).status, 200, "{path}");
+    }
+    // Empty texts, blocks and eviction lines take places in the queue like any other item: 3,000 of
+    // them need 9 units of 350, more than a queue of 4.
+    let server = start(ServerConfig { queue_chunks: 4, ..Default::default() });
+    for (path, body) in [
+        ("/v1/compress", json!({ "text": vec![""; 3000] })),
+        ("/v1/compress/blocks", json!({ "context_blocks": vec![""; 3000], "query": "q" })),
+        ("/v1/evict", json!({ "context": "a\n".repeat(3000), "question": "q" })),
+        ("/v2/models/kompress/infer", oip(3000)),
+    ] {
+        let a = server.post(path, &body);
+        assert_eq!(a.status, 413, "{path}: {}", a.body);
+        assert!(a.body.contains("more than the whole queue"), "{}", a.body);
+    }
+}
+
+#[test]
+fn a_deadline_stops_work_on_many_items_and_frees_its_place() {
+    const N: usize = 200_000;
+    let server = start(ServerConfig { max_items: N, queue_chunks: N, ..Default::default() });
+    let body = json!({ "text": vec![""; N] }).to_string();
+    // The whole request, for comparison.
+    let started = Instant::now();
+    assert_eq!(request(server.addr, "POST", "/v1/compress", &[], body.as_bytes()).status, 200);
+    let whole = started.elapsed();
+    let started = Instant::now();
+    let a = request(server.addr, "POST", "/v1/compress", &[(DEADLINE, "100")], body.as_bytes());
+    assert_eq!(a.status, 504, "{}", a.body);
+    // The work stops between texts and gives its place back well before it would have finished.
+    server.wait_for("kompress_queue_chunks", |n| n == 0.0, whole.max(Duration::from_secs(1)));
+    let freed = started.elapsed();
+    assert!(freed < whole, "freed after {freed:?}; the whole request took {whole:?}");
+}
+
+const DEADLINE: &str = "X-Kompress-Deadline-Ms";
+
+#[test]
+fn idle_connections_are_closed_first_and_never_block_requests() {
+    let config = ServerConfig {
+        max_connections: 8,
+        header_timeout: Duration::from_millis(300),
+        keep_alive: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let server = start(config);
+    // Five times the cap in idle connections (the issue: 1,100 over a limit of 1,024).
+    let mut idle: Vec<TcpStream> = (0..40).map(|_| connect(server.addr)).collect();
+    for _ in 0..3 {
+        let started = Instant::now();
+        assert_eq!(server.get("/healthz", &[]).status, 200);
+        assert_eq!(server.post("/compress", &small()).status, 200);
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+    // Every idle one is closed: to make room, or by the header timeout.
+    for s in &mut idle {
+        assert!(closed_within(s, Duration::from_secs(5)));
+    }
+    // A head that never ends is closed by the header timeout too.
+    let mut s = connect(server.addr);
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ").unwrap();
+    assert!(closed_within(&mut s, Duration::from_secs(5)));
+    // A kept-alive connection is closed once idle for the keep-alive timeout.
+    let mut s = connect(server.addr);
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_one(&mut s).status, 200);
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_one(&mut s).status, 200, "kept alive");
+    assert!(closed_within(&mut s, Duration::from_secs(5)));
+    assert!(server.metric("kompress_connections") <= 2.0);
+    // A head over 64 KiB is refused, not buffered (hyper's own bound was about 400 KiB).
+    let mut s = connect(server.addr);
+    let head = format!("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: {}\r\n\r\n", "a".repeat(70_000));
+    let _ = s.write_all(head.as_bytes());
+    assert_eq!(try_read_answer(&mut s).map(|a| a.status), Some(431));
+}
+
+#[test]
+fn with_every_connection_busy_probes_still_answer() {
+    let server = start(ServerConfig { max_connections: 4, ..Default::default() });
+    let slow: Vec<TcpStream> = (0..4).map(|_| slow_body(server.addr, 100_000)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let probe = server.get("/healthz", &[]);
+    assert_eq!(probe.status, 200);
+    assert_eq!(server.get("/readyz", &[]).status, 200);
+    let refused = server.post("/compress", &small());
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.body.contains("too many open connections"), "{}", refused.body);
+    assert_eq!(refused.headers["connection"], "close");
+    drop(slow);
+    let started = Instant::now();
+    while server.post("/compress", &small()).status != 200 {
+        assert!(started.elapsed() < Duration::from_secs(5), "the slow clients' places never came back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn slow_bodies_hold_only_what_they_sent() {
+    let config =
+        ServerConfig { max_body_bytes: 1 << 20, body_bytes_in_flight: 1 << 20, ..Default::default() };
+    let server = start(config);
+    // Each declares the largest body: before, four of them held the whole allowance (503 for all).
+    let slow: Vec<TcpStream> = (0..4).map(|_| slow_body(server.addr, 1 << 20)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        let a = server.post("/compress", &small());
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let held = server.metric("kompress_body_bytes_in_flight");
+    assert!(held <= 4.0 * 16384.0 + 1.0, "{held} bytes held for 256 sent");
+    drop(slow);
+}
+
+#[test]
+fn readyz_shows_the_models_name_not_its_path() {
+    let server = Server::new(ServerConfig { token: Some("s3cret".into()), ..Default::default() }).unwrap();
+    let dir = std::fs::canonicalize(common::model_dir("v5")).unwrap();
+    server.set_model(model(), dir.to_str().unwrap()).unwrap();
+    let server = start_with(server);
+    let a = server.get("/readyz", &[]);
+    assert_eq!((a.status, a.json()["model"].as_str()), (200, Some("v5")), "{}", a.body);
+    assert!(!a.body.contains('/'), "{}", a.body);
+}
+
+#[test]
+fn answers_before_the_body_is_read_say_connection_close_and_let_the_client_finish() {
+    let config = ServerConfig { token: Some("t0k".into()), max_body_bytes: 1 << 20, ..Default::default() };
+    let server = start(config);
+    // Without the token (401), and over the size limit (413): the client sends its whole body, as
+    // simple clients do before reading, and then reads the answer, not a reset.
+    for (auth, body, status) in
+        [("", vec![b'a'; 4 << 20], 401), ("X-API-Key: t0k\r\n", vec![b'a'; 8 << 20], 413)]
+    {
+        let mut s = connect(server.addr);
+        let head =
+            format!("POST /compress HTTP/1.1\r\nHost: t\r\n{auth}Content-Length: {}\r\n\r\n", body.len());
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&body).unwrap_or_else(|e| panic!("{status}: the client could not send its body: {e}"));
+        let a = read_answer(&mut s);
+        assert_eq!((a.status, a.headers["connection"].as_str()), (status, "close"), "{}", a.body);
+    }
+    // A body that does not arrive before the deadline (408).
+    let mut s = connect(server.addr);
+    let head = "POST /compress HTTP/1.1\r\nHost: t\r\nX-API-Key: t0k\r\nX-Kompress-Deadline-Ms: 200\r\nContent-Length: 100\r\n\r\n{";
+    s.write_all(head.as_bytes()).unwrap();
+    let a = read_answer(&mut s);
+    assert_eq!((a.status, a.headers["connection"].as_str()), (408, "close"), "{}", a.body);
+    // An error after the whole body was read keeps the connection.
+    let mut s = connect(server.addr);
+    s.write_all(b"POST /compress HTTP/1.1\r\nHost: t\r\nX-API-Key: t0k\r\nContent-Length: 1\r\n\r\n{")
+        .unwrap();
+    let a = read_one(&mut s);
+    assert_eq!(a.status, 400);
+    assert!(!a.headers.contains_key("connection"), "{:?}", a.headers);
+}
+
+#[test]
+fn shutdown_answers_a_slow_body_503_within_the_grace() {
+    let mut server = start(ServerConfig { grace: Duration::from_millis(300), ..Default::default() });
+    let mut s = slow_body(server.addr, 100_000);
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    server.shutdown().unwrap();
+    let a = try_read_answer(&mut s).expect("an answer");
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert!(a.body.contains("shutting down"), "{}", a.body);
+    // Before: no answer, and the server exited after the grace and 10 s more.
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+#[test]
+fn a_client_reading_a_large_answer_slowly_is_not_closed_to_make_room() {
+    let config =
+        ServerConfig { max_connections: 1, max_items: 50_000, queue_chunks: 10_000, ..Default::default() };
+    let server = start(config);
+    // 50,000 short texts (passed through): an answer of about 15 MB, more than the sockets buffer.
+    let body = json!({ "text": vec!["a b c"; 50_000] }).to_string();
+    let mut slow = connect(server.addr);
+    let head = format!("POST /v1/compress HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len());
+    slow.write_all(head.as_bytes()).unwrap();
+    slow.write_all(body.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // The cap is reached and the slow reader's answer is still being written: it is not idle, so a
+    // new connection gets the health routes only rather than closing it.
+    assert_eq!(server.get("/healthz", &[]).status, 200);
+    assert_eq!(server.post("/compress", &small()).status, 503);
+    let answer = read_one(&mut slow);
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["results"].as_array().unwrap().len(), 50_000);
 }

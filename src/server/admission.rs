@@ -39,6 +39,23 @@ impl Pool {
         self.units.clone().try_acquire_many_owned(n).map_err(|_| Refused::Full)
     }
 
+    /// `n` more units into `held`, at once or not at all.
+    pub(crate) fn try_add(
+        &self,
+        held: &mut OwnedSemaphorePermit,
+        n: usize,
+    ) -> std::result::Result<(), Refused> {
+        if n == 0 {
+            return Ok(());
+        }
+        if held.num_permits() + n > self.capacity {
+            return Err(Refused::TooLarge);
+        }
+        let more = self.units.clone().try_acquire_many_owned(n as u32).map_err(|_| Refused::Full)?;
+        held.merge(more);
+        Ok(())
+    }
+
     pub(crate) fn in_use(&self) -> usize {
         self.capacity - self.units.available_permits()
     }

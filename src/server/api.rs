@@ -5,24 +5,25 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 use serde_json::{json, Value};
 
 use super::admission::{CancelOnDrop, Refused, Ticket};
+use super::conn::Phase;
 use super::error::ApiError;
 use super::options::{
     check_budget_ratio, BlocksBody, CompressBody, EvictBody, HeadroomBody, SuperCompressBody, Texts,
 };
 use super::{render, Engine, Shared};
 use crate::evict::{compress_detailed, compress_for_turn, split_lines, PolicyKind};
-use crate::pipeline::{check_time_budget, compress_batch, words::words, words_per_chunk, Mode};
+use crate::pipeline::{check_time_budget, compress_stream, words::words, words_per_chunk, Event, Mode};
 use crate::{CompressOptions, Error};
 
 /// The request header that shortens the server's deadline for one request.
@@ -85,7 +86,7 @@ pub(crate) async fn healthz() -> Response {
 
 pub(crate) async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     match s.engine.get() {
-        Some(e) => Json(json!({ "status": "ready", "model": e.name })).into_response(),
+        Some(e) => Json(json!({ "status": "ready", "model": e.public_name })).into_response(),
         None => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the model is loading").into_response(),
     }
 }
@@ -105,19 +106,20 @@ pub(crate) async fn method_not_allowed() -> Response {
 
 pub(crate) async fn handle<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -> Response {
     match handle_inner::<W>(s, headers, body).await {
-        Ok(v) => json_response(&v),
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-/// `v` as a JSON answer, written into a buffer of its exact size (measured first): a large answer is
-/// held once, not in a growing buffer's two copies.
-fn json_response(v: &Value) -> Response {
+/// `v` as JSON, written into a buffer of its exact size (measured first): a large answer is held
+/// once, not in a growing buffer's two copies. Called on the work's blocking thread: serializing a
+/// large answer on the async threads stalled `/healthz` (0.58 s for 347 MB).
+fn json_bytes(v: &Value) -> Vec<u8> {
     let mut counter = ByteCounter(0);
     serde_json::to_writer(&mut counter, v).expect("a JSON value serializes");
     let mut bytes = Vec::with_capacity(counter.0);
     serde_json::to_writer(&mut bytes, v).expect("a JSON value serializes");
-    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+    bytes
 }
 
 /// A writer that only counts bytes.
@@ -134,7 +136,7 @@ impl std::io::Write for ByteCounter {
     }
 }
 
-async fn handle_inner<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -> Result<Value, ApiError> {
+async fn handle_inner<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
     let deadline = deadline(&headers, s.config.deadline)?;
     let asked = Asked { time_budget: time_budget(&headers)? };
     let max = s.config.max_body_bytes;
@@ -142,18 +144,12 @@ async fn handle_inner<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -
     if declared.is_some_and(|n| n > max) {
         return Err(too_large(max));
     }
-    let body_permit = s.bodies.try_take(declared.unwrap_or(max)).map_err(|_| {
-        s.bodies_full.refused();
-        ApiError::busy("too many request bodies in memory; retry shortly", 1)
-    })?;
-    s.bodies_full.ended();
-    // A body that trickles in holds its share of the body budget: it gets the request's deadline too.
-    let bytes = tokio::time::timeout_at(deadline.into(), read_body(body, max)).await.map_err(|_| {
-        ApiError::new(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive before the deadline")
-    })??;
+    let (bytes, body_permit) = read_body(&s, body, declared, deadline).await?;
     let shared = s.clone();
     let (work, cost) = tokio::task::spawn_blocking(move || {
+        too_many_items(&bytes, shared.config.max_items)?;
         let mut work = parse::<W>(&bytes)?;
+        drop(bytes);
         let cost = work.admit(&shared, &asked)?;
         Ok::<_, ApiError>((work, cost))
     })
@@ -176,7 +172,10 @@ async fn handle_inner<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -
     let (shared, t) = (s.clone(), ticket.clone());
     let task = tokio::task::spawn_blocking(move || {
         let _held = (body_permit, queue_permit);
-        work.run(&shared, &t)
+        let answer = work.run(&shared, &t)?;
+        // A request cancelled meanwhile is not worth serializing.
+        t.check()?;
+        Ok(json_bytes(&answer))
     });
     match tokio::time::timeout_at(deadline.into(), task).await {
         Err(_) => Err(past_deadline(&headers, s.config.deadline)),
@@ -242,13 +241,71 @@ fn too_large(max: usize) -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is over the limit of {max} bytes"))
 }
 
-/// The whole body, refused as soon as it passes `max` bytes.
-async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(max)),
-        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))),
+/// The least a growing body buffer takes at once.
+const FIRST_BODY_BUFFER: usize = 16 << 10;
+
+/// The whole body, refused as soon as it passes `--max-body-bytes`. Its share of
+/// `--body-bytes-in-flight` is taken as its bytes arrive (the buffer's capacity: at most twice what
+/// arrived, or its `Content-Length`), so a client that declares a large body and sends it slowly
+/// holds only what it sent; past the allowance, `503`. A body not all there by the deadline is `408`,
+/// and one still arriving when the grace period of a shutdown ends is `503`.
+async fn read_body(
+    s: &Shared,
+    mut body: Body,
+    declared: Option<usize>,
+    deadline: Instant,
+) -> Result<(Vec<u8>, tokio::sync::OwnedSemaphorePermit), ApiError> {
+    let max = s.config.max_body_bytes;
+    let busy = || {
+        s.bodies_full.refused();
+        ApiError::busy("too many request bodies in memory; retry shortly", 1)
+    };
+    // One unit, so that a request reading its body counts as in flight.
+    let mut permit = s.bodies.try_take(1).map_err(|_| busy())?;
+    let most = declared.unwrap_or(max).min(max);
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut phase = s.phase.subscribe();
+    loop {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            () = tokio::time::sleep_until(deadline.into()) => {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive before the deadline",
+                ))
+            }
+            _ = phase.wait_for(|p| *p >= Phase::Cut) => {
+                return Err(ApiError::busy("the server is shutting down; the request body did not arrive in time", 1))
+            }
+        };
+        let data = match frame {
+            None => break,
+            Some(Err(e)) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the request body: {e}"),
+                ))
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                // Trailers: nothing to keep.
+                Err(_) => continue,
+            },
+        };
+        let need = bytes.len() + data.len();
+        if need > max {
+            return Err(too_large(max));
+        }
+        if need > bytes.capacity() {
+            let capacity = (bytes.capacity() * 2).max(FIRST_BODY_BUFFER).min(most.max(need)).max(need);
+            let more = capacity - permit.num_permits();
+            s.bodies.try_add(&mut permit, more).map_err(|_| busy())?;
+            bytes.reserve_exact(capacity - bytes.len());
+        }
+        bytes.extend_from_slice(&data);
     }
+    s.bodies_full.ended();
+    Ok((bytes, permit))
 }
 
 /// JSON into `W`; an error names the field (a dotted path) where serde stopped.
@@ -267,6 +324,96 @@ fn parse<W: DeserializeOwned>(bytes: &[u8]) -> Result<W, ApiError> {
     })?;
     de.end().map_err(|e| malformed(&e))?;
     Ok(work)
+}
+
+/// Room for the lists that are not items (`shape`, `outputs`, `force_tokens`...) in
+/// [`too_many_items`]'s count.
+const OTHER_LIST_ELEMENTS: usize = 1024;
+
+/// A `413` when the body's lists hold many more elements than `--max-items` allows, found by one
+/// pass over the JSON that allocates nothing: parsing a body of a million empty strings first took
+/// 100 MB (25 times its 4 MB), whatever the later check. The exact count, naming the field, is
+/// each route's `admit`; malformed JSON is left to the parse, which says where it broke.
+fn too_many_items(bytes: &[u8], max_items: usize) -> Result<(), ApiError> {
+    use serde::de::DeserializeSeed;
+    let limit = max_items.saturating_add(OTHER_LIST_ELEMENTS);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match (ListElements { limit, seen: &std::cell::Cell::new(0) }).deserialize(&mut de) {
+        Err(e) if e.to_string().starts_with(TOO_MANY) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request's lists hold more than {limit} elements, over the server's limit of {max_items} items (--max-items)"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+const TOO_MANY: &str = "too many list elements";
+
+/// Visits a JSON value, counting the elements of its lists that are not lists themselves (so a
+/// tensor's nested rows count their texts once), and stops past `limit`. Its value: whether it was
+/// a list.
+struct ListElements<'a> {
+    limit: usize,
+    seen: &'a std::cell::Cell<usize>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ListElements<'_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ListElements<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while let Some(list) = seq.next_element_seed(ListElements { limit: self.limit, seen: self.seen })? {
+            if !list {
+                self.seen.set(self.seen.get() + 1);
+                if self.seen.get() > self.limit {
+                    return Err(serde::de::Error::custom(TOO_MANY));
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            map.next_value_seed(ListElements { limit: self.limit, seen: self.seen })?;
+        }
+        Ok(false)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
 }
 
 /// A `400` for JSON that does not parse, naming the line and column (from 1) where it broke.
@@ -292,19 +439,43 @@ pub(crate) fn engine(s: &Shared) -> Result<&Engine, ApiError> {
 }
 
 /// What a request's texts cost in the admission queue: the chunks they need, at the planner's words
-/// per chunk, and every word of the short texts that pass through too
-/// (so a list of many tiny texts is not free).
+/// per chunk, and every word of the short texts that pass through too, an empty text counting as one
+/// (so a list of many tiny or empty texts is not free: each has its result and its answer).
 pub(crate) fn chunks(texts: &[&str], opts: &CompressOptions) -> usize {
     let per_chunk = words_per_chunk(opts.chunk_words, opts.chunk_tokens);
     let (mut scored, mut passed) = (0, 0);
     for text in texts {
         let n = words(text).count();
         match n < opts.min_words {
-            true => passed += n,
+            true => passed += n.max(1),
             false => scored += n.div_ceil(per_chunk),
         }
     }
     scored + passed.div_ceil(per_chunk)
+}
+
+/// Eviction lines (or blocks) per admission unit: the rate at which short texts are charged. A line
+/// costs the eviction about 20 KB at its peak (100,000 lines of a log took 2.3 GB and 15 s, measured
+/// on `/v1/evict` before this bound), so lines are bounded by `max_items` and charged to the queue.
+const EVICT_LINES_PER_UNIT: usize = 350;
+
+/// The admission units of an eviction over `lines` lines.
+pub(crate) fn evict_units(lines: usize) -> usize {
+    lines.div_ceil(EVICT_LINES_PER_UNIT).max(1)
+}
+
+/// A `413` unless `n` items (texts, blocks, instances, lines) are within `--max-items`; `what` names
+/// them and `field` is where they are.
+pub(crate) fn check_items(s: &Shared, n: usize, what: &str, field: &str) -> Result<(), ApiError> {
+    let max = s.config.max_items;
+    match n <= max {
+        true => Ok(()),
+        false => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request has {n} {what}, over the server's limit of {max} (--max-items)"),
+        )
+        .in_field(field)),
+    }
 }
 
 /// Options the pipeline would refuse are a `400` before the request takes a place in the queue.
@@ -327,7 +498,9 @@ pub(crate) fn run_pipeline(
     texts: &[&str],
     opts: &CompressOptions,
 ) -> crate::Result<Vec<crate::CompressResult>> {
-    Ok(run_budgeted(s, ticket, texts, opts)?.0)
+    let mut results = Vec::with_capacity(texts.len());
+    run_each(s, ticket, texts, &within_deadline(opts, ticket), |r| results.push(r))?;
+    Ok(results)
 }
 
 /// `opts` with its time budget at most [`BUDGET_SHARE_OF_DEADLINE`] of the time left before the
@@ -342,31 +515,56 @@ fn within_deadline(opts: &CompressOptions, ticket: &Ticket) -> CompressOptions {
     opts
 }
 
-/// [`run_pipeline`], with the options it ran under (the time budget [`within_deadline`]).
-pub(crate) fn run_budgeted(
+/// Runs the pipeline for `texts` under `opts` (already [`within_deadline`]), handing each result to
+/// `each` as its text is done, so that a caller can render it and drop it. The ticket is checked at
+/// every step, so a cancelled request stops between texts too (a list of empty texts never reaches
+/// the scorer, where the other checks are).
+fn run_each(
     s: &Shared,
     ticket: &Arc<Ticket>,
     texts: &[&str],
     opts: &CompressOptions,
-) -> crate::Result<(Vec<crate::CompressResult>, CompressOptions)> {
+    mut each: impl FnMut(crate::CompressResult),
+) -> crate::Result<()> {
     let engine = s.engine.get().ok_or_else(|| Error::Unavailable("the model is not loaded".into()))?;
     let scorer = engine.batcher.scorer(ticket.clone())?;
-    let opts = within_deadline(opts, ticket);
-    let results = compress_batch(&scorer, texts, &opts)?;
-    for r in &results {
-        s.metrics.words(r.original_words, r.kept_words);
-        if let Some(why) = r.passthrough_reason {
-            tracing::info!(words = r.original_words, "a text passed through unchanged: {}", why.describe());
+    // One log line per request and kind, not one per text: a list of 10,000 short texts is one line.
+    let (mut passed, mut passed_words, mut why) = (0usize, 0usize, None);
+    let (mut cut, mut cut_words, mut cut_scored) = (0usize, 0usize, 0usize);
+    compress_stream(&scorer, texts, opts, |event| {
+        ticket.check()?;
+        if let Event::Done { result: r, .. } = event {
+            s.metrics.words(r.original_words, r.kept_words);
+            if let Some(reason) = r.passthrough_reason {
+                (passed, passed_words) = (passed + 1, passed_words + r.original_words);
+                why.get_or_insert(reason);
+            }
+            if r.unscored_reason.is_some() {
+                (cut, cut_words, cut_scored) =
+                    (cut + 1, cut_words + r.original_words, cut_scored + r.scored_words);
+            }
+            each(r);
         }
-        if r.unscored_reason.is_some() {
-            tracing::info!(
-                words = r.original_words,
-                scored = r.scored_words,
-                "the time budget ran out: the words not scored were kept as they are"
-            );
-        }
+        Ok(())
+    })?;
+    if let Some(why) = why {
+        let texts = if passed == 1 { "a text" } else { "texts" };
+        tracing::info!(
+            texts = passed,
+            words = passed_words,
+            "{texts} passed through unchanged: {}",
+            why.describe()
+        );
     }
-    Ok((results, opts))
+    if cut > 0 {
+        tracing::info!(
+            texts = cut,
+            words = cut_words,
+            scored = cut_scored,
+            "the time budget ran out: the words not scored were kept as they are"
+        );
+    }
+    Ok(())
 }
 
 /// The options of Headroom's contract for `text` (the server's defaults, `target_ratio` as a ratio),
@@ -445,35 +643,42 @@ impl Work for Compress {
             .map_err(|(f, m)| ApiError::field(format!("options.{f}"), m))?;
         bounded_batch(&mut opts, s);
         checked(&opts, engine)?;
+        check_items(s, self.texts().len(), "texts", "text")?;
         let cost = chunks(&self.texts(), &opts);
         self.opts = Some(opts);
         Ok(cost)
     }
 
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
-        let opts = self.opts.clone().expect("admitted");
         // The answer shows the time budget it ran under.
-        let (results, opts) = run_budgeted(s, ticket, &self.texts(), &opts)?;
+        let opts = within_deadline(self.opts.as_ref().expect("admitted"), ticket);
         let engine = s.engine.get().expect("admitted with a model");
-        // The texts are done with: answering a large text holds its result and its JSON, not the text.
+        // Each result is rendered as its text is done: the request holds the answer, not the results
+        // as well.
+        let mut rendered = Vec::new();
+        let texts = self.texts();
+        run_each(s, ticket, &texts, &opts, |r| {
+            rendered.push(r.into_json_with_model(&opts, &engine.name, engine.model()))
+        })?;
         let one = matches!(self.body.text, Texts::One(_));
+        drop(texts);
         drop(self);
-        let mut rendered =
-            results.into_iter().map(|r| r.into_json_with_model(&opts, &engine.name, engine.model()));
         Ok(match one {
-            true => rendered.next().expect("one result per text"),
-            false => json!({ "results": rendered.collect::<Vec<_>>() }),
+            true => rendered.pop().expect("one result per text"),
+            false => json!({ "results": rendered }),
         })
     }
 }
 
 impl Work for SuperCompressBody {
-    fn admit(&mut self, _: &Shared, _: &Asked) -> Result<usize, ApiError> {
+    fn admit(&mut self, s: &Shared, _: &Asked) -> Result<usize, ApiError> {
         if self.context.is_empty() {
             return Err(ApiError::field("context", "must not be empty"));
         }
         check_budget_ratio(self.budget_ratio).map_err(field_error)?;
-        Ok(1)
+        let lines = split_lines(&self.context).len();
+        check_items(s, lines, "lines of context", "context")?;
+        Ok(evict_units(lines))
     }
 
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
@@ -487,9 +692,13 @@ impl Work for SuperCompressBody {
 }
 
 impl Work for BlocksBody {
-    fn admit(&mut self, _: &Shared, _: &Asked) -> Result<usize, ApiError> {
+    fn admit(&mut self, s: &Shared, _: &Asked) -> Result<usize, ApiError> {
         check_budget_ratio(self.budget_ratio).map_err(field_error)?;
-        Ok(1)
+        check_items(s, self.context_blocks.len(), "blocks", "context_blocks")?;
+        // Each block is at least one line, empty or not.
+        let lines = self.context_blocks.iter().map(|b| split_lines(b).len().max(1)).sum();
+        check_items(s, lines, "lines in its blocks", "context_blocks")?;
+        Ok(evict_units(lines))
     }
 
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
@@ -503,11 +712,13 @@ impl Work for BlocksBody {
 }
 
 impl Work for EvictBody {
-    fn admit(&mut self, _: &Shared, _: &Asked) -> Result<usize, ApiError> {
+    fn admit(&mut self, s: &Shared, _: &Asked) -> Result<usize, ApiError> {
         if let Some(p) = &self.policy {
             PolicyKind::from_str(p).map_err(|e| ApiError::field("policy", e.to_string()))?;
         }
-        Ok(1)
+        let lines = split_lines(&self.context).len();
+        check_items(s, lines, "lines of context", "context")?;
+        Ok(evict_units(lines))
     }
 
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {

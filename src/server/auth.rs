@@ -13,7 +13,8 @@ use super::error::ApiError;
 use super::Shared;
 
 /// Routes a load balancer probes without credentials.
-const OPEN_ROUTES: [&str; 5] = ["/healthz", "/readyz", "/ping", "/v2/health/live", "/v2/health/ready"];
+pub(crate) const OPEN_ROUTES: [&str; 5] =
+    ["/healthz", "/readyz", "/ping", "/v2/health/live", "/v2/health/ready"];
 
 pub(crate) async fn require_token(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let Some(token) = &s.config.token else { return next.run(request).await };

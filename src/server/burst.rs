@@ -7,13 +7,21 @@ use std::time::Instant;
 /// One kind of refusal (a full queue, too many bodies in memory).
 pub(crate) struct Burst {
     what: &'static str,
+    /// What was refused, and how ("request", "refused with 503").
+    unit: &'static str,
+    outcome: &'static str,
     /// When the burst began and how many requests it refused so far.
     state: Mutex<Option<(Instant, usize)>>,
 }
 
 impl Burst {
     pub(crate) const fn new(what: &'static str) -> Self {
-        Self { what, state: Mutex::new(None) }
+        Self { what, unit: "request", outcome: "refused with 503", state: Mutex::new(None) }
+    }
+
+    /// Connections closed at once, or accepts that failed.
+    pub(crate) const fn connections(what: &'static str) -> Self {
+        Self { what, unit: "connection", outcome: "not served", state: Mutex::new(None) }
     }
 
     /// A request was refused: the burst begins or goes on.
@@ -32,8 +40,10 @@ impl Burst {
             let s = if n == 1 { "" } else { "s" };
             tracing::warn!(
                 refused = n,
-                "{}: {n} request{s} refused with 503 over {:.1} s",
+                "{}: {n} {}{s} {} over {:.1} s",
                 self.what,
+                self.unit,
+                self.outcome,
                 since.elapsed().as_secs_f64()
             );
         }

@@ -58,6 +58,7 @@ impl super::api::Work for LlmLingua2Body {
                 ),
             ));
         }
+        super::api::check_items(s, self.context.len(), "contexts", "context")?;
         Ok(self.context.iter().map(|c| c.split_whitespace().count().div_ceil(350).max(1)).sum())
     }
 

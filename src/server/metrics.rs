@@ -64,6 +64,7 @@ pub(crate) struct Gauges {
     pub queue_chunks: usize,
     pub queue_capacity: usize,
     pub body_bytes: usize,
+    pub connections: usize,
     pub model_ready: bool,
 }
 
@@ -128,7 +129,7 @@ impl Metrics {
         let n = family(&mut out, "kompress_batch_chunks", "histogram", "Chunks per forward pass.");
         self.batches.lock().expect("metrics lock").render(&mut out, n, "");
         let forward = *self.forward_seconds.lock().expect("metrics lock");
-        let scalars: [(&str, &str, &str, String); 12] = [
+        let scalars: [(&str, &str, &str, String); 13] = [
             ("kompress_forward_seconds_total", "counter", "Time in forward passes.", forward.to_string()),
             ("kompress_tokens_scored_total", "counter", "Model tokens scored.", load(&self.tokens_scored)),
             (
@@ -173,6 +174,7 @@ impl Metrics {
                 "Request body bytes held in memory.",
                 g.body_bytes.to_string(),
             ),
+            ("kompress_connections", "gauge", "Open HTTP connections.", g.connections.to_string()),
             (
                 "kompress_model_ready",
                 "gauge",

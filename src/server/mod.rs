@@ -39,6 +39,7 @@ mod api;
 mod auth;
 mod batcher;
 mod burst;
+mod conn;
 mod ctxprune;
 mod error;
 mod llmlingua2;
@@ -64,6 +65,7 @@ use tower_http::trace::TraceLayer;
 
 pub use api::{DEADLINE_HEADER, TIME_BUDGET_HEADER};
 pub use batcher::BatchLimits;
+pub use conn::CONNECTION_RESERVE;
 
 use admission::Pool;
 use batcher::Batcher;
@@ -89,10 +91,28 @@ pub struct ServerConfig {
     /// Most request-body bytes held in memory by requests in flight (a body without a length counts
     /// as `max_body_bytes`); beyond it, `503`. Bounds memory under a flood of large bodies.
     pub body_bytes_in_flight: usize,
-    /// Longest time a request may take; `X-Kompress-Deadline-Ms` can only shorten it.
+    /// Longest time a request may take; `X-Kompress-Deadline-Ms` can only shorten it. A body still
+    /// arriving then is `408`.
     pub deadline: Duration,
+    /// Most texts, blocks, instances or eviction lines in one request; beyond it, `413`. Each costs
+    /// memory and time whether empty or not.
+    pub max_items: usize,
+    /// How long a new connection has to send its first request head, and any connection the rest of a
+    /// head once its first byte came; then it is closed.
+    pub header_timeout: Duration,
+    /// How long a connection may stay idle between requests; then it is closed.
+    pub keep_alive: Duration,
+    /// Most connections served at once (a new one closes the one idle the longest; with none idle, up
+    /// to [`CONNECTION_RESERVE`] more are served the health routes only). Keep it below the process's
+    /// open-file limit: `kompress serve` lowers it to fit.
+    pub max_connections: usize,
     /// After a shutdown signal, how long requests in flight may still take.
     pub grace: Duration,
+    /// Called (on a blocking thread) when the server has fallen idle after work, at most every
+    /// [`RELEASE_EVERY`]: `kompress serve` hands freed heap memory back to the system there (glibc
+    /// keeps it, with the thresholds the binary sets for the forward passes' speed), so that memory
+    /// returns after a burst of connections or large requests.
+    pub release_memory: Option<fn()>,
     /// The model's name in the serving engines' routes (`/predictions/{name}`,
     /// `/v2/models/{name}/infer`...).
     pub model_name: String,
@@ -109,7 +129,16 @@ impl Default for ServerConfig {
             max_body_bytes: 16 << 20,
             body_bytes_in_flight: 64 << 20,
             deadline: Duration::from_secs(30),
+            max_items: 10_000,
+            // Browsers and HTTP libraries send a head in one packet: 10 s is generous, and short enough
+            // that slow-header clients cannot hold connections (hyper's default is 30 s, nginx's 60 s).
+            header_timeout: Duration::from_secs(10),
+            // nginx's default, above the 60 s idle timeout of the common load balancers (AWS ALB,
+            // GCP), so that the balancer, not the server, closes an idle connection.
+            keep_alive: Duration::from_secs(75),
+            max_connections: 1024,
             grace: Duration::from_secs(10),
+            release_memory: None,
             model_name: "kompress".into(),
         }
     }
@@ -119,9 +148,15 @@ impl Default for ServerConfig {
 /// progress finishes first; a body still arriving waits for its deadline, cut here).
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// How often an idle server may call [`ServerConfig::release_memory`].
+pub const RELEASE_EVERY: Duration = Duration::from_secs(5);
+
 /// The loaded model, its name, and its worker.
 pub(crate) struct Engine {
     name: String,
+    /// The name the open routes (`/readyz`) show: a local path's last part, so that a caller without
+    /// the token learns nothing of the server's files.
+    public_name: String,
     batcher: Batcher,
     /// The compression methods the model runs (LLMLingua-2 on a BERT / XLM-RoBERTa checkpoint).
     methods: Methods,
@@ -146,6 +181,9 @@ pub(crate) struct Shared {
     bodies_full: burst::Burst,
     /// Set when the grace period is over, or once the server has stopped: all work ends.
     stopping: Arc<AtomicBool>,
+    /// The server's phase, for what waits on the client (a body arriving) rather than the model.
+    phase: tokio::sync::watch::Sender<conn::Phase>,
+    connections: Arc<conn::Registry>,
 }
 
 impl Shared {
@@ -154,6 +192,7 @@ impl Shared {
             queue_chunks: self.queue.in_use(),
             queue_capacity: self.queue.capacity(),
             body_bytes: self.bodies.in_use(),
+            connections: self.connections.open(),
             model_ready: self.engine.get().is_some(),
         }
     }
@@ -188,6 +227,8 @@ impl Server {
             queue_full: burst::Burst::new("the queue is full"),
             bodies_full: burst::Burst::new("too many request bodies in memory"),
             stopping: Arc::default(),
+            phase: tokio::sync::watch::Sender::new(conn::Phase::Serving),
+            connections: Arc::new(conn::Registry::new()),
         };
         Ok(Self { shared: Arc::new(shared) })
     }
@@ -208,47 +249,53 @@ impl Server {
             }
         }
         let batcher = Batcher::start(model, self.shared.config.batch, self.shared.metrics.clone());
-        let engine = Engine { name: name.into(), batcher, methods };
+        let name = name.into();
+        let engine = Engine { public_name: public_name(&name), name, batcher, methods };
         self.shared.engine.set(engine).map_err(|_| Error::Invalid("the server already has a model".into()))
     }
 
     /// Serves on `listener` until `shutdown` completes, then stops accepting, lets requests in flight
-    /// finish for up to the grace period, cancels what is left, and stops the model worker.
+    /// finish for up to the grace period, cancels what is left (a body still arriving is answered
+    /// `503`), and stops the model worker.
     pub async fn run(
         &self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
-        let signal = async move {
-            shutdown.await;
-            tracing::info!("shutting down: no new connections; finishing requests in flight");
-            let _ = signalled.send(true);
+        let c = &self.shared.config;
+        let limits = conn::Limits {
+            header: c.header_timeout,
+            keep_alive: c.keep_alive,
+            max: c.max_connections.max(1),
         };
+        let (alive, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
+        let phase = &self.shared.phase;
+        let registry = self.shared.connections.clone();
+        let releasing = self
+            .shared
+            .config
+            .release_memory
+            .map(|release| tokio::spawn(release_when_idle(self.shared.clone(), release)));
+        conn::accept(listener, self.router(), limits, registry, phase.subscribe(), alive, shutdown).await;
+        if let Some(task) = releasing {
+            task.abort();
+        }
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
+        phase.send_replace(conn::Phase::Draining);
         let grace = self.shared.config.grace;
-        let grace_over = async move {
-            let _ = on_signal.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        };
-        let serve = axum::serve(listener, self.router()).with_graceful_shutdown(signal);
-        let serve = std::future::IntoFuture::into_future(serve);
-        tokio::pin!(serve);
-        let served = tokio::select! {
-            served = &mut serve => served,
-            () = grace_over => {
-                tracing::warn!("grace period of {grace:?} over: cancelling the requests still in flight");
-                self.shared.stopping.store(true, Ordering::Relaxed);
-                // Cancelled work stops at its next step and answers 503: every accepted request gets
-                // its whole answer before the connections close (returning here would drop them).
-                match tokio::time::timeout(DRAIN, &mut serve).await {
-                    Ok(served) => served,
-                    Err(_) => {
-                        tracing::warn!("connections still open {DRAIN:?} after the grace period: closing them");
-                        Ok(())
-                    }
-                }
+        // `recv` answers `None` once every connection task has dropped its sender.
+        if tokio::time::timeout(grace, all_closed.recv()).await.is_err() {
+            tracing::warn!("grace period of {grace:?} over: cancelling the requests still in flight");
+            self.shared.stopping.store(true, Ordering::Relaxed);
+            phase.send_replace(conn::Phase::Cut);
+            // Cancelled work stops at its next step and answers 503: every accepted request gets its
+            // whole answer before the connections close.
+            if tokio::time::timeout(DRAIN, all_closed.recv()).await.is_err() {
+                tracing::warn!("connections still open {DRAIN:?} after the grace period: closing them");
+                phase.send_replace(conn::Phase::Closed);
             }
-        };
+        }
+        phase.send_replace(conn::Phase::Closed);
         self.shared.stopping.store(true, Ordering::Relaxed);
         self.shared.queue_full.ended();
         self.shared.bodies_full.ended();
@@ -258,8 +305,7 @@ impl Server {
                 engine.batcher.stop();
             }
         });
-        stopped.await.map_err(|e| Error::Unavailable(format!("model worker: {e}")))?;
-        served.map_err(|e| Error::io("the listening socket", e))
+        stopped.await.map_err(|e| Error::Unavailable(format!("model worker: {e}")))
     }
 
     fn router(&self) -> Router {
@@ -291,6 +337,34 @@ impl Server {
             .layer(from_fn_with_state(s.clone(), track))
             .layer(TraceLayer::new_for_http().on_failure(log_failure))
             .with_state(s)
+    }
+}
+
+/// Calls `release` when the server is idle (no request in flight, no queued work) and has had
+/// connections since the last call.
+async fn release_when_idle(s: Arc<Shared>, release: fn()) {
+    let mut seen = s.connections.opened();
+    let mut every = tokio::time::interval(RELEASE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let opened = s.connections.opened();
+        if opened != seen && s.connections.idle() && s.queue.in_use() == 0 && s.bodies.in_use() == 0 {
+            seen = opened;
+            let _ = tokio::task::spawn_blocking(release).await;
+        }
+    }
+}
+
+/// `name` as the open routes show it: a local path (absolute, relative from `.`, or one that exists)
+/// shows its last part only; a hub id (`org/model`) shows as it is.
+fn public_name(name: &str) -> String {
+    let path = std::path::Path::new(name);
+    let local = path.is_absolute() || name.starts_with('.') || name.contains('\\') || path.exists();
+    match (local, path.file_name().and_then(|n| n.to_str())) {
+        (true, Some(last)) => last.to_string(),
+        (true, None) => "local model".to_string(),
+        (false, _) => name.to_string(),
     }
 }
 
@@ -332,4 +406,17 @@ async fn track(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Re
     let response = next.run(request).await;
     s.metrics.request(route, response.status().as_u16(), started.elapsed());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_name;
+
+    #[test]
+    fn open_routes_show_a_local_paths_last_part_and_a_hub_id_whole() {
+        assert_eq!(public_name("/srv/models/kompress-base"), "kompress-base");
+        assert_eq!(public_name("./models/v5/"), "v5");
+        assert_eq!(public_name("chopratejas/kompress-base"), "chopratejas/kompress-base");
+        assert_eq!(public_name("/"), "local model");
+    }
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::admission::Ticket;
-use super::api::{chunks, headroom_options, run_pipeline, Asked, Work};
+use super::api::{check_items, chunks, headroom_options, run_pipeline, Asked, Work};
 use super::error::ApiError;
 use super::runtimes::{for_model, model_named};
 use super::{render, Shared};
@@ -213,6 +213,7 @@ impl Work for Infer {
     fn admit(&mut self, s: &Shared, asked: &Asked) -> Result<usize, ApiError> {
         self.wanted()?;
         let texts = self.take_texts()?;
+        check_items(s, texts.len(), "texts", "inputs[0].data")?;
         let (opts, _) = headroom_options(s, asked, "", self.parameters.target_ratio)?;
         let cost = chunks(&texts.iter().map(String::as_str).collect::<Vec<_>>(), &opts);
         self.admitted = Some((texts, opts));

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::admission::Ticket;
-use super::api::{handle, headroom_options, run_pipeline, Asked, Headroom, Work};
+use super::api::{check_items, chunks, handle, headroom_options, run_pipeline, Asked, Headroom, Work};
 use super::error::ApiError;
 use super::options::HeadroomBody;
 use super::{render, Shared};
@@ -126,13 +126,15 @@ impl KServeV1 {
 impl Work for KServeV1 {
     fn admit(&mut self, s: &Shared, asked: &Asked) -> Result<usize, ApiError> {
         let texts = self.texts()?;
-        let mut cost = 0;
+        check_items(s, texts.len(), "instances", "instances")?;
         let mut opts = Vec::with_capacity(texts.len());
-        for (text, ratio) in texts {
-            let (o, c) = headroom_options(s, asked, text, ratio)?;
-            opts.push(o);
-            cost += c;
+        for &(text, ratio) in &texts {
+            opts.push(headroom_options(s, asked, text, ratio)?.0);
         }
+        // Counted over all the instances at once (their options differ only in the ratio, which does
+        // not change their chunks): a hundred short instances share a unit, as a list of texts does.
+        let all: Vec<&str> = texts.iter().map(|(t, _)| *t).collect();
+        let cost = opts.first().map_or(0, |o| chunks(&all, o));
         self.opts = opts;
         Ok(cost)
     }

@@ -9,7 +9,7 @@ use candle_core::Device;
 use clap::Args;
 use kompress::evict::EvictionNetwork;
 use kompress::pipeline::{default_batch_size, TokenCounter};
-use kompress::server::{BatchLimits, Server, ServerConfig};
+use kompress::server::{BatchLimits, Server, ServerConfig, CONNECTION_RESERVE};
 use kompress::Linears;
 
 use crate::args::ModelArgs;
@@ -49,6 +49,21 @@ pub struct ServeArgs {
     /// Longest a request may take, in ms (`X-Kompress-Deadline-Ms` can shorten it); then 504.
     #[arg(long, default_value_t = ServerConfig::default().deadline.as_millis() as u64)]
     pub deadline_ms: u64,
+    /// Most texts, blocks, KServe instances or eviction lines in one request; beyond it, 413.
+    #[arg(long, default_value_t = ServerConfig::default().max_items)]
+    pub max_items: usize,
+    /// How long a new connection has to send a request head (and any connection the rest of a head
+    /// once it began), in ms; then it is closed.
+    #[arg(long, default_value_t = ServerConfig::default().header_timeout.as_millis() as u64)]
+    pub header_timeout_ms: u64,
+    /// How long a connection may stay idle between requests, in ms; then it is closed.
+    #[arg(long, default_value_t = ServerConfig::default().keep_alive.as_millis() as u64)]
+    pub keep_alive_ms: u64,
+    /// Most connections served at once; at the cap a new one closes the one idle the longest, and
+    /// with none idle up to 32 more get the health routes only. Lowered to fit the open-file limit
+    /// (raised to its hard limit at start).
+    #[arg(long, default_value_t = ServerConfig::default().max_connections)]
+    pub max_connections: usize,
     /// After SIGTERM/SIGINT, how long requests in flight may still take, in ms.
     #[arg(long, default_value_t = ServerConfig::default().grace.as_millis() as u64)]
     pub grace_ms: u64,
@@ -88,6 +103,16 @@ impl ServeArgs {
         if self.deadline_ms == 0 {
             anyhow::bail!("--deadline-ms 0: every request would be past its deadline");
         }
+        for (flag, value) in [
+            ("--max-items", self.max_items as u64),
+            ("--header-timeout-ms", self.header_timeout_ms),
+            ("--keep-alive-ms", self.keep_alive_ms),
+            ("--max-connections", self.max_connections as u64),
+        ] {
+            if value == 0 {
+                anyhow::bail!("{flag} 0: no request could ever be served");
+            }
+        }
         let linears = self.model.dtype.precision(&Device::Cpu).map_or(Linears::Native, |p| p.linears);
         let defaults = self
             .compress
@@ -105,10 +130,70 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             body_bytes_in_flight: self.body_bytes_in_flight,
             deadline: Duration::from_millis(self.deadline_ms),
+            max_items: self.max_items,
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            keep_alive: Duration::from_millis(self.keep_alive_ms),
+            max_connections: fit_connections(self.max_connections, raise_open_files()),
             grace: Duration::from_millis(self.grace_ms),
+            release_memory: Some(release_memory),
             model_name: self.model_name.clone(),
         })
     }
+}
+
+/// Hands the heap's free memory back to the system: `main` raised glibc's trim threshold so that the
+/// forward passes reuse their buffers, which also kept, after a burst of 3,000 slow connections, their
+/// 126 MB for good. Called only while the server is idle.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Descriptors kept for everything but client connections: the listener, the model's files while it
+/// loads, the runtime's own, logs.
+const SPARE_FILES: u64 = 128;
+
+/// `asked` connections, lowered so that they, the health reserve and [`SPARE_FILES`] fit in the
+/// open-file limit: past it every `accept` fails with `EMFILE`, probes included.
+fn fit_connections(asked: usize, open_files: Option<u64>) -> usize {
+    let Some(limit) = open_files else { return asked };
+    let fit = limit.saturating_sub(SPARE_FILES + CONNECTION_RESERVE as u64).max(1);
+    match asked as u64 > fit {
+        true => {
+            tracing::warn!(
+                "--max-connections {asked} lowered to {fit}: the open-file limit is {limit} (raise it with `ulimit -n`)"
+            );
+            fit as usize
+        }
+        false => asked,
+    }
+}
+
+/// Raises the soft limit on open files to the hard one (a server's connections are files; the soft
+/// limit is often 1024 while the hard one is far above), and answers the soft limit now.
+fn raise_open_files() -> Option<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit and setrlimit only read and write the struct given.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return None;
+            }
+            if limit.rlim_cur < limit.rlim_max {
+                let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    limit.rlim_cur = limit.rlim_max;
+                }
+            }
+        }
+        Some(limit.rlim_cur)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
 }
 
 pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
