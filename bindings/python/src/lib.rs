@@ -8,6 +8,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use kompress::ctxprune::{Callables, Ctxprune, Options as CtxpruneOptions};
 use kompress::evict::{compare_policies, compress_detailed, EvictionNetwork, PolicyKind};
 use kompress::llmlingua2::{LlmLingua2, Options as Llmlingua2Options};
 use kompress::pipeline::{compress_stream, default_batch_size, CompressFields, CompressOptions, Event};
@@ -505,6 +506,151 @@ impl LlmLingua2Runner {
     }
 }
 
+/// ctxprune (`ctxprune` 0.2.1's `Compressor`) with any token classifier: results byte-identical to
+/// ctxprune's. Shared freely between Python threads.
+#[pyclass(frozen, module = "kompress._kompress")]
+struct CtxpruneRunner {
+    inner: Ctxprune,
+    name: String,
+    pool: Option<rayon::ThreadPool>,
+    threads: Option<usize>,
+    max_text_bytes: usize,
+}
+
+#[pymethods]
+impl CtxpruneRunner {
+    #[new]
+    #[pyo3(signature = (model, device="auto", dtype="auto", threads=None, offline=false, revision=None, cache_dir=None, max_len=512, batch_size=16, max_text_bytes=MAX_TEXT_BYTES))]
+    #[allow(clippy::too_many_arguments)] // the Python constructor's keywords
+    fn new(
+        py: Python<'_>,
+        model: &str,
+        device: &str,
+        dtype: &str,
+        threads: Option<i64>,
+        offline: bool,
+        revision: Option<String>,
+        cache_dir: Option<String>,
+        max_len: usize,
+        batch_size: usize,
+        max_text_bytes: usize,
+    ) -> PyResult<Self> {
+        if batch_size < 1 {
+            let m = format!("batch_size: {batch_size}: at least one window a forward pass");
+            return Err(Fail::Known(Class::InvalidOption, m).into_py(py));
+        }
+        let (opts, pool) = load_setup(py, device, dtype, threads, offline, revision, cache_dir)?;
+        let mut inner =
+            detached(py, pool.as_ref(), || Ctxprune::load(model, &opts).map_err(|e| load_error(model, e)))?;
+        inner.set_max_len(max_len).map_err(|e| Fail::lib(e).into_py(py))?;
+        inner.batch_size = batch_size;
+        Ok(Self {
+            inner,
+            name: model.to_string(),
+            pool,
+            threads: threads.map(|n| n as usize),
+            max_text_bytes,
+        })
+    }
+
+    /// `compress(text, **options)`: `options` is the JSON of the library's `ctxprune::Options`
+    /// (ctxprune's keyword names); `unit` and `measure` are ctxprune's callables, or None. Returns
+    /// ctxprune's result dict as JSON.
+    #[pyo3(signature = (text, options="{}", unit=None, measure=None))]
+    fn compress(
+        &self,
+        py: Python<'_>,
+        text: &Bound<'_, PyAny>,
+        options: &str,
+        unit: Option<Py<PyAny>>,
+        measure: Option<Py<PyAny>>,
+    ) -> PyResult<String> {
+        let text = text_arg(text, "text", self.max_text_bytes).map_err(|f| f.into_py(py))?;
+        let opts: CtxpruneOptions = serde_json::from_str(options).map_err(|e| {
+            serde_error(options, e, |v| serde_json::from_value::<CtxpruneOptions>(v).map(drop)).into_py(py)
+        })?;
+        // Python's own exception from a callable, kept to be raised as it was.
+        let raised: std::sync::Mutex<Option<PyErr>> = std::sync::Mutex::new(None);
+        let out = detached(py, self.pool.as_ref(), || {
+            let keep = |e: PyErr| {
+                *raised.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                kompress::Error::Invalid("a Python callable raised".into())
+            };
+            let mut unit_fn = |texts: &[String]| -> kompress::Result<Vec<usize>> {
+                let call = |py: Python<'_>, f: &Py<PyAny>| f.call1(py, (texts.to_vec(),))?.extract(py);
+                Python::attach(|py| call(py, unit.as_ref().expect("called only when given"))).map_err(keep)
+            };
+            let mut measure_fn = |t: &str| -> kompress::Result<f64> {
+                let call = |py: Python<'_>, f: &Py<PyAny>| f.call1(py, (t,))?.extract(py);
+                Python::attach(|py| call(py, measure.as_ref().expect("called only when given"))).map_err(keep)
+            };
+            type UnitFn<'a> = &'a mut dyn FnMut(&[String]) -> kompress::Result<Vec<usize>>;
+            type MeasureFn<'a> = &'a mut dyn FnMut(&str) -> kompress::Result<f64>;
+            let callables = Callables {
+                unit: unit.is_some().then_some(&mut unit_fn as UnitFn<'_>),
+                measure: measure.is_some().then_some(&mut measure_fn as MeasureFn<'_>),
+            };
+            let out = self.inner.compress_custom(&**self.inner.model(), &text, &opts, callables)?;
+            Ok(serde_json::to_string(&out).expect("results serialize"))
+        });
+        match raised.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => out,
+        }
+    }
+
+    /// `atom_scores(text)`: `([(whitespace, text)], scores, token counts)`, one entry per atom.
+    #[allow(clippy::type_complexity)]
+    fn atom_scores(
+        &self,
+        py: Python<'_>,
+        text: &Bound<'_, PyAny>,
+    ) -> PyResult<(Vec<(String, String)>, Vec<f64>, Vec<usize>)> {
+        let text = text_arg(text, "text", self.max_text_bytes).map_err(|f| f.into_py(py))?;
+        detached(py, self.pool.as_ref(), || {
+            let s = self.inner.atom_scores(&text)?;
+            let atoms = s.atoms.iter().map(|a| (a.ws.to_string(), a.text.to_string())).collect();
+            Ok((atoms, s.scores, s.tokens))
+        })
+    }
+
+    /// The model's name as given.
+    #[getter]
+    fn model(&self) -> &str {
+        &self.name
+    }
+
+    /// `cpu`, `cuda:N` or `metal`.
+    #[getter]
+    fn device(&self) -> String {
+        kompress::device::device_name(self.inner.model().device())
+    }
+
+    /// `f32`, `f16`, `bf16` or `int8`.
+    #[getter]
+    fn dtype(&self) -> &'static str {
+        self.inner.model().precision().name()
+    }
+
+    /// The longest window, specials included (ctxprune's `max_len`).
+    #[getter]
+    fn max_len(&self) -> usize {
+        self.inner.max_len()
+    }
+
+    /// Windows scored per forward pass.
+    #[getter]
+    fn batch_size(&self) -> usize {
+        self.inner.batch_size
+    }
+
+    /// The runner's own thread count, or None for rayon's global pool.
+    #[getter]
+    fn threads(&self) -> Option<usize> {
+        self.threads
+    }
+}
+
 fn options_or_raise(py: Python<'_>, json: &str, batch: usize) -> PyResult<CompressOptions> {
     options(json, batch).map_err(|f| f.into_py(py))
 }
@@ -624,6 +770,7 @@ fn _kompress(m: &Bound<'_, PyModule>) -> PyResult<()> {
     quiet_guarded_panics();
     m.add_class::<Runner>()?;
     m.add_class::<LlmLingua2Runner>()?;
+    m.add_class::<CtxpruneRunner>()?;
     m.add_function(wrap_pyfunction!(evict, m)?)?;
     m.add_function(wrap_pyfunction!(compare, m)?)?;
     m.add_function(wrap_pyfunction!(_panic, m)?)?;

@@ -13,6 +13,7 @@ import textwrap
 import pytest
 
 import kompress
+import kompress.ctxprune
 from conftest import ROOT, fixture_texts, model_dir
 from kompress.llmlingua import PromptCompressor
 
@@ -119,8 +120,10 @@ def test_langchain_query_aware_and_errors():
     assert out.page_content == want.compressed_text and out.metadata["kompress_method"] == "supercompress"
     with pytest.raises(kompress.InvalidOptionError, match="method: 'bert'"):
         KompressDocumentCompressor(method="bert")
-    with pytest.raises(kompress.InvalidOptionError, match="ctxprune"):
-        KompressDocumentCompressor(method="ctxprune")
+    ctx = KompressDocumentCompressor(method="ctxprune", model=model_dir("ctxprune-tiny"), device="cpu", ratio=0.4)
+    out = ctx.compress_documents([Document(page_content=text)], QUERY)[0]
+    want = kompress.ctxprune.Compressor(model_dir("ctxprune-tiny")).compress(text, rate=0.4)
+    assert out.page_content == want["text"] and out.metadata["kompress_compressed_tokens"] == want["kept"]
     with pytest.raises(Exception, match="instruction"):  # LLMLingua-1's arguments are not taken
         KompressDocumentCompressor(model=model_dir("v5"), instruction="Answer")
 

@@ -6,6 +6,7 @@ The Rust library as a wheel (distribution ``kompress-rs``): results equal the ``
   the words a model does not need (``compress``, ``compress_batch``, ``score``).
 - :func:`compress_context` / :func:`compare_policies`: SuperCompress's question-aware eviction.
 - :mod:`kompress.llmlingua`: ``PromptCompressor``, llmlingua 0.2.2's LLMLingua-2 API (a drop-in).
+- :mod:`kompress.ctxprune`: ``Compressor``, ctxprune 0.2.1's API (a drop-in).
 - :mod:`kompress.integrations`: LangChain's document compressor and LlamaIndex's node postprocessor.
 - :class:`KompressError` and its subclasses: every failure, with a one-line message.
 """

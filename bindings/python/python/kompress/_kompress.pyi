@@ -47,6 +47,35 @@ class LlmLingua2Runner:
     max_text_bytes: int
     def compress(self, context: List[Any], options: str = "{}") -> str: ...
 
+class CtxpruneRunner:
+    def __init__(
+        self,
+        model: str,
+        device: str = "auto",
+        dtype: str = "auto",
+        threads: Optional[int] = None,
+        offline: bool = False,
+        revision: Optional[str] = None,
+        cache_dir: Optional[str] = None,
+        max_len: int = 512,
+        batch_size: int = 16,
+        max_text_bytes: int = 16777216,
+    ) -> None: ...
+    model: str
+    device: str
+    dtype: str
+    threads: Optional[int]
+    max_len: int
+    batch_size: int
+    def compress(
+        self,
+        text: Any,
+        options: str = "{}",
+        unit: Optional[Callable[[List[str]], List[int]]] = None,
+        measure: Optional[Callable[[str], float]] = None,
+    ) -> str: ...
+    def atom_scores(self, text: Any) -> Tuple[List[Tuple[str, str]], List[float], List[int]]: ...
+
 def evict(
     context: Any,
     question: Any,

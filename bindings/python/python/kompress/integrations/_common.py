@@ -7,8 +7,8 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 from .._errors import InvalidInputError, InvalidOptionError
 
-#: The methods, by the names ``method=`` takes. ``ctxprune`` will join them with ``kompress.ctxprune``.
-METHODS = ("kompress", "llmlingua2")
+#: The methods, by the names ``method=`` takes.
+METHODS = ("kompress", "llmlingua2", "ctxprune")
 
 #: The model each method loads when ``model`` is not given.
 LLMLINGUA2_MODEL = "microsoft/llmlingua-2-xlm-roberta-large-meetingbank"
@@ -33,7 +33,10 @@ class Engine:
     ``method``: ``"kompress"`` (``ratio``: the share of words to keep; ``target_tokens``: a token budget
     per text; ``options``: :meth:`kompress.KompressRunner.compress`'s further keywords) or
     ``"llmlingua2"`` (``ratio`` is llmlingua's ``rate``, ``target_tokens`` its ``target_token``, per
-    text; ``options``: :meth:`kompress.llmlingua.PromptCompressor.compress_prompt_llmlingua2`'s).
+    text; ``options``: :meth:`kompress.llmlingua.PromptCompressor.compress_prompt_llmlingua2`'s) or
+    ``"ctxprune"`` (``ratio`` is ctxprune's ``rate``, ``target_tokens`` kompress's cl100k budget; the
+    counts are ctxprune's ``total`` and ``kept``, in its ``unit``; ``options``:
+    :meth:`kompress.ctxprune.Compressor.compress`'s).
     ``query_aware``: compress with SuperCompress's eviction on the query instead (``ratio`` is its
     ``budget_ratio``, 0.35 by default; ``options``: :func:`kompress.compress_context`'s); no model is
     loaded then. ``model_config``: llmlingua's (``revision``, ``local_files_only``, ``torch_dtype``; and
@@ -53,8 +56,6 @@ class Engine:
         options: Dict[str, Any],
         model_config: Optional[Dict[str, Any]] = None,
     ) -> None:
-        if method == "ctxprune":
-            raise InvalidOptionError("method: \"ctxprune\" is not in this version of kompress yet")
         if method not in METHODS:
             raise InvalidOptionError(f"method: {method!r}: expected one of {', '.join(map(repr, METHODS))}")
         if not isinstance(query_aware, bool):
@@ -83,6 +84,11 @@ class Engine:
                 offline=bool(config.get("local_files_only", False)),
                 revision=config.get("revision"),
             )
+        elif method == "ctxprune":
+            from ..ctxprune import DEFAULT_MODEL as CTXPRUNE_MODEL
+            from ..ctxprune import Compressor
+
+            self._backend = Compressor(model or CTXPRUNE_MODEL, device=device, dtype=dtype, threads=threads)
         else:
             from ..llmlingua import PromptCompressor
 
@@ -113,6 +119,14 @@ class Engine:
                     **self.options,
                 )
                 out.append(Compressed(r["compressed_prompt"], r["origin_tokens"], r["compressed_tokens"], self.method))
+            return out
+        if self.method == "ctxprune":
+            out = []
+            for text in texts:
+                r = self._backend.compress(
+                    text, rate=0.5 if self.ratio is None else self.ratio, target_tokens=self.target_tokens, **self.options
+                )
+                out.append(Compressed(r["text"], r["total"], r["kept"], self.method))
             return out
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("query_aware=True needs the query: there is none to rank the text by")
