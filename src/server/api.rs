@@ -158,7 +158,11 @@ async fn handle_inner<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -
     let queue_permit = s.queue.try_take(cost).map_err(|r| match r {
         Refused::TooLarge => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request needs {cost} chunks, more than the whole queue ({})", s.queue.capacity()),
+            format!(
+                "the request needs {cost} chunks, more than the whole queue ({}); split the text, or start \
+                 the server with a larger --queue-chunks",
+                s.queue.capacity()
+            ),
         ),
         Refused::Full => {
             s.queue_full.refused();
