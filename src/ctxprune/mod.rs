@@ -131,9 +131,14 @@ pub struct Compressed {
 /// precedes it) to their costs, `measure` counts a text (`None`: [`Options`] decide).
 #[derive(Default)]
 pub struct Callables<'f> {
-    pub unit: Option<&'f mut dyn FnMut(&[String]) -> Result<Vec<usize>>>,
-    pub measure: Option<&'f mut dyn FnMut(&str) -> Result<f64>>,
+    pub unit: Option<&'f mut UnitFn<'f>>,
+    pub measure: Option<&'f mut MeasureFn<'f>>,
 }
+
+/// ctxprune's `unit` callable: the atoms' texts in, their costs out.
+pub type UnitFn<'f> = dyn FnMut(&[String]) -> Result<Vec<usize>> + 'f;
+/// ctxprune's `measure` callable: a text in, its size out.
+pub type MeasureFn<'f> = dyn FnMut(&str) -> Result<f64> + 'f;
 
 /// Every atom of a text with its score and its tokens (`atom_scores`).
 #[derive(Debug, Clone, PartialEq)]
@@ -241,7 +246,7 @@ impl Ctxprune {
             None => costs(&scored, opts.unit),
         };
         let counter = opts.measure.or(opts.target_tokens.map(|_| TokenCounter::default()));
-        let mut measure: Box<dyn FnMut(&str) -> Result<f64> + '_> = match (callables.measure, counter) {
+        let mut measure: Box<MeasureFn<'_>> = match (callables.measure, counter) {
             (Some(measure), _) => Box::new(measure),
             (None, Some(counter)) => Box::new(move |t: &str| counter.count(t).map(|n| n as f64)),
             (None, None) => return Ok(keep_greedy(&scored, opts, costs)),
