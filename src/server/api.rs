@@ -68,14 +68,6 @@ pub(crate) async fn compress(State(s): State<Arc<Shared>>, headers: HeaderMap, b
     handle::<Compress>(s, headers, body).await
 }
 
-pub(crate) async fn llmlingua2(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    handle::<super::llmlingua2::LlmLingua2Body>(s, headers, body).await
-}
-
-pub(crate) async fn ctxprune(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    handle::<super::ctxprune::CtxpruneBody>(s, headers, body).await
-}
-
 pub(crate) async fn evict(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
     handle::<EvictBody>(s, headers, body).await
 }

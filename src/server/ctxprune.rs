@@ -6,6 +6,11 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+
 use serde_json::{Map, Value};
 
 use super::admission::Ticket;
@@ -52,4 +57,9 @@ impl super::api::Work for CtxpruneBody {
             engine.methods.run(&scorer, Call::Ctxprune { text: &self.text, options: &self.options })?;
         Ok(serde_json::to_value(result).expect("a result serialises"))
     }
+}
+
+/// The route's handler (routes of their own module: `api` knows no method's body).
+pub(crate) async fn route(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    super::api::handle::<CtxpruneBody>(s, headers, body).await
 }

@@ -5,6 +5,11 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
@@ -70,4 +75,9 @@ impl super::api::Work for LlmLingua2Body {
             engine.methods.run(&scorer, Call::LlmLingua2 { contexts: &contexts, options: &self.options })?;
         Ok(serde_json::to_value(result).expect("a result serialises"))
     }
+}
+
+/// The route's handler (routes of their own module: `api` knows no method's body).
+pub(crate) async fn route(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    super::api::handle::<LlmLingua2Body>(s, headers, body).await
 }
