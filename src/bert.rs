@@ -200,6 +200,10 @@ impl BertConfig {
             local_rope_theta: 0.0,
             sliding_window: 0,
             pad_token_id: self.pad_token_id,
+            norm_bias: true,
+            // Not used: the LLMLingua-2 head is a bare `classifier`.
+            classifier_bias: true,
+            classifier_activation: self.hidden_act.clone(),
         }
     }
 }

@@ -41,6 +41,15 @@ pub struct Config {
     /// Half of `local_attention`: a token attends to keys with |i - j| <= this.
     pub sliding_window: usize,
     pub pad_token_id: u32,
+    /// Whether every LayerNorm (the encoder's, and a prediction head's `head.norm`) has a bias.
+    /// ModernBERT's and mmBERT's have none (the default).
+    pub norm_bias: bool,
+    /// Whether a `ModernBertForTokenClassification`'s `head.dense` has a bias (default false).
+    pub classifier_bias: bool,
+    /// The activation between `head.dense` and `head.norm` of a `ModernBertForTokenClassification`, as
+    /// transformers' `ACT2FN` names it (default `gelu`, the exact erf form); checked when that head is
+    /// built ([`crate::heads::Activation::from_name`]), since Kompress checkpoints never use it.
+    pub classifier_activation: String,
 }
 
 /// The fields of `config.json` this crate reads, in both dialects; everything is optional here and
@@ -74,6 +83,8 @@ struct RawConfig {
     local_attention: Option<usize>,
     sliding_window: Option<usize>,
     pad_token_id: Option<u32>,
+    classifier_bias: Option<bool>,
+    classifier_activation: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +174,9 @@ impl Config {
             local_rope_theta,
             sliding_window: sliding_window(&raw)?,
             pad_token_id: raw.pad_token_id.unwrap_or(defaults::PAD),
+            norm_bias: raw.norm_bias.unwrap_or(false),
+            classifier_bias: raw.classifier_bias.unwrap_or(false),
+            classifier_activation: raw.classifier_activation.unwrap_or_else(|| "gelu".into()),
         })
     }
 }
@@ -212,12 +226,12 @@ fn check_unsupported(raw: &RawConfig) -> Result<()> {
             )));
         }
     }
-    for (name, value) in
-        [("attention_bias", raw.attention_bias), ("mlp_bias", raw.mlp_bias), ("norm_bias", raw.norm_bias)]
-    {
+    // LayerNorm biases (`norm_bias`) are read where present; linear-layer biases would need the
+    // kernels' bias paths, and neither ModernBERT nor mmBERT (nor any checkpoint this crate runs) has them.
+    for (name, value) in [("attention_bias", raw.attention_bias), ("mlp_bias", raw.mlp_bias)] {
         if value == Some(true) {
             return Err(invalid(format!(
-                "{name} = true is not supported (Kompress checkpoints have no biases)"
+                "{name} = true is not supported (ModernBERT and mmBERT checkpoints have no linear biases)"
             )));
         }
     }
@@ -352,7 +366,7 @@ mod tests {
     }
 
     /// Every field `RawConfig` reads.
-    const FIELDS: [&str; 21] = [
+    const FIELDS: [&str; 23] = [
         "model_type",
         "vocab_size",
         "hidden_size",
@@ -374,6 +388,8 @@ mod tests {
         "local_attention",
         "sliding_window",
         "pad_token_id",
+        "classifier_bias",
+        "classifier_activation",
     ];
 
     /// `json` with each of `names` set to `null` (added where absent) and, separately, removed.

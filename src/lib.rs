@@ -33,7 +33,7 @@ pub use error::{Error, Result};
 pub use hub::{HubOptions, ModelFiles};
 pub use model::{Kompress, LoadOptions, LoadTimes, Scorer, TokenScores};
 pub use pipeline::{compress, compress_batch, CompressOptions, CompressResult};
-pub use tokenize::{WordEncoding, WordTokenizer};
+pub use tokenize::{TextEncoding, WordEncoding, WordTokenizer};
 
 /// The README's Rust examples, compiled as doctests so that they cannot go stale.
 #[cfg(doctest)]

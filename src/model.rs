@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor};
 
 use crate::bert::{Bert, BertConfig, Family};
-use crate::config::Config;
+use crate::config::{at_path, invalid, Config};
 use crate::device::{DTypeChoice, DeviceChoice, Precision};
 use crate::heads::Heads;
 use crate::hub::{HubOptions, ModelFiles};
@@ -248,6 +248,31 @@ impl Scorer {
         })
     }
 
+    /// Builds transformers' `ModernBertForTokenClassification` (ctxprune's model, or any fine-tuned
+    /// ModernBERT / mmBERT token classifier): the encoder under `model.`, then `head.*` and
+    /// `classifier.*` (2 labels, class 1 = keep; see [`Heads::modernbert_classifier`]).
+    ///
+    /// ```
+    /// use kompress::{weights::Weights, Config, Scorer};
+    /// let cfg = Config::from_file("tests/fixtures/models/ctxprune-tiny/config.json")?;
+    /// let device = candle_core::Device::Cpu;
+    /// let weights = Weights::open("tests/fixtures/models/ctxprune-tiny/model.safetensors", &device)?;
+    /// let scorer = Scorer::new_token_classifier(&cfg, &weights, candle_core::DType::F32)?;
+    /// assert_eq!(scorer.architecture(), "ModernBertForTokenClassification");
+    /// # Ok::<(), kompress::Error>(())
+    /// ```
+    pub fn new_token_classifier(
+        cfg: &Config,
+        weights: &Weights,
+        precision: impl Into<Precision>,
+    ) -> Result<Self> {
+        let device = weights.device();
+        Ok(Self {
+            encoder: Encoder::ModernBert(ModernBert::with_prefix(cfg, weights, precision, device, "model")?),
+            heads: Heads::modernbert_classifier(cfg, weights)?,
+        })
+    }
+
     /// Builds a BERT or XLM-RoBERTa token classifier (an LLMLingua-2 checkpoint): `classifier.*` is its head.
     pub fn new_bert(
         cfg: &BertConfig,
@@ -262,15 +287,42 @@ impl Scorer {
         })
     }
 
-    /// Builds whichever family `config.json` names (its `model_type` / `architectures`).
+    /// Builds whichever family `config.json` names (its `model_type` / `architectures`). A ModernBERT is
+    /// Kompress's (`encoder.*`, `token_head.*`, `span_conv.*`) when the checkpoint has
+    /// `encoder.embeddings.tok_embeddings.weight`, else transformers' `ModernBertForTokenClassification`
+    /// when it has `model.embeddings.tok_embeddings.weight` (the tensor names decide, since both say
+    /// `model_type: modernbert` and a config made by transformers 5 may carry `"architectures": null`);
+    /// `architectures` naming another `ModernBertFor*` head (sequence classification, masked LM...) is
+    /// refused.
     pub fn from_config_file(
         config: &Path,
         weights: &Weights,
         precision: impl Into<Precision>,
     ) -> Result<Self> {
         match Family::from_file(config)? {
-            Family::ModernBert => Self::new(&Config::from_file(config)?, weights, precision),
+            Family::ModernBert => {
+                let cfg = Config::from_file(config)?;
+                if !weights.contains("encoder.embeddings.tok_embeddings.weight")
+                    && weights.contains("model.embeddings.tok_embeddings.weight")
+                {
+                    check_token_classification(config)?;
+                    return Self::new_token_classifier(&cfg, weights, precision).map_err(at_path(config));
+                }
+                Self::new(&cfg, weights, precision)
+            }
             family => Self::new_bert(&BertConfig::from_file(config)?, family, weights, precision),
+        }
+    }
+
+    /// What the checkpoint is, in transformers' terms: `KompressForTokenClassification` (Kompress's
+    /// ModernBERT with its token head and, if present, span head), `ModernBertForTokenClassification`,
+    /// `BertForTokenClassification` or `XLMRobertaForTokenClassification`.
+    pub fn architecture(&self) -> &'static str {
+        match (&self.encoder, self.heads.has_prediction_head()) {
+            (Encoder::ModernBert(_), false) => "KompressForTokenClassification",
+            (Encoder::ModernBert(_), true) => "ModernBertForTokenClassification",
+            (Encoder::Bert(e), _) if e.family() == Family::Bert => "BertForTokenClassification",
+            (Encoder::Bert(_), _) => "XLMRobertaForTokenClassification",
         }
     }
 
@@ -358,6 +410,29 @@ impl Scorer {
             valid: Tensor::from_vec(valid, (b, t, 1), device)?,
             lengths: encodings.iter().map(WordEncoding::len).collect(),
         }))
+    }
+}
+
+/// Refuses a `model.`-prefixed ModernBERT checkpoint whose `architectures` name another transformers head
+/// than token classification: its `classifier` (if any) scores the whole sequence, not each token.
+fn check_token_classification(config: &Path) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Fields {
+        architectures: Option<Vec<String>>,
+    }
+    let text = std::fs::read_to_string(config).map_err(|e| Error::io(config, e))?;
+    let fields: Fields = serde_json::from_str(&text).map_err(|e| at_path(config)(invalid(e.to_string())))?;
+    let other = fields
+        .architectures
+        .unwrap_or_default()
+        .into_iter()
+        .find(|a| a.starts_with("ModernBertFor") && a != "ModernBertForTokenClassification");
+    match other {
+        Some(arch) => Err(at_path(config)(invalid(format!(
+            "architectures names {arch}: only ModernBertForTokenClassification (a keep probability per \
+             token) can score tokens"
+        )))),
+        None => Ok(()),
     }
 }
 

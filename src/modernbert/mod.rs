@@ -1,6 +1,8 @@
 //! The ModernBERT encoder, written with candle ops: token embeddings + LayerNorm, pre-norm layers of
 //! RoPE attention (global or sliding-window, per `Config::layer_types`) and a GeGLU MLP, and a final
-//! LayerNorm. No biases anywhere, exact-erf GELU, weights named as in the v1 checkpoints.
+//! LayerNorm. No linear biases, LayerNorm biases only under `norm_bias`, exact-erf GELU; the weights are
+//! named as in the v1 checkpoints (`encoder.*`) or, for transformers' `ModernBertForTokenClassification`,
+//! under `model.*` ([`ModernBert::with_prefix`]).
 
 mod attention;
 mod rope;
@@ -21,7 +23,7 @@ use crate::kernels::{isa, Planes};
 use crate::weights::Weights;
 use crate::Result;
 
-/// LayerNorm without bias, through candle's fused kernel (which wants a bias: a zero one).
+/// LayerNorm, through candle's fused kernel (which wants a bias: a zero one when the checkpoint has none).
 pub struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
@@ -29,9 +31,14 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
+    /// `name`: the weight's; under `cfg.norm_bias` the bias is the tensor of the same name ending in
+    /// `.bias` instead of `.weight`.
     pub fn new(cfg: &Config, w: &Weights, name: &str, dtype: DType) -> Result<Self> {
         let weight = w.get(&[cfg.hidden_size], name, dtype)?;
-        let bias = weight.zeros_like()?;
+        let bias = match name.strip_suffix(".weight").filter(|_| cfg.norm_bias) {
+            Some(base) => w.get(&[cfg.hidden_size], &format!("{base}.bias"), dtype)?,
+            None => weight.zeros_like()?,
+        };
         Ok(Self { weight, bias, eps: cfg.norm_eps as f32 })
     }
 
@@ -106,9 +113,21 @@ pub struct EncoderLayer {
 }
 
 impl EncoderLayer {
+    /// Layer `index` of a v1 checkpoint (`encoder.layers.{index}.*`).
     pub fn new(cfg: &Config, index: usize, w: &Weights, precision: impl Into<Precision>) -> Result<Self> {
+        Self::with_prefix(cfg, "encoder", index, w, precision)
+    }
+
+    /// Layer `index` under `{prefix}.layers.{index}.*`.
+    pub fn with_prefix(
+        cfg: &Config,
+        prefix: &str,
+        index: usize,
+        w: &Weights,
+        precision: impl Into<Precision>,
+    ) -> Result<Self> {
         let precision = precision.into();
-        let (p, dtype) = (format!("encoder.layers.{index}"), precision.dtype);
+        let (p, dtype) = (format!("{prefix}.layers.{index}"), precision.dtype);
         let attn_norm = match index {
             0 => None,
             _ => Some(LayerNorm::new(cfg, w, &format!("{p}.attn_norm.weight"), dtype)?),
@@ -140,9 +159,9 @@ enum Embeddings {
 }
 
 impl Embeddings {
-    fn new(cfg: &Config, w: &Weights, p: Precision) -> Result<Self> {
-        let name = "encoder.embeddings.tok_embeddings.weight";
-        let table = w.get(&[cfg.vocab_size, cfg.hidden_size], name, p.dtype)?;
+    fn new(cfg: &Config, w: &Weights, p: Precision, prefix: &str) -> Result<Self> {
+        let name = format!("{prefix}.embeddings.tok_embeddings.weight");
+        let table = w.get(&[cfg.vocab_size, cfg.hidden_size], &name, p.dtype)?;
         Ok(match p.linears {
             Linears::Int8 | Linears::Int8WeightOnly { .. } if cfg.hidden_size > 0 => {
                 Self::Int8(with_values(&table, |t| Int8Rows::new(t, cfg.hidden_size))?)
@@ -199,6 +218,18 @@ impl ModernBert {
     /// Builds the encoder from `encoder.*` tensors, checking every name and shape. `precision`: a
     /// dtype, or a [`Precision`] with narrow linear layers (CPU only).
     pub fn new(cfg: &Config, w: &Weights, precision: impl Into<Precision>, device: &Device) -> Result<Self> {
+        Self::with_prefix(cfg, w, precision, device, "encoder")
+    }
+
+    /// [`new`](Self::new) from the tensors under `{prefix}.` (`model` in transformers'
+    /// `ModernBertFor*` checkpoints).
+    pub fn with_prefix(
+        cfg: &Config,
+        w: &Weights,
+        precision: impl Into<Precision>,
+        device: &Device,
+        prefix: &str,
+    ) -> Result<Self> {
         let precision = precision.into();
         let dtype = precision.dtype;
         if device.is_cpu() {
@@ -206,12 +237,12 @@ impl ModernBert {
         }
         precision.check(device)?;
         Ok(Self {
-            tok_embeddings: Embeddings::new(cfg, w, precision)?,
-            embed_norm: LayerNorm::new(cfg, w, "encoder.embeddings.norm.weight", dtype)?,
+            tok_embeddings: Embeddings::new(cfg, w, precision, prefix)?,
+            embed_norm: LayerNorm::new(cfg, w, &format!("{prefix}.embeddings.norm.weight"), dtype)?,
             layers: crate::weights::build_layers(cfg.num_layers(), device, |i| {
-                EncoderLayer::new(cfg, i, w, precision)
+                EncoderLayer::with_prefix(cfg, prefix, i, w, precision)
             })?,
-            final_norm: LayerNorm::new(cfg, w, "encoder.final_norm.weight", dtype)?,
+            final_norm: LayerNorm::new(cfg, w, &format!("{prefix}.final_norm.weight"), dtype)?,
             cfg: cfg.clone(),
             precision,
             device: device.clone(),
