@@ -427,10 +427,22 @@ fn result(scored: &AtomScores<'_>, costs: &[usize], keep: &[bool]) -> Compressed
 
 /// The threshold rule, or the greedy one: atoms by score until `ceil(rate * total)` is used.
 fn keep_greedy(scored: &AtomScores<'_>, opts: &Options, costs: Vec<usize>) -> Compressed {
+    let keep = greedy_mask(scored, opts, &costs);
+    result(scored, &costs, &keep)
+}
+
+/// Which atoms `compress` keeps when no `measure` or `target_tokens` is given (the threshold rule, or
+/// the greedy one by `rate`), one decision per atom of [`Ctxprune::atom_scores`]: for comparing the
+/// decisions of two forms of a model atom by atom (`examples/ctxprune_agreement.rs`).
+pub fn keep_mask(scored: &AtomScores<'_>, opts: &Options) -> Vec<bool> {
+    greedy_mask(scored, opts, &costs(scored, opts.unit))
+}
+
+fn greedy_mask(scored: &AtomScores<'_>, opts: &Options, costs: &[usize]) -> Vec<bool> {
     let mut keep = forced(scored, opts);
     if let Some(threshold) = opts.threshold {
         keep.iter_mut().zip(&scored.scores).for_each(|(k, &s)| *k |= s >= threshold);
-        return result(scored, &costs, &keep);
+        return keep;
     }
     let total: usize = costs.iter().sum();
     let budget = (opts.rate.unwrap_or(1.0) * total as f64).ceil();
@@ -444,7 +456,7 @@ fn keep_greedy(scored: &AtomScores<'_>, opts: &Options, costs: Vec<usize>) -> Co
             used += costs[i];
         }
     }
-    result(scored, &costs, &keep)
+    keep
 }
 
 /// The measured rule: the largest `k` such that the forced atoms and the `k` best others measure at
