@@ -54,7 +54,8 @@ pc = PromptCompressor(model_name=model, use_llmlingua2=True, device_map="cpu", *
 t2 = time.perf_counter()
 res = pc.compress_prompt_llmlingua2(text, rate=0.33)
 t3 = time.perf_counter()
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across execve, so a child would report this parent's peak.
+rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
 print(json.dumps({"import": t1 - t0, "load": t2 - t1, "compress": t3 - t2, "rss_mb": rss,
                   "result": res["compressed_prompt"], "tokens": [res["origin_tokens"], res["compressed_tokens"]]}))
 """
