@@ -24,6 +24,14 @@ pub struct LoadOptions {
     pub hub: HubOptions,
 }
 
+impl LoadOptions {
+    /// These options with `auto` as dtype made f32, for output identical to a reference's
+    /// ([`DTypeChoice::for_parity`]): what the compat methods (LLMLingua-2, ctxprune) load with.
+    pub fn for_parity(&self) -> Self {
+        Self { dtype: self.dtype.for_parity(), ..self.clone() }
+    }
+}
+
 /// Per-token outputs for one sequence; every vector has one entry per token, specials included.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct TokenScores {

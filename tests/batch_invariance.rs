@@ -60,11 +60,11 @@ fn child_checks_batch_invariance() {
     ];
     let mut models: Vec<(String, Scorer, Vec<WordEncoding>)> = Vec::new();
     for dtype in DTYPES {
-        for name in MODELS
-            .iter()
-            .copied()
-            .chain(["llmlingua-2-bert-base-multilingual-cased-tiny", "llmlingua-2-xlm-roberta-large-tiny"])
-        {
+        for name in MODELS.iter().copied().chain([
+            "llmlingua-2-bert-base-multilingual-cased-tiny",
+            "llmlingua-2-xlm-roberta-large-tiny",
+            "ctxprune-tiny",
+        ]) {
             let opts = LoadOptions { device: DeviceChoice::Cpu, dtype, ..Default::default() };
             let model = Kompress::from_dir(model_dir(name), &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
             let encodings = texts

@@ -161,20 +161,15 @@ pub struct Ctxprune {
     pub batch_size: usize,
 }
 
-/// `opts` with its dtype for ctxprune's output ([`DTypeChoice::for_parity`](crate::DTypeChoice::for_parity)).
-fn parity(opts: &LoadOptions) -> LoadOptions {
-    LoadOptions { dtype: opts.dtype.for_parity(), ..opts.clone() }
-}
-
 impl Ctxprune {
     /// Loads a local model directory; `auto` as dtype loads f32.
     pub fn from_dir(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
-        Self::from_model(Arc::new(Kompress::from_dir(dir, &parity(opts))?))
+        Self::from_model(Arc::new(Kompress::from_dir(dir, &opts.for_parity())?))
     }
 
     /// A local directory if `model` names one, else a Hugging Face repo id; `auto` as dtype loads f32.
     pub fn load(model: &str, opts: &LoadOptions) -> Result<Self> {
-        Self::from_model(Arc::new(Kompress::load(model, &parity(opts))?))
+        Self::from_model(Arc::new(Kompress::load(model, &opts.for_parity())?))
     }
 
     /// Wraps any loaded token classifier (shared: the server scores with it on other routes too);

@@ -136,20 +136,15 @@ pub struct LlmLingua2 {
     pub batch_size: usize,
 }
 
-/// `opts` with its dtype for llmlingua's output ([`DTypeChoice::for_parity`](crate::DTypeChoice::for_parity)).
-fn parity(opts: &LoadOptions) -> LoadOptions {
-    LoadOptions { dtype: opts.dtype.for_parity(), ..opts.clone() }
-}
-
 impl LlmLingua2 {
     /// Loads a local model directory; `auto` as dtype loads f32 ([`DTypeChoice::for_parity`](crate::DTypeChoice::for_parity)).
     pub fn from_dir(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
-        Self::from_model(Arc::new(Kompress::from_dir(dir, &parity(opts))?))
+        Self::from_model(Arc::new(Kompress::from_dir(dir, &opts.for_parity())?))
     }
 
     /// A local directory if `model` names one, else a Hugging Face repo id; `auto` as dtype loads f32.
     pub fn load(model: &str, opts: &LoadOptions) -> Result<Self> {
-        Self::from_model(Arc::new(Kompress::load(model, &parity(opts))?))
+        Self::from_model(Arc::new(Kompress::load(model, &opts.for_parity())?))
     }
 
     /// Wraps a loaded BERT / XLM-R model (shared: the server scores with it on its other routes too).

@@ -241,13 +241,10 @@ impl Server {
         let model = Arc::new(model);
         // Every method the model runs is built now, so that one that cannot be fails here, not in a request.
         let methods = Methods::new(model.clone());
-        for method in methods.supported() {
-            match method {
-                Method::LlmLingua2 => drop(methods.llmlingua2()?),
-                Method::Ctxprune => drop(methods.ctxprune()?),
-                Method::Kompress | Method::Headroom => {}
-            }
+        if methods.supported().contains(&Method::LlmLingua2) {
+            methods.llmlingua2()?;
         }
+        methods.ctxprune()?;
         let batcher = Batcher::start(model, self.shared.config.batch, self.shared.metrics.clone());
         let name = name.into();
         let engine = Engine { public_name: public_name(&name), name, batcher, methods };
