@@ -305,7 +305,10 @@ fn every_route_answers_its_contract() {
     assert_eq!(e.json(), wire(want));
 
     assert_eq!(server.get("/healthz", &[]).json(), json!({ "status": "ok" }));
-    assert_eq!(server.get("/readyz", &[]).json(), json!({ "status": "ready", "model": "v5" }));
+    assert_eq!(
+        server.get("/readyz", &[]).json(),
+        json!({ "status": "ready", "model": "v5", "models": ["kompress"] })
+    );
     let metrics = server.get("/metrics", &[]);
     assert!(metrics.headers["content-type"].starts_with("text/plain; version=0.0.4"));
     for needle in [
@@ -1038,7 +1041,8 @@ fn serving_engine_routes_refuse_bad_input_with_the_field() {
 
 #[test]
 fn serving_engine_probes_wait_for_the_model_and_need_no_token() {
-    let config = ServerConfig { token: Some("s3cret".into()), model_name: "km".into(), ..Default::default() };
+    let config =
+        ServerConfig { token: Some("s3cret".into()), model_names: vec!["km".into()], ..Default::default() };
     let server = Server::new(config).unwrap();
     let running = start_with(server.clone());
     let auth = [("Authorization", "Bearer s3cret")];
@@ -1401,4 +1405,166 @@ fn a_client_reading_a_large_answer_slowly_is_not_closed_to_make_room() {
     let answer = read_one(&mut slow);
     assert_eq!(answer.status, 200);
     assert_eq!(answer.json()["results"].as_array().unwrap().len(), 50_000);
+}
+
+// Issue 31: several models in one server.
+
+const BERT: &str = "llmlingua-2-bert-base-multilingual-cased-tiny";
+
+/// A server of v5 (the default, named `v5`) and the tiny LLMLingua-2 BERT (named `bert`).
+fn start_two(config: ServerConfig) -> Running {
+    let opts = LoadOptions { device: common::test_device(), dtype: DTypeChoice::F32, ..Default::default() };
+    let bert = Kompress::from_dir(common::model_dir(BERT), &opts).unwrap();
+    let server =
+        Server::new(ServerConfig { model_names: vec!["v5".into(), "bert".into()], ..config }).unwrap();
+    server.set_models(vec![(model(), "v5".into()), (bert, BERT.into())]).unwrap();
+    start_with(server)
+}
+
+/// Each model answers by name on every route that takes one, as that model alone answers; without a
+/// name the first one does; `/v1/models` lists both with their families and methods.
+#[test]
+fn several_models_answer_by_name_each_as_alone() {
+    let server = start_two(ServerConfig::default());
+    let opts = LoadOptions { device: common::test_device(), dtype: DTypeChoice::F32, ..Default::default() };
+    let bert = Kompress::from_dir(common::model_dir(BERT), &opts).unwrap();
+    let text = prose(300, 2);
+    let listed = server.get("/v1/models", &[]).json();
+    assert_eq!(
+        listed,
+        json!({ "models": [
+            { "name": "v5", "source": "v5", "family": "modernbert", "default": true,
+              "methods": ["kompress", "headroom", "ctxprune"] },
+            { "name": "bert", "source": BERT, "family": "bert", "default": false,
+              "methods": ["kompress", "headroom", "llmlingua2", "ctxprune"] },
+        ] })
+    );
+    let ready = server.get("/readyz", &[]).json();
+    assert_eq!((ready["model"].as_str(), &ready["models"]), (Some("v5"), &json!(["v5", "bert"])));
+    // The two models keep other words of this text, so a request run on the wrong one shows.
+    let (a, b) = (
+        compress_batch(&model(), &[text.as_str()], &defaults()).unwrap(),
+        compress_batch(&bert, &[text.as_str()], &defaults()).unwrap(),
+    );
+    assert_ne!(a[0].compressed, b[0].compressed);
+    for (name, lone) in [(None, model()), (Some("v5"), model()), (Some("bert"), bert)] {
+        let r = compress_batch(&lone, &[text.as_str()], &defaults()).unwrap().remove(0);
+        let mut body = json!({ "text": text });
+        if let Some(name) = name {
+            body["model"] = json!(name);
+        }
+        let got = server.post("/v1/compress", &body);
+        assert_eq!(got.status, 200, "{}", got.body);
+        let got = got.json();
+        assert_eq!(got["compressed"].as_str(), Some(r.compressed.as_str()), "{name:?}");
+        assert_eq!(got["model"].as_str(), Some(if name == Some("bert") { BERT } else { "v5" }));
+        // The serving engines' routes pick the model by their path's name.
+        let route = name.unwrap_or("v5");
+        let torchserve = server.post(&format!("/predictions/{route}"), &json!({ "content": text })).json();
+        assert_eq!(torchserve["compressed"].as_str(), Some(r.compressed.as_str()), "{route}");
+        let infer =
+            json!({ "inputs": [{ "name": "text", "shape": [1], "datatype": "BYTES", "data": [text] }] });
+        let oip = server.post(&format!("/v2/models/{route}/infer"), &infer).json();
+        assert_eq!(oip["model_name"].as_str(), Some(route));
+        assert_eq!(oip["outputs"][0]["data"][0].as_str(), Some(r.compressed.as_str()), "{route}");
+    }
+    // Methods follow the model: LLMLingua-2 on the BERT one only; ctxprune on both.
+    let lingua = server.post("/v1/llmlingua2/compress", &json!({ "context": text, "model": "bert" }));
+    assert_eq!(lingua.status, 200, "{}", lingua.body);
+    let refused = server.post("/v1/llmlingua2/compress", &json!({ "context": text }));
+    assert!(refused.status == 400 && refused.body.contains("`v5`"), "{}", refused.body);
+    for name in ["v5", "bert"] {
+        let got = server.post("/v1/ctxprune/compress", &json!({ "text": text, "model": name }));
+        assert_eq!(got.status, 200, "{name}: {}", got.body);
+    }
+}
+
+/// A name the server does not serve is a 404 that lists the names served, in every route that takes
+/// one; a `model` that is not a string is a 400 naming the field.
+#[test]
+fn an_unknown_model_is_a_404_listing_the_served_names() {
+    let server = start_two(ServerConfig::default());
+    let says = "no model named `nope`: this server serves `v5`, `bert`";
+    let infer = json!({ "inputs": [{ "name": "text", "shape": [1], "datatype": "BYTES", "data": ["a b"] }] });
+    for (path, body) in [
+        ("/v1/compress", json!({ "text": "a b", "model": "nope" })),
+        ("/v1/llmlingua2/compress", json!({ "context": "a b", "model": "nope" })),
+        ("/v1/ctxprune/compress", json!({ "text": "a b", "model": "nope" })),
+        ("/predictions/nope", json!({ "content": "a b" })),
+        ("/v1/models/nope:predict", json!({ "content": "a b" })),
+        ("/v2/models/nope/infer", infer),
+    ] {
+        let got = server.post(path, &body);
+        assert_eq!(got.status, 404, "{path}: {}", got.body);
+        assert_eq!(got.json()["detail"].as_str(), Some(says), "{path}");
+    }
+    let got = server.get("/v2/models/nope", &[]);
+    assert_eq!((got.status, got.json()["detail"].as_str()), (404, Some(says)));
+    for (path, body) in [
+        ("/v1/compress", json!({ "text": "a b", "model": 3 })),
+        ("/v1/ctxprune/compress", json!({ "text": "a b", "model": ["v5"] })),
+    ] {
+        let got = server.post(path, &body);
+        assert!(got.status == 400 && got.body.contains("model"), "{path}: {}", got.body);
+    }
+}
+
+/// The models share one admission queue: a long text on one fills it for the other.
+#[test]
+fn several_models_share_the_admission_queue() {
+    let server = start_two(ServerConfig { queue_chunks: 50, ..Default::default() });
+    let busy = in_background(server.addr, "/v1/compress", json!({ "text": slow_text(), "model": "v5" }));
+    server.wait_for("kompress_queue_chunks", |n| n > 0.0, Duration::from_secs(10));
+    let refused = server.post("/v1/compress", &json!({ "text": prose(350 * 10, 1), "model": "bert" }));
+    assert_eq!((refused.status, refused.headers["retry-after"].as_str()), (503, "1"), "{}", refused.body);
+    assert_eq!(busy.join().unwrap().status, 200);
+    let after = server.post("/v1/compress", &json!({ "text": prose(350 * 10, 1), "model": "bert" }));
+    assert_eq!(after.status, 200, "{}", after.body);
+}
+
+/// Models are installed one per configured name, names are path segments given once, and a model
+/// named before it is loaded answers 503, not 404.
+#[test]
+fn model_names_are_checked_and_a_loading_model_is_a_503() {
+    for (names, says) in [
+        (vec![], "at least one model name"),
+        (vec!["a/b".to_string()], "model name `a/b`"),
+        (vec!["a".into(), "a".into()], "`a` given twice"),
+    ] {
+        let err = Server::new(ServerConfig { model_names: names, ..Default::default() }).err().unwrap();
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    let two = ServerConfig { model_names: vec!["a".into(), "b".into()], ..Default::default() };
+    let server = Server::new(two).unwrap();
+    let err = server.set_model(model(), "v5").unwrap_err();
+    assert!(err.to_string().contains("1 models given for 2 names (a, b)"), "{err}");
+    let running = start_with(server.clone());
+    let early = running.post("/v1/compress", &json!({ "text": "a b", "model": "b" }));
+    assert_eq!(early.status, 503, "{}", early.body);
+    assert_eq!(running.post("/v1/compress", &json!({ "text": "a b", "model": "c" })).status, 404);
+    server.set_models(vec![(model(), "v5".into()), (model(), "v5-again".into())]).unwrap();
+    assert_eq!(running.post("/v1/compress", &json!({ "text": "a b", "model": "b" })).status, 200);
+}
+
+/// `--model NAME=DIR` repeats; a bare value is named by `--model-name`; two unnamed models, a name
+/// given twice and an empty source are refused at start, naming the flag.
+#[test]
+fn serve_names_its_models_from_the_flags() {
+    let v5 = common::model_dir("v5").display().to_string();
+    for (models, says) in [
+        (vec![v5.clone(), v5.clone()], "a second model without a name (`kompress` is --model"),
+        (vec![format!("a={v5}"), format!("a={v5}")], "the name `a` is taken by --model"),
+        (vec!["a=".to_string()], "no model directory or hub id after `a=`"),
+        (vec![format!("kompress={v5}"), v5.clone()], "a second model without a name"),
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kompress"));
+        cmd.args(["serve", "--port", "0", "--device", "cpu"]);
+        for m in &models {
+            cmd.args(["--model", m]);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{models:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
 }

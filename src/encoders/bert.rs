@@ -54,6 +54,15 @@ struct FamilyFields {
 }
 
 impl Family {
+    /// The family's `model_type` name (`modernbert`, `bert`, `xlm-roberta`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ModernBert => "modernbert",
+            Self::Bert => "bert",
+            Self::XlmRoberta => "xlm-roberta",
+        }
+    }
+
     /// The family a `config.json` `model_type` names, if it names one this crate runs.
     pub fn from_model_type(model_type: &str) -> Option<Self> {
         match model_type {
@@ -577,6 +586,13 @@ mod tests {
     /// The family, for `model_type` present (several values), `null` or left out, and `architectures`
     /// present (several values), `null` or left out: `model_type` decides; only without one do the
     /// `architectures` (ModernBERT without either).
+    #[test]
+    fn a_familys_name_reads_back_as_its_model_type() {
+        for family in [Family::ModernBert, Family::Bert, Family::XlmRoberta] {
+            assert_eq!(Family::from_model_type(family.name()), Some(family));
+        }
+    }
+
     #[test]
     fn family_from_model_type_then_architectures() {
         use Family::*;

@@ -21,7 +21,7 @@ use super::error::ApiError;
 use super::options::{
     check_budget_ratio, BlocksBody, CompressBody, EvictBody, HeadroomBody, SuperCompressBody, Texts,
 };
-use super::{render, Engine, Shared};
+use super::{render, Engine, ModelId, Shared};
 use crate::evict::{compress_detailed, compress_for_turn, split_lines, PolicyKind};
 use crate::pipeline::{check_time_budget, compress_stream, words::words, words_per_chunk, Event, Mode};
 use crate::{CompressOptions, Error};
@@ -37,11 +37,13 @@ pub const TIME_BUDGET_HEADER: &str = "x-kompress-time-budget-ms";
 /// for the forward pass running when the budget ends and the answer.
 const BUDGET_SHARE_OF_DEADLINE: f64 = 0.8;
 
-/// What a request asks for in its headers, beside its body.
-#[derive(Debug, Clone, Copy, Default)]
+/// What a request asks for in its headers and its route's path, beside its body.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Asked {
     /// `X-Kompress-Time-Budget-Ms`.
     pub time_budget: Option<Duration>,
+    /// The model the route's path names (`/v2/models/{name}/infer`...).
+    pub model: Option<String>,
 }
 
 /// A parsed request body that knows its cost and how to run.
@@ -77,10 +79,38 @@ pub(crate) async fn healthz() -> Response {
 }
 
 pub(crate) async fn readyz(State(s): State<Arc<Shared>>) -> Response {
-    match s.engine.get() {
-        Some(e) => Json(json!({ "status": "ready", "model": e.public_name })).into_response(),
+    match s.loaded.get() {
+        Some(loaded) => Json(json!({
+            "status": "ready",
+            "model": loaded.engines[0].public_source,
+            "models": s.config.model_names,
+        }))
+        .into_response(),
         None => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the model is loading").into_response(),
     }
+}
+
+/// `GET /v1/models`: the served models in order (the first is the default), each with its family
+/// and the methods it runs.
+pub(crate) async fn models(State(s): State<Arc<Shared>>) -> Response {
+    let Some(loaded) = s.loaded.get() else {
+        return ApiError::busy("the model is loading; retry shortly", 1).into_response();
+    };
+    let models: Vec<Value> = loaded
+        .engines
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            json!({
+                "name": e.name,
+                "source": e.source,
+                "family": e.model().scorer().family().name(),
+                "methods": e.methods.supported(),
+                "default": i == 0,
+            })
+        })
+        .collect();
+    Json(json!({ "models": models })).into_response()
 }
 
 pub(crate) async fn metrics(State(s): State<Arc<Shared>>) -> Response {
@@ -97,7 +127,17 @@ pub(crate) async fn method_not_allowed() -> Response {
 }
 
 pub(crate) async fn handle<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -> Response {
-    match handle_inner::<W>(s, headers, body).await {
+    handle_for::<W>(s, None, headers, body).await
+}
+
+/// [`handle`] for a route whose path names the model.
+pub(crate) async fn handle_for<W: Work>(
+    s: Arc<Shared>,
+    model: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle_inner::<W>(s, model, headers, body).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Err(e) => e.into_response(),
     }
@@ -128,9 +168,14 @@ impl std::io::Write for ByteCounter {
     }
 }
 
-async fn handle_inner<W: Work>(s: Arc<Shared>, headers: HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+async fn handle_inner<W: Work>(
+    s: Arc<Shared>,
+    model: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, ApiError> {
     let deadline = deadline(&headers, s.config.deadline)?;
-    let asked = Asked { time_budget: time_budget(&headers)? };
+    let asked = Asked { time_budget: time_budget(&headers)?, model };
     let max = s.config.max_body_bytes;
     let declared = declared_length(&headers)?;
     if declared.is_some_and(|n| n > max) {
@@ -430,10 +475,6 @@ fn field_error((field, message): (&'static str, String)) -> ApiError {
     ApiError::field(field, message)
 }
 
-pub(crate) fn engine(s: &Shared) -> Result<&Engine, ApiError> {
-    s.engine.get().ok_or_else(|| ApiError::busy("the model is loading; retry shortly", 1))
-}
-
 /// What a request's texts cost in the admission queue: the chunks they need, at the planner's words
 /// per chunk, and every word of the short texts that pass through too, an empty text counting as one
 /// (so a list of many tiny or empty texts is not free: each has its result and its answer).
@@ -487,15 +528,16 @@ fn bounded_batch(opts: &mut CompressOptions, s: &Shared) {
     opts.batch_size = opts.batch_size.min(cap);
 }
 
-/// Runs the pipeline for `texts` on the shared model, counting words for `/metrics`.
+/// Runs the pipeline for `texts` on the model `id`, counting words for `/metrics`.
 pub(crate) fn run_pipeline(
     s: &Shared,
+    id: ModelId,
     ticket: &Arc<Ticket>,
     texts: &[&str],
     opts: &CompressOptions,
 ) -> crate::Result<Vec<crate::CompressResult>> {
     let mut results = Vec::with_capacity(texts.len());
-    run_each(s, ticket, texts, &within_deadline(opts, ticket), |r| results.push(r))?;
+    run_each(s, id, ticket, texts, &within_deadline(opts, ticket), |r| results.push(r))?;
     Ok(results)
 }
 
@@ -517,13 +559,13 @@ fn within_deadline(opts: &CompressOptions, ticket: &Ticket) -> CompressOptions {
 /// the scorer, where the other checks are).
 fn run_each(
     s: &Shared,
+    id: ModelId,
     ticket: &Arc<Ticket>,
     texts: &[&str],
     opts: &CompressOptions,
     mut each: impl FnMut(crate::CompressResult),
 ) -> crate::Result<()> {
-    let engine = s.engine.get().ok_or_else(|| Error::Unavailable("the model is not loaded".into()))?;
-    let scorer = engine.batcher.scorer(ticket.clone())?;
+    let scorer = s.batcher()?.scorer(&s.engine(id).model, ticket.clone())?;
     // One log line per request and kind, not one per text: a list of 10,000 short texts is one line.
     let (mut passed, mut passed_words, mut why) = (0usize, 0usize, None);
     let (mut cut, mut cut_words, mut cut_scored) = (0usize, 0usize, 0usize);
@@ -563,15 +605,16 @@ fn run_each(
     Ok(())
 }
 
-/// The options of Headroom's contract for `text` (the server's defaults, `target_ratio` as a ratio),
-/// and what it costs in the queue.
+/// The options of Headroom's contract for `text` on the model `id` (the server's defaults,
+/// `target_ratio` as a ratio), and what it costs in the queue.
 pub(crate) fn headroom_options(
     s: &Shared,
+    id: ModelId,
     asked: &Asked,
     text: &str,
     target_ratio: Option<f64>,
 ) -> Result<(CompressOptions, usize), ApiError> {
-    let engine = engine(s)?;
+    let engine = s.engine(id);
     let mut opts = defaults(s, asked);
     if let Some(r) = target_ratio {
         opts.mode = Mode::Ratio(r);
@@ -590,36 +633,40 @@ fn defaults(s: &Shared, asked: &Asked) -> CompressOptions {
     opts
 }
 
-/// Headroom's body with its resolved options.
+/// Headroom's body with its resolved options, on the model its route names (the default one on
+/// `/compress` and `/invocations`).
 #[derive(serde::Deserialize)]
 #[serde(transparent)]
 pub(crate) struct Headroom {
     body: HeadroomBody,
     #[serde(skip)]
-    opts: Option<CompressOptions>,
+    admitted: Option<(ModelId, CompressOptions)>,
 }
 
 impl Work for Headroom {
     fn admit(&mut self, s: &Shared, asked: &Asked) -> Result<usize, ApiError> {
-        let (opts, cost) = headroom_options(s, asked, &self.body.content, self.body.target_ratio)?;
-        self.opts = Some(opts);
+        let id = s.pick(asked.model.as_deref())?;
+        let (opts, cost) = headroom_options(s, id, asked, &self.body.content, self.body.target_ratio)?;
+        self.admitted = Some((id, opts));
         Ok(cost)
     }
 
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
-        let opts = self.opts.expect("admitted");
-        let r = run_pipeline(s, ticket, &[&self.body.content], &opts)?;
-        Ok(render::headroom(&r[0], s.engine.get().expect("admitted with a model")))
+        let (id, opts) = self.admitted.expect("admitted");
+        let r = run_pipeline(s, id, ticket, &[&self.body.content], &opts)?;
+        Ok(render::headroom(&r[0], s.engine(id)))
     }
 }
 
-/// Our own compress body with its resolved options.
+/// Our own compress body with its resolved options and model.
 #[derive(serde::Deserialize)]
 #[serde(transparent)]
 struct Compress {
     body: CompressBody,
     #[serde(skip)]
     opts: Option<CompressOptions>,
+    #[serde(skip)]
+    id: ModelId,
 }
 
 impl Compress {
@@ -633,7 +680,8 @@ impl Compress {
 
 impl Work for Compress {
     fn admit(&mut self, s: &Shared, asked: &Asked) -> Result<usize, ApiError> {
-        let engine = engine(s)?;
+        self.id = s.pick(self.body.model.as_deref()).map_err(|e| e.in_field("model"))?;
+        let engine = s.engine(self.id);
         // The body's options over the headers' over the server's defaults.
         let mut opts = (self.body.options.resolve(&defaults(s, asked)))
             .map_err(|(f, m)| ApiError::field(format!("options.{f}"), m))?;
@@ -648,13 +696,13 @@ impl Work for Compress {
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
         // The answer shows the time budget it ran under.
         let opts = within_deadline(self.opts.as_ref().expect("admitted"), ticket);
-        let engine = s.engine.get().expect("admitted with a model");
+        let engine = s.engine(self.id);
         // Each result is rendered as its text is done: the request holds the answer, not the results
         // as well.
         let mut rendered = Vec::new();
         let texts = self.texts();
-        run_each(s, ticket, &texts, &opts, |r| {
-            rendered.push(r.into_json_with_model(&opts, &engine.name, engine.model()))
+        run_each(s, self.id, ticket, &texts, &opts, |r| {
+            rendered.push(r.into_json_with_model(&opts, &engine.source, engine.model()))
         })?;
         let one = matches!(self.body.text, Texts::One(_));
         drop(texts);

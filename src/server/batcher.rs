@@ -1,5 +1,7 @@
-//! The model worker: one thread owns the forward passes and gathers the chunks of concurrent requests
-//! into shared batches, bounded in padded tokens and in how long a chunk waits for company.
+//! The model worker: one thread owns the forward passes of every model the server serves, and gathers
+//! the chunks of concurrent requests into shared batches, bounded in padded tokens and in how long a
+//! chunk waits for company. A batch holds one model's chunks; the oldest job goes first whatever its
+//! model, so models share the thread pool in the order their work arrived and none starves another.
 //!
 //! Requests run the ordinary pipeline ([`crate::pipeline::compress_batch`]) on their own threads
 //! with a [`RemoteScorer`]: tokenizing there, in parallel, and handing each batch of chunks to the
@@ -29,6 +31,7 @@ pub struct BatchLimits {
 
 /// One request's batch of chunks, waiting for the model.
 struct Job {
+    model: Arc<Kompress>,
     encodings: Vec<WordEncoding>,
     ticket: Arc<Ticket>,
     arrived: Instant,
@@ -43,31 +46,29 @@ impl Job {
 
 /// The worker thread and the way to reach it.
 pub(crate) struct Batcher {
-    model: Arc<Kompress>,
     jobs: Mutex<Option<Sender<Job>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Batcher {
-    pub(crate) fn start(model: Arc<Kompress>, limits: BatchLimits, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn start(limits: BatchLimits, metrics: Arc<Metrics>) -> Self {
         let (tx, rx) = mpsc::channel();
-        let worker_model = model.clone();
         let worker = std::thread::Builder::new()
             .name("kompress-model".into())
-            .spawn(move || work(&worker_model, &rx, limits, &metrics))
+            .spawn(move || work(&rx, limits, &metrics))
             .expect("cannot start the model thread");
-        Self { model, jobs: Mutex::new(Some(tx)), worker: Mutex::new(Some(worker)) }
+        Self { jobs: Mutex::new(Some(tx)), worker: Mutex::new(Some(worker)) }
     }
 
-    pub(crate) fn model(&self) -> &Kompress {
-        &self.model
-    }
-
-    /// A scorer for one request; `Err` once the server is stopping.
-    pub(crate) fn scorer(&self, ticket: Arc<Ticket>) -> Result<RemoteScorer<'_>> {
+    /// A scorer for one request on `model`; `Err` once the server is stopping.
+    pub(crate) fn scorer<'a>(
+        &self,
+        model: &'a Arc<Kompress>,
+        ticket: Arc<Ticket>,
+    ) -> Result<RemoteScorer<'a>> {
         let jobs = self.jobs.lock().expect("batcher lock").clone();
         let jobs = jobs.ok_or_else(|| Error::Unavailable("the server is shutting down".into()))?;
-        Ok(RemoteScorer { model: &self.model, jobs, ticket })
+        Ok(RemoteScorer { model, jobs, ticket })
     }
 
     /// Refuses new work and waits for the worker to finish what it was given.
@@ -82,7 +83,7 @@ impl Batcher {
 
 /// A [`ChunkScorer`] that tokenizes on the caller's thread and scores on the model worker.
 pub(crate) struct RemoteScorer<'a> {
-    model: &'a Kompress,
+    model: &'a Arc<Kompress>,
     jobs: Sender<Job>,
     ticket: Arc<Ticket>,
 }
@@ -96,8 +97,13 @@ impl ChunkScorer for RemoteScorer<'_> {
     fn score(&self, chunks: &[WordEncoding]) -> Result<Vec<TokenScores>> {
         self.ticket.check()?;
         let (reply, answer) = mpsc::sync_channel(1);
-        let job =
-            Job { encodings: chunks.to_vec(), ticket: self.ticket.clone(), arrived: Instant::now(), reply };
+        let job = Job {
+            model: self.model.clone(),
+            encodings: chunks.to_vec(),
+            ticket: self.ticket.clone(),
+            arrived: Instant::now(),
+            reply,
+        };
         let gone = || Error::Unavailable("the model worker has stopped".into());
         self.jobs.send(job).map_err(|_| gone())?;
         answer.recv().map_err(|_| gone())?
@@ -112,7 +118,7 @@ impl ChunkScorer for RemoteScorer<'_> {
     }
 }
 
-fn work(model: &Kompress, jobs: &Receiver<Job>, limits: BatchLimits, metrics: &Metrics) {
+fn work(jobs: &Receiver<Job>, limits: BatchLimits, metrics: &Metrics) {
     let mut pending: VecDeque<Job> = VecDeque::new();
     loop {
         if pending.is_empty() {
@@ -132,8 +138,9 @@ fn work(model: &Kompress, jobs: &Receiver<Job>, limits: BatchLimits, metrics: &M
             false => true,
         });
         let batch = take_batch(&mut pending, limits.tokens);
-        if !batch.is_empty() {
-            run(model, batch, metrics);
+        if let Some(first) = batch.first() {
+            let model = first.model.clone();
+            run(&model, batch, metrics);
         }
     }
 }
@@ -159,15 +166,21 @@ fn padded_tokens<'a>(jobs: impl Iterator<Item = &'a Job>) -> usize {
     chunks * longest
 }
 
-/// The oldest jobs that fit in `tokens` padded tokens together; at least one.
+/// The oldest job, and the next oldest of its model's that fit in `tokens` padded tokens together
+/// (up to the first that does not); other models' jobs keep their places.
 fn take_batch(pending: &mut VecDeque<Job>, tokens: usize) -> Vec<Job> {
-    let mut batch: Vec<Job> = Vec::new();
-    while let Some(next) = pending.front() {
-        let fits = padded_tokens(batch.iter().chain(std::iter::once(next))) <= tokens;
-        if !batch.is_empty() && !fits {
+    let Some(first) = pending.pop_front() else { return Vec::new() };
+    let mut batch = vec![first];
+    let mut i = 0;
+    while let Some(next) = pending.get(i) {
+        if !Arc::ptr_eq(&next.model, &batch[0].model) {
+            i += 1;
+            continue;
+        }
+        if padded_tokens(batch.iter().chain(std::iter::once(next))) > tokens {
             break;
         }
-        batch.push(pending.pop_front().expect("front exists"));
+        batch.push(pending.remove(i).expect("index in range"));
     }
     batch
 }
@@ -203,15 +216,23 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
 
-    fn job(chunks: usize, len: usize) -> Job {
+    fn model() -> Arc<Kompress> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/models/v5");
+        Arc::new(Kompress::from_dir(dir, &crate::LoadOptions::default()).expect("fixture model"))
+    }
+
+    fn job_of(model: &Arc<Kompress>, chunks: usize, len: usize) -> Job {
         let ticket =
             Arc::new(Ticket::new(Instant::now() + Duration::from_secs(60), Arc::new(AtomicBool::new(false))));
         let enc = WordEncoding { input_ids: vec![0; len], word_ids: vec![None; len] };
-        Job { encodings: vec![enc; chunks], ticket, arrived: Instant::now(), reply: mpsc::sync_channel(1).0 }
+        let reply = mpsc::sync_channel(1).0;
+        Job { model: model.clone(), encodings: vec![enc; chunks], ticket, arrived: Instant::now(), reply }
     }
 
     #[test]
     fn batches_take_the_oldest_jobs_that_fit_in_padded_tokens() {
+        let m = model();
+        let job = |chunks, len| job_of(&m, chunks, len);
         let mut pending: VecDeque<Job> = [job(1, 500), job(1, 100), job(2, 512), job(1, 10)].into();
         // 2 x 500 fits in 1024; adding 2 chunks of 512 would pad 4 x 512.
         assert_eq!(take_batch(&mut pending, 1024).len(), 2);
@@ -219,6 +240,21 @@ mod tests {
         // A job larger than the bound still runs, alone.
         assert_eq!(take_batch(&mut pending, 100).len(), 1);
         assert_eq!(take_batch(&mut pending, 100).len(), 1);
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn a_batch_holds_one_models_jobs_and_the_oldest_goes_first() {
+        let (a, b) = (model(), model());
+        let mut pending: VecDeque<Job> =
+            [job_of(&a, 1, 10), job_of(&b, 1, 10), job_of(&a, 1, 10), job_of(&b, 1, 10)].into();
+        let first = take_batch(&mut pending, 1024);
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|j| Arc::ptr_eq(&j.model, &a)));
+        // The other model's jobs kept their order, and go next.
+        let second = take_batch(&mut pending, 1024);
+        assert_eq!(second.len(), 2);
+        assert!(second.iter().all(|j| Arc::ptr_eq(&j.model, &b)));
         assert!(pending.is_empty());
     }
 }

@@ -1,8 +1,9 @@
 //! `POST /v1/ctxprune/compress`: ctxprune's `Compressor.compress` over HTTP. The body is
 //! `{"text": str, ...}` plus any of the call's keyword arguments (`rate`, `threshold`,
 //! `force_protected`, `keep_structure`, `unit`) and kompress's `measure` (a counter's name: ctxprune's
-//! `measure` callable) and `target_tokens`; the answer is ctxprune's result dict `{text, kept, total}`.
-//! Any token classifier serves it; its forward passes go through the server's batcher.
+//! `measure` callable) and `target_tokens`, and `model`, the served model to run on (the default one
+//! when absent); the answer is ctxprune's result dict `{text, kept, total}`. Any token classifier
+//! serves it; its forward passes go through the server's batcher.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use serde_json::{Map, Value};
 use super::admission::Ticket;
 use super::api::Asked;
 use super::error::ApiError;
-use super::Shared;
+use super::{ModelId, Shared};
 use crate::ctxprune::Options;
 use crate::method::Call;
 
@@ -24,14 +25,18 @@ use crate::method::Call;
 #[derive(serde::Deserialize)]
 #[serde(try_from = "Map<String, Value>")]
 pub(crate) struct CtxpruneBody {
+    model: Option<String>,
     text: String,
     options: Options,
+    #[serde(skip)]
+    id: ModelId,
 }
 
 impl TryFrom<Map<String, Value>> for CtxpruneBody {
     type Error = String;
 
     fn try_from(mut body: Map<String, Value>) -> Result<Self, String> {
+        let model = super::options::model_field(&mut body)?;
         let text = match body.remove("text") {
             Some(Value::String(s)) => s,
             Some(_) => return Err("\"text\" must be a string".into()),
@@ -39,20 +44,20 @@ impl TryFrom<Map<String, Value>> for CtxpruneBody {
         };
         let options: Options = super::options::method_options(body)?;
         options.validate().map_err(|e| e.to_string())?;
-        Ok(Self { text, options })
+        Ok(Self { model, text, options, id: ModelId::default() })
     }
 }
 
 impl super::api::Work for CtxpruneBody {
     /// One admission unit per 350 words (at least one): about one window of 510 tokens.
     fn admit(&mut self, s: &Shared, _: &Asked) -> Result<usize, ApiError> {
-        super::api::engine(s)?;
+        self.id = s.pick(self.model.as_deref()).map_err(|e| e.in_field("model"))?;
         Ok(self.text.split_whitespace().count().div_ceil(350).max(1))
     }
 
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
-        let engine = s.engine.get().expect("admitted with a model");
-        let scorer = engine.batcher.scorer(ticket.clone())?;
+        let engine = s.engine(self.id);
+        let scorer = s.batcher()?.scorer(&engine.model, ticket.clone())?;
         let result =
             engine.methods.run(&scorer, Call::Ctxprune { text: &self.text, options: &self.options })?;
         Ok(serde_json::to_value(result).expect("a result serialises"))

@@ -1,6 +1,7 @@
 //! `POST /v1/llmlingua2/compress`: llmlingua's `compress_prompt_llmlingua2` over HTTP, for the clients
 //! of the `llmlingua-api` wrappers. The body is `{"context": str | [str], ...}` plus any of the call's
-//! keyword arguments (`rate`, `target_token`, `force_tokens`, ...); the answer is llmlingua's result dict.
+//! keyword arguments (`rate`, `target_token`, `force_tokens`, ...) and `model`, the served model to run
+//! on (the default one when absent); the answer is llmlingua's result dict.
 //! Its forward passes go through the server's batcher like every other route's.
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use serde_json::{Map, Value};
 use super::admission::Ticket;
 use super::api::Asked;
 use super::error::ApiError;
-use super::Shared;
+use super::{ModelId, Shared};
 use crate::llmlingua2::Options;
 use crate::method::{Call, Method};
 
@@ -24,14 +25,18 @@ use crate::method::{Call, Method};
 #[derive(serde::Deserialize)]
 #[serde(try_from = "Map<String, Value>")]
 pub(crate) struct LlmLingua2Body {
+    model: Option<String>,
     context: Vec<String>,
     options: Options,
+    #[serde(skip)]
+    id: ModelId,
 }
 
 impl TryFrom<Map<String, Value>> for LlmLingua2Body {
     type Error = String;
 
     fn try_from(mut body: Map<String, Value>) -> Result<Self, String> {
+        let model = super::options::model_field(&mut body)?;
         let context = match body.remove("context") {
             Some(Value::String(s)) => vec![s],
             Some(Value::Array(items)) => items
@@ -45,7 +50,7 @@ impl TryFrom<Map<String, Value>> for LlmLingua2Body {
             None => return Err("missing field `context`".into()),
         };
         let options: Options = super::options::method_options(body)?;
-        Ok(Self { context, options })
+        Ok(Self { model, context, options, id: ModelId::default() })
     }
 }
 
@@ -53,13 +58,14 @@ impl super::api::Work for LlmLingua2Body {
     /// One admission unit per 350 words of each context (at least one each): about llmlingua's
     /// 510-token chunks.
     fn admit(&mut self, s: &Shared, _: &Asked) -> Result<usize, ApiError> {
-        let engine = super::api::engine(s)?;
+        self.id = s.pick(self.model.as_deref()).map_err(|e| e.in_field("model"))?;
+        let engine = s.engine(self.id);
         if engine.methods.check(Method::LlmLingua2).is_err() {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "the server's model {} is not an LLMLingua-2 (BERT / XLM-RoBERTa) checkpoint",
-                    engine.name
+                    "the server's model `{}` ({}) is not an LLMLingua-2 (BERT / XLM-RoBERTa) checkpoint",
+                    engine.name, engine.source
                 ),
             ));
         }
@@ -68,8 +74,8 @@ impl super::api::Work for LlmLingua2Body {
     }
 
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
-        let engine = s.engine.get().expect("admitted with a model");
-        let scorer = engine.batcher.scorer(ticket.clone())?;
+        let engine = s.engine(self.id);
+        let scorer = s.batcher()?.scorer(&engine.model, ticket.clone())?;
         let contexts: Vec<&str> = self.context.iter().map(String::as_str).collect();
         let result =
             engine.methods.run(&scorer, Call::LlmLingua2 { contexts: &contexts, options: &self.options })?;

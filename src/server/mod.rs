@@ -1,6 +1,6 @@
 //! `kompress serve`: the compression service (feature `server`).
 //!
-//! One model, shared by every request; the chunks of concurrent requests meet in shared forward
+//! One model or several, shared by every request; the chunks of concurrent requests meet in shared forward
 //! passes ([`BatchLimits`]); a bounded admission queue answers `503` with `Retry-After` at once
 //! when full; every request has a deadline (`504`, its work dropped) and a client that leaves
 //! cancels its queued work. Routes:
@@ -12,12 +12,17 @@
 //! | `POST /v1/compress/blocks` | SuperCompress's server route (`{"context_blocks", "query", "budget_ratio"}`) |
 //! | `POST /v1/compress` | ours: `{"text": str or [str], "options": {...}}`, results as `kompress compress --json` |
 //! | `POST /v1/evict` | ours: the options of `kompress evict`, results as its `--json` |
-//! | `GET /healthz`, `/readyz`, `/metrics` | alive, model loaded, Prometheus text |
+//! | `GET /v1/models` | the models served, each with its family and methods; the first is the default |
+//! | `GET /healthz`, `/readyz`, `/metrics` | alive, models loaded, Prometheus text |
 //! | `POST /predictions/{name}` (TorchServe), `/v1/models/{name}:predict` (KServe v1), `/invocations` (SageMaker) | Headroom's contract; KServe v1 also `{"instances": [...]}` -> `{"predictions": [...]}` |
 //! | `GET /ping` (SageMaker) | model loaded |
 //! | `POST /v2/models/{name}/infer`, `GET /v2`, `/v2/health/live`, `/v2/health/ready`, `/v2/models/{name}`, `/v2/models/{name}/ready` | KServe's Open Inference Protocol v2 |
 //!
-//! `{name}` is [`ServerConfig::model_name`]; another name is a `404`.
+//! Several models can be served at once ([`ServerConfig::model_names`], [`Server::set_models`]): a
+//! `{name}` in a route picks one, as does the `model` field of kompress's own routes (`/v1/compress`,
+//! `/v1/llmlingua2/compress`, `/v1/ctxprune/compress`); without one a request runs on the first. A
+//! name the server does not serve is a `404` that lists the names. The models share the admission
+//! queue and one worker for their forward passes (so the CPU's threads), in the order work arrives.
 //!
 //! ```no_run
 //! use kompress::server::{Server, ServerConfig};
@@ -113,9 +118,11 @@ pub struct ServerConfig {
     /// keeps it, with the thresholds the binary sets for the forward passes' speed), so that memory
     /// returns after a burst of connections or large requests.
     pub release_memory: Option<fn()>,
-    /// The model's name in the serving engines' routes (`/predictions/{name}`,
-    /// `/v2/models/{name}/infer`...).
-    pub model_name: String,
+    /// The names of the models served, in order, the first being the default: a request picks one by
+    /// name in the serving engines' routes (`/predictions/{name}`, `/v2/models/{name}/infer`...) and
+    /// with the `model` field of kompress's own routes. [`Server::set_models`] installs one model per
+    /// name.
+    pub model_names: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -139,7 +146,7 @@ impl Default for ServerConfig {
             max_connections: 1024,
             grace: Duration::from_secs(10),
             release_memory: None,
-            model_name: "kompress".into(),
+            model_names: vec!["kompress".into()],
         }
     }
 }
@@ -151,27 +158,40 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// How often an idle server may call [`ServerConfig::release_memory`].
 pub const RELEASE_EVERY: Duration = Duration::from_secs(5);
 
-/// The loaded model, its name, and its worker.
+/// One served model: its name, where it came from, and the methods it runs.
 pub(crate) struct Engine {
+    /// The name requests pick it by ([`ServerConfig::model_names`]).
     name: String,
-    /// The name the open routes (`/readyz`) show: a local path's last part, so that a caller without
-    /// the token learns nothing of the server's files.
-    public_name: String,
-    batcher: Batcher,
+    /// Where it was loaded from (a directory or a hub id), which answers report as the model used.
+    source: String,
+    /// The source as the open routes (`/readyz`) show it: a local path's last part, so that a caller
+    /// without the token learns nothing of the server's files.
+    public_source: String,
+    model: Arc<Kompress>,
     /// The compression methods the model runs (LLMLingua-2 on a BERT / XLM-RoBERTa checkpoint).
     methods: Methods,
 }
 
 impl Engine {
     fn model(&self) -> &Kompress {
-        self.batcher.model()
+        &self.model
     }
+}
+
+/// Which served model a request runs on: an index into [`Loaded::engines`], picked at admission.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ModelId(usize);
+
+/// The served models and the worker that runs their forward passes.
+pub(crate) struct Loaded {
+    engines: Vec<Engine>,
+    batcher: Batcher,
 }
 
 /// What every route shares.
 pub(crate) struct Shared {
     config: ServerConfig,
-    engine: OnceLock<Engine>,
+    loaded: OnceLock<Loaded>,
     network: EvictionNetwork,
     queue: Pool,
     bodies: Pool,
@@ -193,8 +213,42 @@ impl Shared {
             queue_capacity: self.queue.capacity(),
             body_bytes: self.bodies.in_use(),
             connections: self.connections.open(),
-            model_ready: self.engine.get().is_some(),
+            model_ready: self.loaded.get().is_some(),
         }
+    }
+
+    /// The model named `name`, loaded or not: `404` naming the served models for a name the server
+    /// does not serve.
+    pub(crate) fn named(&self, name: &str) -> std::result::Result<ModelId, error::ApiError> {
+        let names = &self.config.model_names;
+        names.iter().position(|n| n == name).map(ModelId).ok_or_else(|| {
+            let served: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+            error::ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no model named `{name}`: this server serves {}", served.join(", ")),
+            )
+        })
+    }
+
+    /// The model `name` names, the default (first) one for `None`, once the models are loaded: `404`
+    /// as [`named`](Self::named), `503` while they load.
+    pub(crate) fn pick(&self, name: Option<&str>) -> std::result::Result<ModelId, error::ApiError> {
+        let id = name.map_or(Ok(ModelId(0)), |n| self.named(n))?;
+        match self.loaded.get() {
+            Some(_) => Ok(id),
+            None => Err(error::ApiError::busy("the model is loading; retry shortly", 1)),
+        }
+    }
+
+    /// A model [`pick`](Self::pick)ed for an admitted request.
+    pub(crate) fn engine(&self, id: ModelId) -> &Engine {
+        &self.loaded.get().expect("admitted with the models loaded").engines[id.0]
+    }
+
+    /// The batcher, once the models are loaded.
+    pub(crate) fn batcher(&self) -> crate::Result<&Batcher> {
+        let loaded = self.loaded.get().ok_or_else(|| Error::Unavailable("the model is not loaded".into()))?;
+        Ok(&loaded.batcher)
     }
 }
 
@@ -217,11 +271,12 @@ impl Server {
             // Headers are trimmed, so an empty token would open the server to `Bearer ` alone.
             return Err(Error::Invalid("the server's token is empty: give a token or none".into()));
         }
+        check_model_names(&config.model_names)?;
         let shared = Shared {
             queue: Pool::new(config.queue_chunks),
             bodies: Pool::new(config.body_bytes_in_flight),
             config,
-            engine: OnceLock::new(),
+            loaded: OnceLock::new(),
             network,
             metrics: Arc::default(),
             queue_full: burst::Burst::new("the queue is full"),
@@ -233,22 +288,44 @@ impl Server {
         Ok(Self { shared: Arc::new(shared) })
     }
 
-    /// Installs the model (once); `name` is what answers report as the model. Checks the default
-    /// options against it first.
-    pub fn set_model(&self, model: Kompress, name: impl Into<String>) -> Result<()> {
-        // Validates the defaults (an empty batch scores nothing).
-        crate::compress_batch(&model, &[], &self.shared.config.defaults)?;
-        let model = Arc::new(model);
-        // Every method the model runs is built now, so that one that cannot be fails here, not in a request.
-        let methods = Methods::new(model.clone());
-        if methods.supported().contains(&Method::LlmLingua2) {
-            methods.llmlingua2()?;
+    /// Installs the one model of a server with one name in [`ServerConfig::model_names`] (once);
+    /// `source` (a directory or a hub id) is what answers report as the model used.
+    pub fn set_model(&self, model: Kompress, source: impl Into<String>) -> Result<()> {
+        self.set_models(vec![(model, source.into())])
+    }
+
+    /// Installs the models (once): one per name of [`ServerConfig::model_names`], in that order, each
+    /// with its source (a directory or a hub id), which answers report as the model used. Checks the
+    /// default options against each first. Every model's forward passes run on one worker, so they
+    /// share the CPU's threads in the order their work arrives.
+    pub fn set_models(&self, models: Vec<(Kompress, String)>) -> Result<()> {
+        let names = &self.shared.config.model_names;
+        if models.len() != names.len() {
+            return Err(Error::Invalid(format!(
+                "{} models given for {} names ({})",
+                models.len(),
+                names.len(),
+                names.join(", ")
+            )));
         }
-        methods.ctxprune()?;
-        let batcher = Batcher::start(model, self.shared.config.batch, self.shared.metrics.clone());
-        let name = name.into();
-        let engine = Engine { public_name: public_name(&name), name, batcher, methods };
-        self.shared.engine.set(engine).map_err(|_| Error::Invalid("the server already has a model".into()))
+        let mut engines = Vec::with_capacity(models.len());
+        for ((model, source), name) in models.into_iter().zip(names) {
+            // Validates the defaults (an empty batch scores nothing).
+            crate::compress_batch(&model, &[], &self.shared.config.defaults)?;
+            let model = Arc::new(model);
+            // Every method the model runs is built now, so that one that cannot be fails here, not in a
+            // request.
+            let methods = Methods::new(model.clone());
+            if methods.supported().contains(&Method::LlmLingua2) {
+                methods.llmlingua2()?;
+            }
+            methods.ctxprune()?;
+            let public_source = public_name(&source);
+            engines.push(Engine { name: name.clone(), source, public_source, model, methods });
+        }
+        let batcher = Batcher::start(self.shared.config.batch, self.shared.metrics.clone());
+        let loaded = Loaded { engines, batcher };
+        self.shared.loaded.set(loaded).map_err(|_| Error::Invalid("the server already has its models".into()))
     }
 
     /// Serves on `listener` until `shutdown` completes, then stops accepting, lets requests in flight
@@ -298,8 +375,8 @@ impl Server {
         self.shared.bodies_full.ended();
         let shared = self.shared.clone();
         let stopped = tokio::task::spawn_blocking(move || {
-            if let Some(engine) = shared.engine.get() {
-                engine.batcher.stop();
+            if let Some(loaded) = shared.loaded.get() {
+                loaded.batcher.stop();
             }
         });
         stopped.await.map_err(|e| Error::Unavailable(format!("model worker: {e}")))
@@ -315,6 +392,7 @@ impl Server {
             .route("/v1/evict", post(api::evict))
             .route("/v1/llmlingua2/compress", post(llmlingua2::route))
             .route("/v1/ctxprune/compress", post(ctxprune::route))
+            .route("/v1/models", get(api::models))
             .route("/healthz", get(api::healthz))
             .route("/readyz", get(api::readyz))
             .route("/metrics", get(api::metrics))
@@ -353,6 +431,33 @@ async fn release_when_idle(s: Arc<Shared>, release: fn()) {
     }
 }
 
+/// At least one name, each one path segment (letters, digits, `-`, `_`, `.`: the routes put it in a
+/// path), none twice.
+fn check_model_names(names: &[String]) -> Result<()> {
+    if names.is_empty() {
+        return Err(Error::Invalid("the server needs at least one model name".into()));
+    }
+    for (i, name) in names.iter().enumerate() {
+        if !is_model_name(name) {
+            return Err(Error::Invalid(format!(
+                "model name `{name}`: use letters, digits, `-`, `_` and `.` (it is part of the routes' paths)"
+            )));
+        }
+        if names[..i].contains(name) {
+            return Err(Error::Invalid(format!("model name `{name}` given twice")));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` can name a model: one path segment of letters, digits, `-`, `_` and `.`.
+pub fn is_model_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// `name` as the open routes show it: a local path (absolute, relative from `.`, or one that exists)
 /// shows its last part only; a hub id (`org/model`) shows as it is.
 fn public_name(name: &str) -> String {
@@ -384,6 +489,7 @@ async fn track(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Re
         Some("/v1/evict") => "/v1/evict",
         Some("/v1/llmlingua2/compress") => "/v1/llmlingua2/compress",
         Some("/v1/ctxprune/compress") => "/v1/ctxprune/compress",
+        Some("/v1/models") => "/v1/models",
         Some("/healthz") => "/healthz",
         Some("/readyz") => "/readyz",
         Some("/metrics") => "/metrics",

@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use super::admission::Ticket;
 use super::api::{check_items, chunks, headroom_options, run_pipeline, Asked, Work};
 use super::error::ApiError;
-use super::runtimes::{for_model, model_named};
-use super::{render, Shared};
+use super::runtimes::for_model;
+use super::{render, ModelId, Shared};
 use crate::CompressOptions;
 
 /// The header of the binary tensor data extension (the JSON part's length).
@@ -43,20 +43,20 @@ pub(crate) async fn live() -> Response {
     Json(json!({ "live": true })).into_response()
 }
 
-/// `GET /v2/health/ready`: 503 until the model is loaded.
+/// `GET /v2/health/ready`: 503 until the models are loaded.
 pub(crate) async fn ready(State(s): State<Arc<Shared>>) -> Response {
-    match s.engine.get() {
+    match s.loaded.get() {
         Some(_) => Json(json!({ "ready": true })).into_response(),
         None => ApiError::busy("the model is loading", 1).into_response(),
     }
 }
 
-/// `GET /v2/models/{name}/ready`: 503 until the model is loaded.
+/// `GET /v2/models/{name}/ready`: 503 until the models are loaded.
 pub(crate) async fn model_ready(State(s): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
-    if let Err(e) = model_named(&s, &name) {
+    if let Err(e) = s.named(&name) {
         return e.into_response();
     }
-    match s.engine.get() {
+    match s.loaded.get() {
         Some(_) => Json(json!({ "name": name, "ready": true })).into_response(),
         None => ApiError::busy("the model is loading", 1).into_response(),
     }
@@ -64,7 +64,7 @@ pub(crate) async fn model_ready(State(s): State<Arc<Shared>>, Path(name): Path<S
 
 /// `GET /v2/models/{name}`: the model's metadata (its tensors), loaded or not.
 pub(crate) async fn model_metadata(State(s): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
-    if let Err(e) = model_named(&s, &name) {
+    if let Err(e) = s.named(&name) {
         return e.into_response();
     }
     let outputs: Vec<Value> =
@@ -145,7 +145,7 @@ pub(crate) struct Infer {
     #[serde(default)]
     outputs: Option<Vec<RequestedOutput>>,
     #[serde(skip)]
-    admitted: Option<(Vec<String>, CompressOptions)>,
+    admitted: Option<(ModelId, Vec<String>, CompressOptions)>,
 }
 
 /// A BYTES tensor's elements, row-major (nested arrays flattened): strings only.
@@ -214,18 +214,19 @@ impl Work for Infer {
         self.wanted()?;
         let texts = self.take_texts()?;
         check_items(s, texts.len(), "texts", "inputs[0].data")?;
-        let (opts, _) = headroom_options(s, asked, "", self.parameters.target_ratio)?;
+        let id = s.pick(asked.model.as_deref())?;
+        let (opts, _) = headroom_options(s, id, asked, "", self.parameters.target_ratio)?;
         let cost = chunks(&texts.iter().map(String::as_str).collect::<Vec<_>>(), &opts);
-        self.admitted = Some((texts, opts));
+        self.admitted = Some((id, texts, opts));
         Ok(cost)
     }
 
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
         let wanted = self.wanted().expect("admitted");
-        let (texts, opts) = self.admitted.as_ref().expect("admitted");
+        let &(id, ref texts, ref opts) = self.admitted.as_ref().expect("admitted");
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let results = run_pipeline(s, ticket, &refs, opts)?;
-        let engine = s.engine.get().expect("admitted with a model");
+        let results = run_pipeline(s, id, ticket, &refs, opts)?;
+        let engine = s.engine(id);
         let answers: Vec<Value> = results.iter().map(|r| render::headroom(r, engine)).collect();
         let outputs: Vec<Value> = wanted
             .into_iter()
@@ -234,7 +235,7 @@ impl Work for Infer {
                 json!({ "name": name, "datatype": datatype, "shape": [answers.len()], "data": data })
             })
             .collect();
-        let mut answer = json!({ "model_name": s.config.model_name, "outputs": outputs });
+        let mut answer = json!({ "model_name": engine.name, "outputs": outputs });
         if let Some(id) = self.id {
             answer["id"] = json!(id);
         }

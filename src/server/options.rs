@@ -9,6 +9,9 @@ use crate::pipeline::CompressFields;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CompressBody {
+    /// The served model to run on (the default one when absent).
+    #[serde(default)]
+    pub model: Option<String>,
     pub text: Texts,
     #[serde(default)]
     pub options: CompressFields,
@@ -90,4 +93,13 @@ pub(crate) fn method_options<T: serde::de::DeserializeOwned>(rest: Map<String, V
         "." | "?" => e.inner().to_string(),
         path => format!("{path}: {}", e.inner()),
     })
+}
+
+/// A method body's `model` field, taken out of it: the served model to run on (`None`: the default).
+pub(crate) fn model_field(body: &mut Map<String, Value>) -> Result<Option<String>, String> {
+    match body.remove("model") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(name)) => Ok(Some(name)),
+        Some(_) => Err("model: must be a model's name (a string)".into()),
+    }
 }

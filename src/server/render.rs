@@ -20,7 +20,7 @@ pub(crate) fn headroom(r: &CompressResult, engine: &Engine) -> Value {
         "original_tokens": r.original_words,
         "compressed_tokens": r.kept_words,
         "compression_ratio": ratio,
-        "model_used": engine.name,
+        "model_used": engine.source,
     });
     // An extra field, only when the text came back unchanged: Headroom's client reads the five above
     // and ignores the rest.

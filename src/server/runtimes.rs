@@ -1,8 +1,9 @@
 //! The endpoint shapes of model-serving engines, so kompress drops into them as a custom runtime:
 //! TorchServe (`POST /predictions/{name}`), KServe v1 (`POST /v1/models/{name}:predict`, also with
 //! its `{"instances": [...]}` envelope) and SageMaker (`POST /invocations`, `GET /ping`) answer
-//! Headroom's `/compress` contract. KServe's Open Inference Protocol v2 is in [`super::oip`]. The
-//! model's name is [`ServerConfig::model_name`](super::ServerConfig::model_name); another is a 404.
+//! Headroom's `/compress` contract. KServe's Open Inference Protocol v2 is in [`super::oip`]. A
+//! route's `{name}` picks one of [`ServerConfig::model_names`](super::ServerConfig::model_names);
+//! another name is a 404 that lists them (`/invocations` runs the default model).
 
 use std::sync::Arc;
 
@@ -15,33 +16,22 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::admission::Ticket;
-use super::api::{check_items, chunks, handle, headroom_options, run_pipeline, Asked, Headroom, Work};
+use super::api::{check_items, chunks, handle_for, headroom_options, run_pipeline, Asked, Headroom, Work};
 use super::error::ApiError;
 use super::options::HeadroomBody;
-use super::{render, Shared};
+use super::{render, ModelId, Shared};
 use crate::CompressOptions;
 
-/// A 404 unless `name` is the served model's name.
-pub(crate) fn model_named(s: &Shared, name: &str) -> Result<(), ApiError> {
-    let served = &s.config.model_name;
-    match name == served {
-        true => Ok(()),
-        false => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no model named `{name}`: this server serves `{served}`"),
-        )),
-    }
-}
-
-/// Runs `W` when `name` is the served model's name (checked before the body is read).
+/// Runs `W` on the model `name` names (a 404 unless the server serves one so named, before the body
+/// is read).
 pub(crate) async fn for_model<W: Work>(
     s: Arc<Shared>,
     name: &str,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match model_named(&s, name) {
-        Ok(()) => handle::<W>(s, headers, body).await,
+    match s.named(name) {
+        Ok(_) => handle_for::<W>(s, Some(name.to_string()), headers, body).await,
         Err(e) => e.into_response(),
     }
 }
@@ -70,9 +60,9 @@ pub(crate) async fn kserve_v1(
     for_model::<KServeV1>(s, name, headers, body).await
 }
 
-/// `GET /ping`: SageMaker's health check, healthy once the model is loaded.
+/// `GET /ping`: SageMaker's health check, healthy once the models are loaded.
 pub(crate) async fn ping(State(s): State<Arc<Shared>>) -> Response {
-    match s.engine.get() {
+    match s.loaded.get() {
         Some(_) => Json(json!({ "status": "healthy" })).into_response(),
         None => ApiError::busy("the model is loading", 1).into_response(),
     }
@@ -107,6 +97,8 @@ pub(crate) struct KServeV1 {
     /// Each text's options, once admitted.
     #[serde(skip)]
     opts: Vec<CompressOptions>,
+    #[serde(skip)]
+    id: ModelId,
 }
 
 impl KServeV1 {
@@ -125,29 +117,30 @@ impl KServeV1 {
 
 impl Work for KServeV1 {
     fn admit(&mut self, s: &Shared, asked: &Asked) -> Result<usize, ApiError> {
+        let id = s.pick(asked.model.as_deref())?;
         let texts = self.texts()?;
         check_items(s, texts.len(), "instances", "instances")?;
         let mut opts = Vec::with_capacity(texts.len());
         for &(text, ratio) in &texts {
-            opts.push(headroom_options(s, asked, text, ratio)?.0);
+            opts.push(headroom_options(s, id, asked, text, ratio)?.0);
         }
         // Counted over all the instances at once (their options differ only in the ratio, which does
         // not change their chunks): a hundred short instances share a unit, as a list of texts does.
         let all: Vec<&str> = texts.iter().map(|(t, _)| *t).collect();
         let cost = opts.first().map_or(0, |o| chunks(&all, o));
-        self.opts = opts;
+        (self.opts, self.id) = (opts, id);
         Ok(cost)
     }
 
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {
         let texts = self.texts().expect("admitted");
-        let engine = s.engine.get().expect("admitted with a model");
+        let engine = s.engine(self.id);
         let mut answers = Vec::with_capacity(texts.len());
         // Texts with the same options share forward passes.
         let paired: Vec<_> = texts.iter().map(|(t, _)| *t).zip(&self.opts).collect();
         for group in paired.chunk_by(|a, b| a.1 == b.1) {
             let texts: Vec<&str> = group.iter().map(|(t, _)| *t).collect();
-            let results = run_pipeline(s, ticket, &texts, group[0].1)?;
+            let results = run_pipeline(s, self.id, ticket, &texts, group[0].1)?;
             answers.extend(results.iter().map(|r| render::headroom(r, engine)));
         }
         Ok(match self.instances.is_some() {

@@ -18,6 +18,13 @@ pub struct ModelArgs {
     /// pytorch_model.bin) or a Hugging Face repo id, downloaded into the HF cache.
     #[arg(long, short, default_value = kompress::hub::DEFAULT_MODEL)]
     pub model: String,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// How to load a model (any model: `kompress serve` loads several), and where to run it.
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
     /// Branch, tag or commit of the Hugging Face repo.
     #[arg(long)]
     pub revision: Option<String>,
@@ -43,14 +50,21 @@ pub struct ModelArgs {
     pub verbose: bool,
 }
 
-impl ModelArgs {
-    /// `--compat` promises a reference's output: `auto` is f32 there ([`DTypeChoice::for_parity`]).
-    pub fn follow_compat(&mut self, compat: Option<&str>) {
-        if matches!(compat, Some("headroom" | "llmlingua2" | "ctxprune")) {
-            self.dtype = self.dtype.for_parity();
-        }
+/// A model command reads the loading flags through its `--model`'s arguments.
+impl std::ops::Deref for ModelArgs {
+    type Target = LoadArgs;
+    fn deref(&self) -> &LoadArgs {
+        &self.load
     }
+}
 
+impl std::ops::DerefMut for ModelArgs {
+    fn deref_mut(&mut self) -> &mut LoadArgs {
+        &mut self.load
+    }
+}
+
+impl ModelArgs {
     /// The model with the compression methods it runs, `batch_size` chunks or windows a pass for
     /// LLMLingua-2 and ctxprune (their defaults without one).
     pub fn load_methods(&self, batch_size: Option<usize>) -> anyhow::Result<Methods> {
@@ -65,8 +79,23 @@ impl ModelArgs {
         self.load_on(&self.open_device()?)
     }
 
-    /// [`load`](Self::load) onto a device already opened with [`open_device`](Self::open_device).
+    /// [`load`](Self::load) onto a device already opened with [`open_device`](LoadArgs::open_device).
     pub fn load_on(&self, device: &Device) -> anyhow::Result<Kompress> {
+        self.load.load_on(&self.model, device)
+    }
+}
+
+impl LoadArgs {
+    /// `--compat` promises a reference's output: `auto` is f32 there ([`DTypeChoice::for_parity`]).
+    pub fn follow_compat(&mut self, compat: Option<&str>) {
+        if matches!(compat, Some("headroom" | "llmlingua2" | "ctxprune")) {
+            self.dtype = self.dtype.for_parity();
+        }
+    }
+
+    /// `model` (a directory or a hub id) onto a device already opened with
+    /// [`open_device`](Self::open_device).
+    pub fn load_on(&self, model: &str, device: &Device) -> anyhow::Result<Kompress> {
         let hub = HubOptions {
             revision: self.revision.clone(),
             offline: self.offline,
@@ -74,26 +103,26 @@ impl ModelArgs {
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         };
         let load = || {
-            let files = ModelFiles::locate(&self.model, &hub).map_err(with_remedy)?;
+            let files = ModelFiles::locate(model, &hub).map_err(with_remedy)?;
             anyhow::Ok(Kompress::from_files_on(&files, device, self.dtype)?)
         };
         let started = std::time::Instant::now();
-        let model = load().with_context(|| format!("cannot load model {}", self.model))?;
+        let loaded = load().with_context(|| format!("cannot load model {model}"))?;
         if self.verbose {
-            let t = model.load_times();
+            let t = loaded.load_times();
             eprintln!(
                 "kompress: model {} ({} layers) as {}, loaded in {:.3} s (checkpoint open {:.3} s, layers read and laid out \
                  {:.3} s, tokenizer {:.3} s on its own thread)",
-                self.model,
-                model.config().num_layers(),
-                model.precision().name(),
+                model,
+                loaded.config().num_layers(),
+                loaded.precision().name(),
                 started.elapsed().as_secs_f64(),
                 t.open.as_secs_f64(),
                 t.network.as_secs_f64(),
                 t.tokenizer.as_secs_f64()
             );
         }
-        Ok(model)
+        Ok(loaded)
     }
 
     /// Opens `--device`; with `-v`, says on stderr which device it is and, for `auto`, why each GPU

@@ -9,16 +9,23 @@ use candle_core::Device;
 use clap::Args;
 use kompress::evict::EvictionNetwork;
 use kompress::pipeline::{default_batch_size, TokenCounter};
-use kompress::server::{BatchLimits, Server, ServerConfig, CONNECTION_RESERVE};
+use kompress::server::{is_model_name, BatchLimits, Server, ServerConfig, CONNECTION_RESERVE};
 use kompress::Linears;
 
-use crate::args::ModelArgs;
+use crate::args::LoadArgs;
 use crate::compress_args::CompressFlags;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// A model to serve: a local model directory (config.json, tokenizer.json, and merged.pt,
+    /// model.safetensors or pytorch_model.bin) or a Hugging Face repo id. Repeat it as NAME=DIR (or
+    /// NAME=ORG/MODEL) to serve several, each loaded once and picked by its name (the `model` field of
+    /// /v1/compress, /v1/llmlingua2/compress and /v1/ctxprune/compress, the NAME of the serving
+    /// engines' routes); the first is the default. A bare value is named by --model-name.
+    #[arg(long = "model", short = 'm', value_name = "[NAME=]DIR_OR_HUB_ID", default_value = kompress::hub::DEFAULT_MODEL)]
+    pub models: Vec<String>,
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub load: LoadArgs,
     /// Address to listen on: loopback unless told otherwise (0.0.0.0 for every interface).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
@@ -67,8 +74,9 @@ pub struct ServeArgs {
     /// After SIGTERM/SIGINT, how long requests in flight may still take, in ms.
     #[arg(long, default_value_t = ServerConfig::default().grace.as_millis() as u64)]
     pub grace_ms: u64,
-    /// The model's name in the serving engines' routes: /predictions/NAME (TorchServe),
-    /// /v1/models/NAME:predict (KServe v1), /v2/models/NAME/infer (KServe v2); another name is 404.
+    /// The name of the model given by a bare --model, in the serving engines' routes: /predictions/NAME
+    /// (TorchServe), /v1/models/NAME:predict (KServe v1), /v2/models/NAME/infer (KServe v2), and in
+    /// the `model` field of kompress's own routes; another name is 404.
     #[arg(long, default_value = "kompress", value_parser = model_name)]
     pub model_name: String,
     /// Weights of the eviction routes' learned policy (default: the built-in weights).
@@ -81,11 +89,40 @@ pub struct ServeArgs {
 
 /// `--model-name`: one path segment (letters, digits, `-`, `_`, `.`), as the routes need it.
 fn model_name(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    ok.then(|| s.to_string()).ok_or_else(|| "not a name of letters, digits, `-`, `_` and `.`".into())
+    match is_model_name(s) {
+        true => Ok(s.to_string()),
+        false => Err("not a name of letters, digits, `-`, `_` and `.`".into()),
+    }
 }
 
 impl ServeArgs {
+    /// Each `--model` as (name, directory or hub id), in order: `NAME=SOURCE` when what comes before
+    /// the first `=` is a name (a path such as `./a=b` is not), else `--model-name` for the source. A
+    /// name given twice, or two models without a name, is an error.
+    fn named_models(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let mut named: Vec<(String, String)> = Vec::with_capacity(self.models.len());
+        for value in &self.models {
+            let (name, source) = match value.split_once('=') {
+                Some((name, source)) if is_model_name(name) => (name.to_string(), source.to_string()),
+                _ => (self.model_name.clone(), value.clone()),
+            };
+            if source.is_empty() {
+                anyhow::bail!("--model {value}: no model directory or hub id after `{name}=`");
+            }
+            if let Some((_, first)) = named.iter().find(|(n, _)| *n == name) {
+                match value.contains('=') {
+                    true => anyhow::bail!("--model {value}: the name `{name}` is taken by --model {first}"),
+                    false => anyhow::bail!(
+                        "--model {value}: a second model without a name (`{name}` is --model {first}); give each \
+                         as NAME=DIR"
+                    ),
+                }
+            }
+            named.push((name, source));
+        }
+        Ok(named)
+    }
+
     /// The server's settings; `gpu` picks the batching defaults.
     fn config(&self, gpu: bool) -> anyhow::Result<ServerConfig> {
         let base = ServerConfig::default();
@@ -113,7 +150,7 @@ impl ServeArgs {
                 anyhow::bail!("{flag} 0: no request could ever be served");
             }
         }
-        let linears = self.model.dtype.precision(&Device::Cpu).map_or(Linears::Native, |p| p.linears);
+        let linears = self.load.dtype.precision(&Device::Cpu).map_or(Linears::Native, |p| p.linears);
         let defaults = self
             .compress
             .options(false, default_batch_size(gpu, linears))
@@ -136,7 +173,7 @@ impl ServeArgs {
             max_connections: fit_connections(self.max_connections, raise_open_files()),
             grace: Duration::from_millis(self.grace_ms),
             release_memory: Some(release_memory),
-            model_name: self.model_name.clone(),
+            model_names: self.named_models()?.into_iter().map(|(name, _)| name).collect(),
         })
     }
 }
@@ -198,8 +235,8 @@ fn raise_open_files() -> Option<u64> {
 
 pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
-    args.model.follow_compat(args.compress.compat.as_deref());
-    let device = args.model.open_device()?;
+    args.load.follow_compat(args.compress.compat.as_deref());
+    let device = args.load.open_device()?;
     let config = args.config(!device.is_cpu())?;
     let network = match &args.evict_checkpoint {
         Some(path) => EvictionNetwork::load(path)?,
@@ -230,10 +267,7 @@ async fn serve(server: Server, args: ServeArgs, device: Device, counter: TokenCo
     // The default token counter's vocabulary beside it, else the first request builds it.
     std::thread::spawn(move || counter.preload());
     std::thread::spawn(move || {
-        let loaded = args.model.load_on(&device).and_then(|m| Ok(loader.set_model(m, &args.model.model)?));
-        if loaded.is_ok() {
-            tracing::info!("model {} ready", args.model.model);
-        }
+        let loaded = load_models(&args, &device).and_then(|models| Ok(loader.set_models(models)?));
         let _ = loaded_tx.send(loaded);
     });
     // The load's failure, if it fails; a loader that panicked drops its sender, which is one too.
@@ -258,6 +292,18 @@ async fn serve(server: Server, args: ServeArgs, device: Device, counter: TokenCo
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every `--model`, one after another (each load uses every core), each with its source.
+fn load_models(args: &ServeArgs, device: &Device) -> anyhow::Result<Vec<(kompress::Kompress, String)>> {
+    let mut models = Vec::new();
+    for (name, source) in args.named_models()? {
+        let started = std::time::Instant::now();
+        let model = args.load.load_on(&source, device)?;
+        tracing::info!("model `{name}` ({source}) ready in {:.2} s", started.elapsed().as_secs_f64());
+        models.push((model, source));
+    }
+    Ok(models)
 }
 
 /// SIGTERM or SIGINT.
