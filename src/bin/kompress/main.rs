@@ -107,14 +107,19 @@ fn park_idle_candle_workers() {
 
 /// The server's request threads each take a glibc heap (arena) of their own, and with the thresholds
 /// of [`keep_freed_memory`] each keeps its peak: four concurrent 10 MB requests peaked at 287 MiB with
-/// the default arenas and 190 MiB with two (`scripts/giant_word_rss.sh`, issue 23). Called before the
-/// request threads exist.
+/// the default arenas and 190 MiB with two (`scripts/giant_word_rss.sh`, issue 23). One heap, not two:
+/// `malloc_trim` (the server's idle release) trims only the main heap's top, so a second heap kept its
+/// top's pages for good, 30 MB of them after a minute of hostile clients (`scripts/serve_hostile.py
+/// --soak`: 46 -> 91 MB with two heaps, 43 -> 50 MB with one; issue 32). `MALLOC_ARENA_MAX`, when set,
+/// is left to decide. Called before the request threads exist.
 #[cfg(feature = "server")]
 fn few_heaps() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets allocator parameters.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
     }
 }
 
