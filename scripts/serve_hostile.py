@@ -35,6 +35,10 @@ def status(pid):
     return {
         "hwm_mb": int(fields["VmHWM"].split()[0]) // 1024,
         "rss_mb": int(fields["VmRSS"].split()[0]) // 1024,
+        # RSS is the heap and the stacks (anonymous) plus the binary's code and data paged in from its
+        # file: code first run under load (error paths, timeouts) stays paged in, clean and shared.
+        "anon_mb": int(fields["RssAnon"].split()[0]) // 1024,
+        "file_mb": int(fields["RssFile"].split()[0]) // 1024,
         "threads": int(fields["Threads"]),
     }
 
@@ -419,7 +423,8 @@ def probe_soak():
             print("\n".join(l for l in raw.decode().splitlines() if l.startswith(("kompress_connections", "kompress_queue_chunks", "kompress_body"))))
         report("soak", after_7s=after_7s, seconds=ARGS.soak, start=start, peak_rss_mb=max(s["rss_mb"] for s in samples),
                hwm_mb=after["hwm_mb"], max_threads=max(s["threads"] for s in samples), after_22s=after,
-               rss_after_over_start=round(after["rss_mb"] / max(1, start["rss_mb"]), 2), counts=counts)
+               rss_after_over_start=round(after["rss_mb"] / max(1, start["rss_mb"]), 2),
+               anon_after_over_start=round(after["anon_mb"] / max(1, start["anon_mb"]), 2), counts=counts)
 
 
 PROBES = {

@@ -381,9 +381,10 @@ pub(crate) mod avx2 {
     }
 }
 
-/// [`panel_product`] in plain Rust (`f32::mul_add`, a fused multiply-add instruction on AArch64 and on
-/// x86 CPUs with FMA; a correctly rounded library call elsewhere): tiles of 4 rows x 16 columns, which
-/// LLVM keeps in 16 NEON registers.
+/// [`panel_product`] in plain Rust: tiles of 4 rows x 16 columns, which LLVM keeps in 16 NEON
+/// registers. Each product is `fma(x[k], w[k], acc)` rounded once, as on every other path: one
+/// instruction on AArch64 and on x86 CPUs with FMA (the same Rust compiled a second time with FMA
+/// enabled, chosen at run time); on x86 CPUs without FMA, [`soft_fma`]'s exact emulation in f64.
 pub(crate) mod portable {
     use super::PANEL;
 
@@ -406,12 +407,75 @@ pub(crate) mod portable {
         cols: usize,
         add: bool,
     ) {
+        // An x86 CPU below AVX2 (or one capped there by `KOMPRESS_CPU_KERNELS`) may still have FMA.
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("fma") {
+            return fused(x, rows, inner, panel, out, cols, add);
+        }
+        baseline(x, rows, inner, panel, out, cols, add)
+    }
+
+    /// The tiles compiled for the baseline ISA: x86-64's SSE2, with [`soft_fma`] (`f32::mul_add`
+    /// there is a call into libm per product: a 128-token forward of kompress-base took 72 s), or
+    /// AArch64's NEON, whose `fmadd` is `mul_add`.
+    ///
+    /// # Safety
+    /// The extents as for [`super::panel_product`].
+    pub(crate) unsafe fn baseline(
+        x: (*const f32, usize),
+        rows: usize,
+        inner: usize,
+        panel: (*const f32, usize),
+        out: (*mut f32, usize),
+        cols: usize,
+        add: bool,
+    ) {
+        #[inline(always)]
+        unsafe fn tile<const M: usize>(
+            x: (*const f32, usize),
+            inner: usize,
+            w: (*const f32, usize),
+            out: (*mut f32, usize),
+            n: usize,
+            add: bool,
+        ) {
+            tile_with::<M, { cfg!(target_arch = "x86_64") }>(x, inner, w, out, n, add)
+        }
         half_panels!(TILE, [1, 2], 3, x, rows, inner, panel, out, cols, add)
     }
 
-    /// `M` rows against `n <= HALF` columns of the half panel at `w`.
+    /// The same tiles compiled with FMA, so that `mul_add` is an instruction.
+    ///
+    /// # Safety
+    /// FMA must be available; the extents as for [`super::panel_product`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "fma")]
+    pub(crate) unsafe fn fused(
+        x: (*const f32, usize),
+        rows: usize,
+        inner: usize,
+        panel: (*const f32, usize),
+        out: (*mut f32, usize),
+        cols: usize,
+        add: bool,
+    ) {
+        #[inline(always)]
+        unsafe fn tile<const M: usize>(
+            x: (*const f32, usize),
+            inner: usize,
+            w: (*const f32, usize),
+            out: (*mut f32, usize),
+            n: usize,
+            add: bool,
+        ) {
+            tile_with::<M, false>(x, inner, w, out, n, add)
+        }
+        half_panels!(TILE, [1, 2], 3, x, rows, inner, panel, out, cols, add)
+    }
+
+    /// `M` rows against `n <= HALF` columns of the half panel at `w`; `SOFT`: with [`soft_fma`].
     #[inline(always)]
-    unsafe fn tile<const M: usize>(
+    unsafe fn tile_with<const M: usize, const SOFT: bool>(
         (x, lda): (*const f32, usize),
         inner: usize,
         (w, ldb): (*const f32, usize),
@@ -429,13 +493,41 @@ pub(crate) mod portable {
             for (i, acc) in acc.iter_mut().enumerate() {
                 let a = *x.add(i * lda + k);
                 for (acc, &b) in acc.iter_mut().zip(&b) {
-                    *acc = a.mul_add(b, *acc);
+                    *acc = match SOFT {
+                        true => soft_fma(a, b, *acc),
+                        false => a.mul_add(b, *acc),
+                    };
                 }
             }
         }
         for (i, acc) in acc.iter().enumerate() {
             std::ptr::copy_nonoverlapping(acc.as_ptr(), out.add(i * ldc), n);
         }
+    }
+
+    /// `a * b + c` rounded once to f32, exactly as `f32::mul_add`, in f64 arithmetic without an FMA
+    /// instruction and without branches (so that it vectorizes): the product of two f32 is exact in
+    /// f64; the sum is rounded to f64 and its error found exactly (Knuth's two-sum); setting the
+    /// sum's last bit when that error is not zero (rounding to odd) leaves 29 spare bits that make the
+    /// final rounding to f32 the correct one (Boldo and Melquiond, "Emulation of FMA and correctly
+    /// rounded sums: proved algorithms using rounding to odd", 2008).
+    #[inline(always)]
+    pub(crate) fn soft_fma(a: f32, b: f32, c: f32) -> f32 {
+        let (p, c) = (f64::from(a) * f64::from(b), f64::from(c));
+        let s = p + c;
+        let v = s - p;
+        let e = (p - (s - v)) + (c - v);
+        let bits = s.to_bits();
+        // Inexact and even: the odd neighbour on the side of the exact value (one ulp away in the
+        // bits: up in magnitude when the error has the sum's sign, down otherwise).
+        let nudge = match e != 0.0 && bits & 1 == 0 {
+            true => match (e > 0.0) == (s > 0.0) {
+                true => 1,
+                false => u64::MAX,
+            },
+            false => 0,
+        };
+        f64::from_bits(bits.wrapping_add(nudge)) as f32
     }
 }
 
@@ -507,6 +599,105 @@ mod tests {
                         "{rows}x{inner}x{out} on {isa:?}, residual {}",
                         residual.is_some()
                     );
+                }
+            }
+        }
+    }
+
+    /// The emulated FMA is `f32::mul_add` bit for bit: on values over 40 binades with their sums
+    /// rounding, cancelling to zero and to subnormals, ties of every kind, and infinities.
+    #[test]
+    fn the_emulated_fma_is_the_fused_one() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut checked = 0;
+        for _ in 0..2_000_000 {
+            let r = next();
+            let f = |bits: u64, binade: u64| {
+                let v = f32::from_bits(0x3f80_0000 | (bits as u32 & 0x007f_ffff)) - 1.5;
+                v * 2f32.powi((binade % 40) as i32 - 20)
+            };
+            let (a, b) = (f(r, r >> 23), f(r >> 29, r >> 52));
+            // c near -a*b half the time, so that the sum cancels.
+            let c = match r & 1 {
+                0 => f(next(), next()),
+                _ => -(a * b) * (1.0 + f32::EPSILON * ((r >> 5) % 7) as f32 - f32::EPSILON * 3.0),
+            };
+            let (want, got) = (a.mul_add(b, c), portable::soft_fma(a, b, c));
+            assert_eq!(got.to_bits(), want.to_bits(), "fma({a:e}, {b:e}, {c:e}): {got:e} != {want:e}");
+            checked += 1;
+        }
+        // a * b = 2^-24 + 2^-60 exactly, so 1 + a * b lies just above the midpoint between 1 and the
+        // next f32: rounded to f64 first it lands on the midpoint, and then to even, 1.0 (wrong).
+        let (a, b) = ((2.0 - 4095.0 * 2f32.powi(-23)) * 2f32.powi(-25), 1.0 + 2f32.powi(-12));
+        assert_eq!((f64::from(a) * f64::from(b) + 1.0) as f32, 1.0, "the case rounds twice");
+        assert_eq!(a.mul_add(b, 1.0), 1.0 + f32::EPSILON);
+        assert_eq!(portable::soft_fma(a, b, 1.0), 1.0 + f32::EPSILON);
+        assert_eq!(portable::soft_fma(-a, b, -1.0), -1.0 - f32::EPSILON);
+        let tiny = f32::from_bits(1);
+        for (a, b, c) in [
+            (tiny, 0.5, 0.0),
+            (tiny, 1.5, -tiny),
+            (1e-20, 1e-20, 1e-38),
+            (f32::MAX, 2.0, -f32::MAX),
+            (f32::INFINITY, 1.0, 1.0),
+            (1.0 + f32::EPSILON, 1.0 - f32::EPSILON, -1.0),
+            (3.0, 1.0 / 3.0, -1.0),
+            (-0.0, 1.0, 0.0),
+            (0.0, -1.0, -0.0),
+        ] {
+            let (want, got) = (a.mul_add(b, c), portable::soft_fma(a, b, c));
+            assert_eq!(got.to_bits(), want.to_bits(), "fma({a:e}, {b:e}, {c:e})");
+            checked += 1;
+        }
+        assert!(checked > 2_000_000);
+    }
+
+    /// The plain-Rust tiles give the defined bits whichever way they are compiled: for the baseline
+    /// ISA (on x86 a correctly rounded library call per product) and, where the CPU has FMA, with it.
+    #[test]
+    fn the_portable_tiles_give_the_defined_bits_with_and_without_fma() {
+        type Tiles =
+            unsafe fn((*const f32, usize), usize, usize, (*const f32, usize), (*mut f32, usize), usize, bool);
+        let mut builds: Vec<(&str, Tiles)> = vec![("baseline", portable::baseline)];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("fma") {
+            builds.push(("fused", portable::fused));
+        }
+        for (rows, inner, cols) in [(7, 50, 16), (4, 33, 13), (3, 1, 9), (5, 20, 32)] {
+            let (x, w, residual) =
+                (values(rows * inner, 4), values(cols * inner, 5), values(rows * PANEL, 6));
+            // One panel of columns, laid out k by k as `pack` lays a panel.
+            let mut panel = vec![0f32; inner * PANEL];
+            for k in 0..inner {
+                for c in 0..cols {
+                    panel[k * PANEL + c] = w[c * inner + k];
+                }
+            }
+            let start: Vec<f32> = (0..rows).flat_map(|r| residual[r * PANEL..][..cols].to_vec()).collect();
+            for add in [false, true] {
+                let want = naive(&x, &w, inner, add.then_some(start.as_slice()));
+                for (name, tiles) in &builds {
+                    let mut out = residual.clone();
+                    // SAFETY: x is rows x inner, the panel inner x PANEL, out rows x PANEL.
+                    unsafe {
+                        tiles(
+                            (x.as_ptr(), inner),
+                            rows,
+                            inner,
+                            (panel.as_ptr(), PANEL),
+                            (out.as_mut_ptr(), PANEL),
+                            cols,
+                            add,
+                        )
+                    };
+                    let got: Vec<f32> = (0..rows).flat_map(|r| out[r * PANEL..][..cols].to_vec()).collect();
+                    assert!(same_bits(&got, &want), "{name} {rows}x{inner}x{cols}, add {add}");
                 }
             }
         }
