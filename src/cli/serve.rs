@@ -12,8 +12,8 @@ use kompress::pipeline::{default_batch_size, TokenCounter};
 use kompress::server::{BatchLimits, Server, ServerConfig, CONNECTION_RESERVE};
 use kompress::Linears;
 
-use crate::args::ModelArgs;
-use crate::compress_args::CompressFlags;
+use super::args::ModelArgs;
+use super::compress_args::CompressFlags;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
