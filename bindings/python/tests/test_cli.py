@@ -225,3 +225,13 @@ def test_main_takes_argv_and_returns_the_status(capfd):
         signal.signal(signal.SIGINT, signal.default_int_handler)
     out, _ = capfd.readouterr()
     assert out == run(BIN, ["--version"]).stdout.decode()
+
+
+def test_the_script_starts_without_numpy_or_asyncio():
+    # The runner's names load lazily, so the console script does not pay for numpy and asyncio.
+    code = "import sys, kompress._cli; print(sorted(m for m in ('numpy', 'asyncio', 'kompress._runner') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "[]\n"
+    code = "import kompress; print(kompress.KompressRunner.__module__, kompress.DEFAULT_MODEL, 'TokenScores' in dir(kompress))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "kompress._runner chopratejas/kompress-base True\n"
