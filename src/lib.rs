@@ -12,8 +12,14 @@
 //! The layout follows the flow: [`method`] (the one interface every entry point calls) -> a method
 //! ([`pipeline`] with its Headroom compat, [`llmlingua2`], [`ctxprune`]) -> the [`Scorer`] ([`model`])
 //! -> an encoder with its loading pieces ([`encoders`]) -> the CPU kernels; [`evict`] is SuperCompress,
-//! [`server`] the HTTP service.
+//! [`server`] the HTTP service, [`cli`] the `kompress` command line.
 
+// The command line's modules (moved here from the binary, see `cli`) name the library `kompress::`,
+// as they did there.
+extern crate self as kompress;
+
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod ctxprune;
 pub mod encoders;
 pub mod error;

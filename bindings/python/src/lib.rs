@@ -764,6 +764,17 @@ fn _panic(py: Python<'_>, message: String) -> PyResult<()> {
     detached(py, None, || -> Outcome<()> { panic!("{message}") })
 }
 
+/// The `kompress` command line (the library's `kompress::cli::run`, the binary's whole body) on `argv`
+/// (`sys.argv`: the program's name first), for the wheel's `kompress` console script
+/// (`kompress._cli:main`). Returns the exit status. The GIL is released for the whole run, which
+/// writes to file descriptors 1 and 2 as the binary does. A panic prints Rust's usual message (no
+/// guard is in flight, so the hook is not quiet) and gives the status a panicking Rust program exits
+/// with, 101, as the binary's.
+#[pyfunction]
+fn _cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> u8 {
+    py.detach(|| catch_unwind(AssertUnwindSafe(|| kompress::cli::run(argv))).unwrap_or(101))
+}
+
 #[pymodule]
 fn _kompress(m: &Bound<'_, PyModule>) -> PyResult<()> {
     park_idle_candle_workers();
@@ -774,6 +785,7 @@ fn _kompress(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(evict, m)?)?;
     m.add_function(wrap_pyfunction!(compare, m)?)?;
     m.add_function(wrap_pyfunction!(_panic, m)?)?;
+    m.add_function(wrap_pyfunction!(_cli_main, m)?)?;
     m.add("DEFAULT_MODEL", kompress::hub::DEFAULT_MODEL)?;
     // The GPU back ends this build has (the `cuda` / `metal` features of the wheel's build).
     let gpus: Vec<&str> = [("cuda", cfg!(feature = "cuda")), ("metal", cfg!(feature = "metal"))]
@@ -785,7 +797,7 @@ fn _kompress(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// As the CLI does (src/bin/kompress/main.rs): candle's element-wise workers spin after each op, taking
+/// As the CLI does (src/cli/mod.rs): candle's element-wise workers spin after each op, taking
 /// cores from the encoder's kernels on a small machine; parking them at once was measured 15-20%
 /// faster. Set when the module loads, before candle's pool starts; a value the user set is kept.
 fn park_idle_candle_workers() {

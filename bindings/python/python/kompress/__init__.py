@@ -11,9 +11,28 @@ The Rust library as a wheel (distribution ``kompress-rs``): results equal the ``
 - :class:`KompressError` and its subclasses: every failure, with a one-line message.
 """
 
+from typing import Any
+
 from ._errors import InvalidInputError, InvalidOptionError, InvalidOptionTypeError, KompressError, ModelNotFoundError
 from ._evict import POLICIES, ContextResult, compare_policies, compress_context
-from ._runner import DEFAULT_MODEL, CompressResult, KompressRunner, TokenScores
+
+# The runner's names load on first use (PEP 562), with numpy and asyncio: the `kompress` console
+# script (kompress._cli) imports this package and needs neither, and they took most of its start-up.
+_RUNNER_NAMES = ("DEFAULT_MODEL", "CompressResult", "KompressRunner", "TokenScores")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RUNNER_NAMES:
+        from . import _runner
+
+        value = getattr(_runner, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_RUNNER_NAMES))
 
 __version__ = "0.1.0"
 

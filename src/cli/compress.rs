@@ -14,8 +14,8 @@ use kompress::pipeline::{
 use kompress::{CompressOptions, CompressResult, Kompress};
 use serde_json::{json, Value};
 
-use crate::args::{corpus_text, input_name, open, read_input};
-use crate::compress_args::CompressArgs;
+use super::args::{corpus_text, input_name, open, read_input};
+use super::compress_args::CompressArgs;
 
 /// [`default_batch_size`] for a loaded model.
 fn model_batch_size(model: &Kompress) -> usize {
@@ -26,8 +26,8 @@ pub fn run(mut args: CompressArgs) -> anyhow::Result<()> {
     args.model.follow_compat(args.flags.compat.as_deref());
     let args = &args;
     match args.flags.compat.as_deref() {
-        Some("llmlingua2") => return crate::llmlingua2::run(args),
-        Some("ctxprune") => return crate::ctxprune::run(args),
+        Some("llmlingua2") => return super::llmlingua2::run(args),
+        Some("ctxprune") => return super::ctxprune::run(args),
         _ => {}
     }
     if let Some(flag) = args.llmlingua2.set_flag() {
@@ -49,7 +49,7 @@ pub fn run(mut args: CompressArgs) -> anyhow::Result<()> {
             Ok(text) => read.push((input_name(path), text)),
             Err(e) => {
                 unreadable += 1;
-                eprintln!("kompress: {}", crate::one_line(&e));
+                eprintln!("kompress: {}", super::one_line(&e));
             }
         }
     }
@@ -208,7 +208,7 @@ fn run_jsonl(args: &CompressArgs, inputs: &[Option<&PathBuf>], counter: TokenCou
             Ok(r) => r,
             Err(e) => {
                 unreadable += 1;
-                eprintln!("kompress: {}", crate::one_line(&e));
+                eprintln!("kompress: {}", super::one_line(&e));
                 continue;
             }
         };

@@ -9,7 +9,7 @@ use kompress::llmlingua2::TokenToWord;
 use kompress::pipeline::{CompressFields, ModeName as CompressMode, TokenCounter};
 use kompress::CompressOptions;
 
-use crate::args::ModelArgs;
+use super::args::ModelArgs;
 
 #[derive(Args, Debug)]
 pub struct CompressArgs {

@@ -8,8 +8,8 @@ use kompress::ctxprune::Options;
 use kompress::method::{Call, Methods, Output};
 use serde_json::{json, Value};
 
-use crate::args::{corpus_text, input_name, open, read_input};
-use crate::compress_args::CompressArgs;
+use super::args::{corpus_text, input_name, open, read_input};
+use super::compress_args::CompressArgs;
 
 /// ctxprune's arguments from the flags; the flags it has no equivalent of are refused by name.
 fn options(args: &CompressArgs) -> anyhow::Result<Options> {
@@ -75,7 +75,7 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
             true => format!("{}\n", line(&result, path, None)?),
             false => result.texts().concat(),
         };
-        crate::args::print(&out)?;
+        super::args::print(&out)?;
     }
     Ok(())
 }

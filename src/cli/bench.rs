@@ -8,7 +8,7 @@ use clap::Args;
 use kompress::weights::Weights;
 use kompress::{Config, Scorer, WordEncoding};
 
-use crate::args::{print, ModelArgs};
+use super::args::{print, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {

@@ -10,7 +10,7 @@ use kompress::evict::{
     PolicyComparison, PolicyKind, TrainConfig,
 };
 
-use crate::args::{print, read_input};
+use super::args::{print, read_input};
 
 /// SuperCompress: question-aware eviction scored by a 5K-parameter MLP.
 #[derive(Subcommand)]

@@ -7,8 +7,8 @@ use kompress::llmlingua2::Options;
 use kompress::method::{Call, Methods};
 use serde_json::{json, Value};
 
-use crate::args::{decode, open, read_input};
-use crate::compress_args::CompressArgs;
+use super::args::{decode, open, read_input};
+use super::compress_args::CompressArgs;
 
 /// `--force-tokens`' list: split on unescaped commas, escapes resolved.
 pub fn force_tokens(list: &str) -> anyhow::Result<Vec<String>> {
@@ -96,7 +96,7 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<()> {
         true => format!("{}\n", serde_json::to_string(&result)?),
         false => result.texts().concat(),
     };
-    crate::args::print(&out)
+    super::args::print(&out)
 }
 
 fn run_jsonl(

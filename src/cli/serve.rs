@@ -12,8 +12,8 @@ use kompress::pipeline::{default_batch_size, TokenCounter};
 use kompress::server::{is_model_name, BatchLimits, Server, ServerConfig, CONNECTION_RESERVE};
 use kompress::Linears;
 
-use crate::args::LoadArgs;
-use crate::compress_args::CompressFlags;
+use super::args::LoadArgs;
+use super::compress_args::CompressFlags;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use kompress::TokenScores;
 
-use crate::args::{print, read_text, ModelArgs};
+use super::args::{print, read_text, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
