@@ -305,7 +305,10 @@ fn every_route_answers_its_contract() {
     assert_eq!(e.json(), wire(want));
 
     assert_eq!(server.get("/healthz", &[]).json(), json!({ "status": "ok" }));
-    assert_eq!(server.get("/readyz", &[]).json(), json!({ "status": "ready", "model": "v5" }));
+    assert_eq!(
+        server.get("/readyz", &[]).json(),
+        json!({ "status": "ready", "model": "v5", "methods": ["kompress", "headroom", "ctxprune"] })
+    );
     let metrics = server.get("/metrics", &[]);
     assert!(metrics.headers["content-type"].starts_with("text/plain; version=0.0.4"));
     for needle in [

@@ -13,6 +13,7 @@
 //! | `POST /v1/compress` | ours: `{"text": str or [str], "options": {...}}`, results as `kompress compress --json` |
 //! | `POST /v1/evict` | ours: the options of `kompress evict`, results as its `--json` |
 //! | `GET /healthz`, `/readyz`, `/metrics` | alive, model loaded, Prometheus text |
+//! | `GET /`, `POST /v1/playground/compress` | the playground page (open, static) and its route: one method on one text, every word's fate |
 //! | `POST /predictions/{name}` (TorchServe), `/v1/models/{name}:predict` (KServe v1), `/invocations` (SageMaker) | Headroom's contract; KServe v1 also `{"instances": [...]}` -> `{"predictions": [...]}` |
 //! | `GET /ping` (SageMaker) | model loaded |
 //! | `POST /v2/models/{name}/infer`, `GET /v2`, `/v2/health/live`, `/v2/health/ready`, `/v2/models/{name}`, `/v2/models/{name}/ready` | KServe's Open Inference Protocol v2 |
@@ -46,6 +47,7 @@ mod llmlingua2;
 mod metrics;
 mod oip;
 mod options;
+mod playground;
 mod render;
 mod runtimes;
 
@@ -308,6 +310,8 @@ impl Server {
     fn router(&self) -> Router {
         let s = self.shared.clone();
         Router::new()
+            .route(playground::PATH, get(playground::page))
+            .route("/v1/playground/compress", post(playground::compress))
             .route("/compress", post(api::headroom))
             .route("/api/v1/compress", post(api::supercompress))
             .route("/v1/compress/blocks", post(api::blocks))
@@ -377,6 +381,8 @@ fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _: &tracing::
 /// Counts every answer by route and status, with its latency.
 async fn track(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let route = match request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
+        Some("/") => "/",
+        Some("/v1/playground/compress") => "/v1/playground/compress",
         Some("/compress") => "/compress",
         Some("/api/v1/compress") => "/api/v1/compress",
         Some("/v1/compress/blocks") => "/v1/compress/blocks",
