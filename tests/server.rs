@@ -1422,9 +1422,10 @@ fn playground_page_is_open_small_offline_and_strict() {
     assert!(!csp.contains("unsafe"), "{csp}");
     assert!(page.body.len() < 150_000, "{} bytes", page.body.len());
     // Self-contained: nothing fetched from elsewhere (no CDN, works offline).
-    for needle in ["http://", "https://", "src=", "href=", "@import", "url("] {
+    for needle in ["http://", "https://", "src=", "@import", "url("] {
         assert!(!page.body.contains(needle), "the page refers to {needle}");
     }
+    assert!(page.body.split("href=").skip(1).all(|h| h.starts_with("\"data:")), "only data: links");
     let no_token =
         post_with(&server, "/v1/playground/compress", &[], &json!({ "method": "kompress", "text": "a b" }));
     assert_eq!(no_token.status, 401, "{}", no_token.body);
