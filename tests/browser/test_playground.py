@@ -3,7 +3,8 @@ driven headless by selenium, against the binary on a loopback port with the fixt
 
 Run: `KOMPRESS_BIN=target/release/kompress python -m pytest -q -s tests/browser` (selenium and pytest
 in the Python; chromium and chromedriver on PATH or at CHROMIUM / CHROMEDRIVER). With
-`PLAYGROUND_SCREENSHOT=path` it writes the README's screenshot there. It prints the page's weight and
+`PLAYGROUND_SCREENSHOT=path` it writes the README's screenshot there; `PLAYGROUND_MODEL=dir` serves another
+ModernBERT model than the `v5` fixture (for the timing). It prints the page's weight and
 the time to the first result for a 3,000-word text, measured in the page (performance.now around the
 fetch and the render).
 """
@@ -93,7 +94,8 @@ class Serve:
 
 @pytest.fixture(scope="module")
 def server():
-    s = Serve("tests/fixtures/models/v5", token=TOKEN)
+    # PLAYGROUND_MODEL: another ModernBERT model to serve (e.g. a full-size one, for the timing).
+    s = Serve(os.environ.get("PLAYGROUND_MODEL", "tests/fixtures/models/v5"), token=TOKEN)
     yield s
     s.stop()
 
@@ -121,9 +123,15 @@ def wait(d, condition, message):
 
 def open_page(d, server, token=TOKEN):
     """Loads the page with `token` in the tab's session (as the page keeps it) and waits for its pickers."""
-    d.get(server.url + "/")
-    d.execute_script("sessionStorage.setItem('kompress-token', arguments[0])", token)
-    d.get(server.url + "/")
+    # The token is in the tab's session storage before the page's script runs (as after a user entered
+    # it once), so that the page's first calls carry it.
+    d.get_log("browser")  # what earlier pages logged is theirs
+    script = f"sessionStorage.setItem('kompress-token', {json.dumps(token)})"
+    added = d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": script})
+    try:
+        d.get(server.url + "/")
+    finally:
+        d.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]})
     wait(d, lambda d: len(Select(d.find_element(By.ID, "method-a")).options) > 0, "the method picker filled")
     wait(d, lambda d: "model" in d.find_element(By.ID, "server").text, "the server's model shown")
 
@@ -185,10 +193,6 @@ def test_page_loads_without_console_errors_under_its_policy(server, driver):
         digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
         assert f"{tag}-src 'sha256-{digest}'" in csp, f"stale {tag} hash: run scripts/playground_csp.py --write"
     open_page(driver, server)
-    driver.get_log("browser")  # the first load's, before the token was in the session
-    driver.refresh()
-    wait(driver, lambda d: len(Select(d.find_element(By.ID, "method-a")).options) > 0, "the pickers filled")
-    wait(driver, lambda d: "model" in d.find_element(By.ID, "server").text, "the model shown")
     methods = [o.get_attribute("value") for o in Select(driver.find_element(By.ID, "method-a")).options]
     assert methods == ["kompress", "headroom", "ctxprune"], "the ModernBERT model's methods"
     assert console_errors(driver) == []
@@ -230,7 +234,8 @@ def test_side_by_side_shows_both_and_marks_where_they_disagree(server, driver):
     shot = os.environ.get("PLAYGROUND_SCREENSHOT")
     if shot:
         # A short text, so that the screenshot shows the whole of both panels.
-        set_text(driver, "text", text[:1400])
+        start = text.index("The GNU General Public License is a free")
+        set_text(driver, "text", text[start : start + 1500])
     run_and_wait(driver, panels=("a", "b"))
     ctx = server.post("/v1/ctxprune/compress", {"text": driver.find_element(By.ID, "text").get_attribute("value")}, TOKEN)
     assert driver.find_element(By.ID, "compressed-b").get_attribute("value") == ctx["text"]
@@ -242,7 +247,7 @@ def test_side_by_side_shows_both_and_marks_where_they_disagree(server, driver):
     assert console_errors(driver) == []
     if shot:
         driver.set_window_size(1280, 900)
-        driver.execute_script("document.getElementById('h-compress').scrollIntoView()")
+        driver.execute_script("document.getElementById('run').scrollIntoView()")
         driver.save_screenshot(shot)
 
 
@@ -289,3 +294,28 @@ def test_time_to_first_result_for_3000_words(server, driver):
     words = len(driver.find_elements(By.CSS_SELECTOR, "#result-a .annotated span, #result-a .annotated del"))
     assert words == 3000
     print(f"\nfirst result for 3,000 words: fetch {t['fetch_ms']:.0f} ms, fetch + render {t['total_ms']:.0f} ms")
+
+
+def test_llmlingua2_runs_beside_the_pipeline_on_its_model(driver):
+    s = Serve("tests/fixtures/models/llmlingua-2-bert-base-multilingual-cased-tiny")
+    try:
+        open_page(driver, s, token="")
+        methods = [o.get_attribute("value") for o in Select(driver.find_element(By.ID, "method-a")).options]
+        assert methods == ["kompress", "headroom", "llmlingua2", "ctxprune"], "a BERT model runs LLMLingua-2"
+        rules = lambda side: [o.get_attribute("value") for o in Select(driver.find_element(By.ID, f"rule-{side}")).options]
+        text = fixture_text()
+        set_text(driver, "text", text)
+        driver.find_element(By.ID, "compare").click()
+        choose(driver, "method-b", "llmlingua2")
+        assert rules("b") == ["card", "ratio", "target"], "LLMLingua-2 has no threshold rule"
+        choose(driver, "rule-b", "ratio")
+        set_value(driver, "value-b", 0.33)
+        run_and_wait(driver, panels=("a", "b"))
+        api = s.post("/v1/llmlingua2/compress", {"context": text, "rate": 0.33, "return_word_label": True})
+        assert driver.find_element(By.ID, "compressed-b").get_attribute("value") == api["compressed_prompt"]
+        labels = api["fn_labeled_original_prompt"].split("\t\t|\t\t")
+        dels = driver.find_elements(By.CSS_SELECTOR, "#result-b .annotated del")
+        assert len(dels) == sum(1 for l in labels if l.endswith(" 0")) > 0
+        assert console_errors(driver) == []
+    finally:
+        s.stop()
