@@ -40,22 +40,22 @@ pub struct WordView {
     /// score, LLMLingua-2's word probability, ctxprune's mean token probability).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
-    /// Why the word was kept whatever its score, where it was: `number`, `path`, `protected` (another
-    /// must-keep pattern), `table`, `code`, `code_line`, `markdown`, `structured` (a JSON input),
+    /// Why the word was kept whatever its score, where it was: `number`, `path`, `must_keep` (another
+    /// must-keep pattern: an identifier, a flag, a negation...), `table`, `code`, `code_line`, `markdown`, `structured` (a JSON input),
     /// `unscored`, `passthrough` (the pipeline's), `structure` (ctxprune's JSON characters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
 }
 
 /// The kind of must-keep word, as the playground names it: `number` (it holds a digit), `path` (a
-/// slash or backslash), else `protected`.
+/// slash or backslash), else `must_keep` (an identifier, a flag, a negation...).
 pub fn protection_kind(word: &str) -> &'static str {
     if word.chars().any(|c| c.is_ascii_digit()) {
         "number"
     } else if word.contains(['/', '\\']) {
         "path"
     } else {
-        "protected"
+        "must_keep"
     }
 }
 
@@ -176,6 +176,6 @@ mod tests {
     fn protections_are_named() {
         assert_eq!(protection_kind("3.14"), "number");
         assert_eq!(protection_kind("/etc/hosts"), "path");
-        assert_eq!(protection_kind("NEVER"), "protected");
+        assert_eq!(protection_kind("NEVER"), "must_keep");
     }
 }

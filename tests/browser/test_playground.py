@@ -4,7 +4,8 @@ driven headless by selenium, against the binary on a loopback port with the fixt
 Run: `KOMPRESS_BIN=target/release/kompress python -m pytest -q -s tests/browser` (selenium and pytest
 in the Python; chromium and chromedriver on PATH or at CHROMIUM / CHROMEDRIVER). With
 `PLAYGROUND_SCREENSHOT=path` it writes the README's screenshot there; `PLAYGROUND_MODEL=dir` serves another
-ModernBERT model than the `v5` fixture (for the timing). It prints the page's weight and
+ModernBERT model than the `v5` fixture (for the timing), `PLAYGROUND_SERVE_ARGS` adds flags to
+`kompress serve` (e.g. `--deadline-ms 300000`) and `PLAYGROUND_WAIT` (s) bounds each step. It prints the page's weight and
 the time to the first result for a 3,000-word text, measured in the page (performance.now around the
 fetch and the render).
 """
@@ -32,7 +33,8 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = os.environ.get("KOMPRESS_BIN", str(ROOT / "target/release/kompress"))
 TOKEN = "playground-t0ken"
-WAIT = 30  # seconds: the longest any one step may take
+# Seconds the longest step may take (PLAYGROUND_WAIT: more for a full-size model on a slow machine).
+WAIT = float(os.environ.get("PLAYGROUND_WAIT", "30"))
 
 
 def find(env: str, names: list) -> str:
@@ -49,6 +51,7 @@ class Serve:
         args = [BIN, "serve", "--host", "127.0.0.1", "--port", "0", "--device", "cpu", "-m", str(ROOT / model)]
         if token:
             args += ["--token", token]
+        args += os.environ.get("PLAYGROUND_SERVE_ARGS", "").split()
         env = dict(os.environ, KOMPRESS_DTYPE="f32", RUST_LOG="info", NO_COLOR="1")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
         lines = queue.Queue()
@@ -243,12 +246,37 @@ def test_side_by_side_shows_both_and_marks_where_they_disagree(server, driver):
     differ_a = driver.find_elements(By.CSS_SELECTOR, "#result-a .differ")
     differ_b = driver.find_elements(By.CSS_SELECTOR, "#result-b .differ")
     assert differ_a and differ_b, "a pipeline and ctxprune disagree somewhere"
+    # Outlined are exactly the words over whose characters the two results' fates differ.
+    shown = driver.find_element(By.ID, "text").get_attribute("value")
+    a, b = (
+        server.post("/v1/playground/compress", {"method": m, "text": shown, "options": o}, TOKEN)["words"]
+        for m, o in [("kompress", {"mode": "card"}), ("ctxprune", {})]
+    )
+    want_a, want_b = expected_disagreements(a, b)
+    for side, want in (("a", want_a), ("b", want_b)):
+        els = driver.find_elements(By.CSS_SELECTOR, f"#result-{side} .annotated span, #result-{side} .annotated del")
+        assert ["differ" in e.get_attribute("class").split() for e in els] == want
     assert f"{len(differ_a)} words differ" in driver.find_element(By.CSS_SELECTOR, "#result-a .legend").text
     assert console_errors(driver) == []
     if shot:
         driver.set_window_size(1280, 900)
         driver.execute_script("document.getElementById('run').scrollIntoView()")
         driver.save_screenshot(shot)
+
+
+def expected_disagreements(a, b):
+    def spans(words):
+        out, pos = [], 0
+        for w in words:
+            start = pos + len(w["ws"])
+            pos = start + len(w["text"])
+            out.append((start, pos))
+        return out
+
+    sa, sb = spans(a), spans(b)
+    da = [any(a[i]["kept"] != b[k]["kept"] for k, (s, e) in enumerate(sb) if s < ea and e > sa_) for i, (sa_, ea) in enumerate(sa)]
+    db = [any(b[k]["kept"] != a[i]["kept"] for i, (s, e) in enumerate(sa) if s < eb and e > sb_) for k, (sb_, eb) in enumerate(sb)]
+    return da, db
 
 
 def test_eviction_shows_kept_and_evicted_lines(server, driver):
