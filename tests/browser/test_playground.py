@@ -47,11 +47,11 @@ def find(env: str, names: list) -> str:
 class Serve:
     """`kompress serve --port 0` on loopback; its address read from its log."""
 
-    def __init__(self, model: str, token: str = None):
+    def __init__(self, model: str, token: str = None, flags: tuple = ()):
         args = [BIN, "serve", "--host", "127.0.0.1", "--port", "0", "--device", "cpu", "-m", str(ROOT / model)]
         if token:
             args += ["--token", token]
-        args += os.environ.get("PLAYGROUND_SERVE_ARGS", "").split()
+        args += list(flags) + os.environ.get("PLAYGROUND_SERVE_ARGS", "").split()
         env = dict(os.environ, KOMPRESS_DTYPE="f32", RUST_LOG="info", NO_COLOR="1")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
         lines = queue.Queue()
@@ -124,12 +124,12 @@ def wait(d, condition, message):
     return WebDriverWait(d, WAIT).until(condition, message)
 
 
-def open_page(d, server, token=TOKEN):
+def open_page(d, server, token=TOKEN, before=""):
     """Loads the page with `token` in the tab's session (as the page keeps it) and waits for its pickers."""
     # The token is in the tab's session storage before the page's script runs (as after a user entered
     # it once), so that the page's first calls carry it.
     d.get_log("browser")  # what earlier pages logged is theirs
-    script = f"sessionStorage.setItem('kompress-token', {json.dumps(token)})"
+    script = f"sessionStorage.setItem('kompress-token', {json.dumps(token)});" + before
     added = d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": script})
     try:
         d.get(server.url + "/")
@@ -258,6 +258,14 @@ def test_side_by_side_shows_both_and_marks_where_they_disagree(server, driver):
         assert ["differ" in e.get_attribute("class").split() for e in els] == want
     assert f"{len(differ_a)} words differ" in driver.find_element(By.CSS_SELECTOR, "#result-a .legend").text
     assert console_errors(driver) == []
+    # Readable in a narrow window: the panels stack, nothing overflows sideways.
+    driver.set_window_size(420, 900)
+    try:
+        wide = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        tops = [driver.find_element(By.ID, f"result-{p}").rect["y"] for p in "ab"]
+        assert wide <= 0 and tops[1] > tops[0], (wide, tops)
+    finally:
+        driver.set_window_size(1280, 1000)
     if shot:
         driver.set_window_size(1280, 900)
         driver.execute_script("document.getElementById('run').scrollIntoView()")
@@ -311,6 +319,33 @@ def test_errors_are_shown_in_words(server, driver):
     wait(driver, lambda d: "401" in d.find_element(By.ID, "error").text, "the 401 message")
     assert "token" in driver.find_element(By.ID, "error").text
     assert not driver.find_elements(By.ID, "result-a"), "no result under a wrong token"
+
+
+def test_too_large_and_busy_are_shown_in_words(driver):
+    s = Serve("tests/fixtures/models/v5", flags=("--max-body-bytes", "2000"))
+    try:
+        open_page(driver, s, token="")
+        set_text(driver, "text", fixture_text())
+        driver.find_element(By.ID, "run").click()
+        wait(driver, lambda d: "413" in d.find_element(By.ID, "error").text, "the 413 message")
+        assert "Too large" in driver.find_element(By.ID, "error").text
+        # A busy server's 503 (its queue full: the server's side is tests/server.rs's), as the page's
+        # fetch receives it.
+        busy = """
+            const realFetch = window.fetch;
+            window.fetch = (url, init) => String(url).includes("/v1/playground/compress")
+                ? Promise.resolve(new Response(JSON.stringify({detail: "the queue is full; retry shortly"}),
+                    {status: 503, headers: {"Retry-After": "7", "Content-Type": "application/json"}}))
+                : realFetch(url, init);
+        """
+        open_page(driver, s, token="", before=busy)
+        set_text(driver, "text", "a short text")
+        driver.find_element(By.ID, "run").click()
+        wait(driver, lambda d: "503" in d.find_element(By.ID, "error").text, "the 503 message")
+        message = driver.find_element(By.ID, "error").text
+        assert "retry in 7 s" in message and "the queue is full" in message, message
+    finally:
+        s.stop()
 
 
 def test_time_to_first_result_for_3000_words(server, driver):
