@@ -80,7 +80,7 @@ use crate::{CompressOptions, Error, Kompress, Result};
 /// How the server behaves; the defaults suit a CPU (see the README's measurements).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Every route but `/healthz` and `/readyz` needs this token, when set.
+    /// Every route but the health routes and the playground page (`GET /`) needs this token, when set.
     pub token: Option<String>,
     /// The compression options of a request that names none.
     pub defaults: CompressOptions,
