@@ -30,7 +30,7 @@ pub(crate) const PAGE: &str = include_str!("index.html");
 /// The SHA-256 (base64) of the page's inline script and style: `scripts/playground_csp.py --write`
 /// sets them after an edit of `index.html`; `tests/browser/test_playground.py` recomputes them from
 /// the page served and fails when they are stale (the browser would refuse to run the page).
-const SCRIPT_SHA256: &str = "J21p+26xToPysaelfILib7RyQ5Q+fa8sJI+q0m3TwAw=";
+const SCRIPT_SHA256: &str = "s2/z923vyLKbfkS/8n5CbBooI301RSHar2Cml1n/85s=";
 const STYLE_SHA256: &str = "corhhrhhReuqDAcOUkT6tBDQFxDWkE25dGig7QHEZxQ=";
 
 /// The page's policy: its own inline script and style only (by their hashes, so no other inline code
