@@ -20,6 +20,8 @@
 //! # Ok::<(), kompress::Error>(())
 //! ```
 
+pub mod words;
+
 use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
@@ -29,6 +31,7 @@ use crate::encoders::bert::Family;
 use crate::llmlingua2::{self, LlmLingua2};
 use crate::pipeline::{compress_batch, ChunkScorer, Compat};
 use crate::{CompressOptions, CompressResult, Error, Kompress, Result};
+pub use words::WordView;
 
 /// A compression method, by the name every entry point uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -201,6 +204,47 @@ impl Methods {
             }
             Call::Ctxprune { text, options } => {
                 Output::Ctxprune(self.ctxprune()?.compress_with(scorer, text, options)?)
+            }
+        })
+    }
+}
+
+impl Methods {
+    /// [`compress`](Self::compress) with every input word's fate ([`words`]).
+    pub fn words(&self, call: Call<'_>) -> Result<(Output, Vec<WordView>)> {
+        self.words_with(&*self.model, call)
+    }
+
+    /// [`run`](Self::run) with every input word's fate, in order, over all the call's texts: the
+    /// method's own per-word record is switched on for the call (the pipeline's
+    /// [`explain`](CompressOptions::explain), LLMLingua-2's `return_word_label`; ctxprune's atoms are
+    /// always at hand), which changes no decision. The [`Output`] is the method's result (with that
+    /// record in it).
+    pub fn words_with<C: ChunkScorer + ?Sized>(
+        &self,
+        scorer: &C,
+        call: Call<'_>,
+    ) -> Result<(Output, Vec<WordView>)> {
+        Ok(match call {
+            Call::Pipeline { texts, options } => {
+                let options = CompressOptions { explain: true, ..options.clone() };
+                let results = compress_batch(scorer, texts, &options)?;
+                let mut views = Vec::new();
+                for (text, r) in texts.iter().zip(&results) {
+                    views.extend(words::from_decisions(text, r.words.as_deref().unwrap_or_default()));
+                }
+                (Output::Pipeline(results), views)
+            }
+            Call::LlmLingua2 { contexts, options } => {
+                let options = llmlingua2::Options { return_word_label: true, ..options.clone() };
+                let result = self.llmlingua2()?.compress_with(scorer, contexts, &options)?;
+                let views = words::from_labels(contexts, result.labeled_words.as_deref().unwrap_or_default());
+                (Output::LlmLingua2(result), views)
+            }
+            Call::Ctxprune { text, options } => {
+                let detailed = self.ctxprune()?.compress_detailed_with(scorer, text, options)?;
+                let views = words::from_atoms(&detailed);
+                (Output::Ctxprune(detailed.compressed), views)
             }
         })
     }

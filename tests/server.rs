@@ -307,7 +307,7 @@ fn every_route_answers_its_contract() {
     assert_eq!(server.get("/healthz", &[]).json(), json!({ "status": "ok" }));
     assert_eq!(
         server.get("/readyz", &[]).json(),
-        json!({ "status": "ready", "model": "v5", "models": ["kompress"] })
+        json!({ "status": "ready", "model": "v5", "models": ["kompress"], "methods": ["kompress", "headroom", "ctxprune"] })
     );
     let metrics = server.get("/metrics", &[]);
     assert!(metrics.headers["content-type"].starts_with("text/plain; version=0.0.4"));
@@ -1566,5 +1566,123 @@ fn serve_names_its_models_from_the_flags() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(says), "{models:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn playground_page_is_open_small_offline_and_strict() {
+    let server = start(ServerConfig { token: Some("s3cret".into()), ..Default::default() });
+    // Open without the token (it holds no data), unlike the data routes it calls.
+    let page = server.get("/", &[]);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(page.headers["x-content-type-options"], "nosniff");
+    assert_eq!(page.headers["cache-control"], "no-cache");
+    let csp = &page.headers["content-security-policy"];
+    for part in ["default-src 'self'", "script-src 'sha256-", "style-src 'sha256-", "connect-src 'self'"] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert!(page.body.len() < 150_000, "{} bytes", page.body.len());
+    // Self-contained: nothing fetched from elsewhere (no CDN, works offline).
+    for needle in ["http://", "https://", "src=", "@import", "url("] {
+        assert!(!page.body.contains(needle), "the page refers to {needle}");
+    }
+    assert!(page.body.split("href=").skip(1).all(|h| h.starts_with("\"data:")), "only data: links");
+    let no_token =
+        post_with(&server, "/v1/playground/compress", &[], &json!({ "method": "kompress", "text": "a b" }));
+    assert_eq!(no_token.status, 401, "{}", no_token.body);
+    assert_eq!(server.get("/v1/models", &[]).status, 401, "the page's model list needs the token");
+    assert_eq!(request(server.addr, "POST", "/", &[], b"").status, 405);
+    assert!(server
+        .get("/metrics", &[("authorization", "Bearer s3cret")])
+        .body
+        .contains("route=\"/\",status=\"200\"} 1"));
+}
+
+#[test]
+fn playground_route_shows_every_words_fate_as_the_api_compresses() {
+    let server = start(ServerConfig::default());
+    let text = format!("{} See /etc/hosts at 10.5 s.", prose(200, 7));
+    let api = server.post("/v1/compress", &json!({ "text": text, "options": { "ratio": 0.4 } })).json();
+    // The model by the name it is served under (a bare `--model` is `kompress`), not its source.
+    let unknown = json!({ "method": "kompress", "text": text, "model": "v5" });
+    let refused = server.post("/v1/playground/compress", &unknown);
+    assert_eq!((refused.status, refused.field().as_deref()), (404, Some("model")), "{}", refused.body);
+    for model in [None, Some("kompress")] {
+        let mut body = json!({ "method": "kompress", "text": text, "options": { "ratio": 0.4 } });
+        if let Some(m) = model {
+            body["model"] = json!(m);
+        }
+        let a = server.post("/v1/playground/compress", &body);
+        assert_eq!(a.status, 200, "{}", a.body);
+        let v = a.json();
+        assert_eq!(v["compressed"], api["compressed"]);
+        assert_eq!((v["method"].as_str(), v["model"].as_str()), (Some("kompress"), Some("kompress")));
+        let words = v["words"].as_array().unwrap();
+        let dropped = words.iter().filter(|w| w["kept"] == false).count() as u64;
+        let (original, kept) = (api["original_words"].as_u64().unwrap(), api["kept_words"].as_u64().unwrap());
+        assert!(dropped > 0);
+        assert_eq!(dropped, original - kept);
+        assert_eq!(v["counts"]["words"], api["original_words"]);
+        assert_eq!(v["counts"]["kept_words"], api["kept_words"]);
+        assert_eq!(v["counts"]["tokens"], api["original_tokens"]);
+        assert_eq!(v["counts"]["compressed_tokens"], api["compressed_tokens"]);
+        assert_eq!(v["counts"]["token_counter"], "cl100k");
+        let reason = |w: &str| words.iter().find(|x| x["text"] == w).map(|x| x["reason"].clone());
+        assert_eq!(reason("/etc/hosts"), Some(json!("path")));
+        assert_eq!(reason("10.5"), Some(json!("number")));
+        assert!(v["elapsed_ms"].as_f64().is_some());
+    }
+    // Headroom's output, and ctxprune's, as their own routes give them.
+    let headroom =
+        server.post("/v1/compress", &json!({ "text": text, "options": { "compat": "headroom" } })).json();
+    let h = server.post("/v1/playground/compress", &json!({ "method": "headroom", "text": text })).json();
+    assert_eq!(h["compressed"], headroom["compressed"]);
+    let ctx = server.post("/v1/ctxprune/compress", &json!({ "text": text, "rate": 0.3 })).json();
+    let c = server.post(
+        "/v1/playground/compress",
+        &json!({ "method": "ctxprune", "text": text, "options": { "rate": 0.3 } }),
+    );
+    let c = c.json();
+    assert_eq!(c["compressed"], ctx["text"]);
+    let tokens = kompress::pipeline::TokenCounter::Cl100k;
+    assert_eq!(c["counts"]["tokens"], tokens.count(&text).unwrap());
+    assert_eq!(c["counts"]["compressed_tokens"], tokens.count(ctx["text"].as_str().unwrap()).unwrap());
+}
+
+#[test]
+fn playground_route_refuses_bad_requests_naming_the_field() {
+    let server = start(ServerConfig::default());
+    let post = |body: Value| server.post("/v1/playground/compress", &body);
+    for (body, status, field) in [
+        (json!({ "method": "kompress", "text": "  \n" }), 400, Some("text")),
+        (json!({ "method": "kompress", "text": "a b", "model": "other" }), 404, Some("model")),
+        (json!({ "method": "llmlingua2", "text": "a b" }), 400, Some("method")),
+        (
+            json!({ "method": "kompress", "text": "a b", "options": { "ratio": "half" } }),
+            400,
+            Some("options.ratio"),
+        ),
+        (json!({ "method": "kompress", "text": "a b", "options": { "ratio": 2.0 } }), 400, None),
+        (json!({ "method": "ctxprune", "text": "a b", "options": { "rate": 2.0 } }), 400, Some("options")),
+        (
+            json!({ "method": "ctxprune", "text": "a b", "options": { "bogus": 1 } }),
+            400,
+            Some("options.bogus"),
+        ),
+    ] {
+        let a = post(body.clone());
+        assert_eq!((a.status, a.field().as_deref()), (status, field), "{body}: {}", a.body);
+    }
+    for (body, needle) in [
+        (json!({ "method": "zip", "text": "a" }), "expected kompress, headroom, llmlingua2 or ctxprune"),
+        (json!({ "text": "a" }), "missing field `method`"),
+        (json!({ "method": "kompress" }), "missing field `text`"),
+        (json!({ "method": "kompress", "text": "a", "extra": 1 }), "unknown field `extra`"),
+        (json!({ "method": "kompress", "text": "a", "options": [] }), "options: must be an object"),
+    ] {
+        let a = post(body.clone());
+        assert!(a.status == 400 && a.body.contains(needle), "{body}: {}", a.body);
     }
 }

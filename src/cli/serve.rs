@@ -32,8 +32,8 @@ pub struct ServeArgs {
     /// Port to listen on (0: any free port, printed at start).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Token every route but the health checks (/healthz, /readyz, /ping, /v2/health/*) needs, as `Authorization: Bearer <token>` or
-    /// `X-API-Key: <token>`.
+    /// Token every route but the health checks (/healthz, /readyz, /ping, /v2/health/*) and the
+    /// playground page (/) needs, as `Authorization: Bearer <token>` or `X-API-Key: <token>`.
     #[arg(long, env = "KOMPRESS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Most padded tokens (chunks x longest) in one forward pass shared by requests

@@ -233,6 +233,27 @@ impl Ctxprune {
         opts: &Options,
         callables: Callables<'_>,
     ) -> Result<Compressed> {
+        Ok(self.decide(scorer, text, opts, callables)?.compressed)
+    }
+
+    /// [`compress_with`](Self::compress_with) with every atom's score and fate: what the playground
+    /// shows word by word. Its `compressed` is `compress_with`'s result.
+    pub fn compress_detailed_with<'t, C: ChunkScorer + ?Sized>(
+        &self,
+        scorer: &C,
+        text: &'t str,
+        opts: &Options,
+    ) -> Result<Detailed<'t>> {
+        self.decide(scorer, text, opts, Callables::default())
+    }
+
+    fn decide<'t, C: ChunkScorer + ?Sized>(
+        &self,
+        scorer: &C,
+        text: &'t str,
+        opts: &Options,
+        callables: Callables<'_>,
+    ) -> Result<Detailed<'t>> {
         opts.validate()?;
         let max_len = self.checked_max_len(opts.max_len.unwrap_or(self.max_len))?;
         let scored = self.atom_scores_with(scorer, text, max_len)?;
@@ -244,14 +265,17 @@ impl Ctxprune {
         let mut measure: Box<MeasureFn<'_>> = match (callables.measure, counter) {
             (Some(measure), _) => Box::new(measure),
             (None, Some(counter)) => Box::new(move |t: &str| counter.count(t).map(|n| n as f64)),
-            (None, None) => return Ok(keep_greedy(&scored, opts, costs)),
+            (None, None) => return Ok(Detailed::new(scored, opts, &costs, |s| greedy_mask(s, opts, &costs))),
         };
         let target = match (opts.threshold, opts.target_tokens, opts.rate) {
-            (Some(_), _, _) | (None, None, None) => return Ok(keep_greedy(&scored, opts, costs)),
+            (Some(_), _, _) | (None, None, None) => {
+                return Ok(Detailed::new(scored, opts, &costs, |s| greedy_mask(s, opts, &costs)))
+            }
             (None, Some(n), _) => n as f64,
             (None, None, Some(rate)) => rate * measure(text)?,
         };
-        keep_measured(&scored, opts, costs, target, measure)
+        let keep = measured_mask(&scored, opts, target, measure)?;
+        Ok(Detailed::new(scored, opts, &costs, |_| keep))
     }
 
     /// `atom_scores(text)`: every atom's score and token count.
@@ -412,18 +436,38 @@ fn by_score(scores: &[f64]) -> Vec<usize> {
     order
 }
 
+/// A call's result with every atom's score and fate ([`Ctxprune::compress_detailed_with`]).
+#[derive(Debug, Clone)]
+pub struct Detailed<'t> {
+    /// What `compress` returns.
+    pub compressed: Compressed,
+    /// Every atom with its score.
+    pub scored: AtomScores<'t>,
+    /// Which atoms are in `compressed.text`, one per atom.
+    pub keep: Vec<bool>,
+    /// Which atoms were kept whatever their score (`force_protected`, `keep_structure`).
+    pub forced: Vec<bool>,
+}
+
+impl<'t> Detailed<'t> {
+    fn new(
+        scored: AtomScores<'t>,
+        opts: &Options,
+        costs: &[usize],
+        mask: impl FnOnce(&AtomScores<'t>) -> Vec<bool>,
+    ) -> Self {
+        let keep = mask(&scored);
+        let forced = forced(&scored, opts);
+        Self { compressed: result(&scored, costs, &keep), scored, keep, forced }
+    }
+}
+
 fn result(scored: &AtomScores<'_>, costs: &[usize], keep: &[bool]) -> Compressed {
     Compressed {
         text: detok(&scored.atoms, keep),
         kept: costs.iter().zip(keep).filter(|(_, &k)| k).map(|(c, _)| c).sum(),
         total: costs.iter().sum(),
     }
-}
-
-/// The threshold rule, or the greedy one: atoms by score until `ceil(rate * total)` is used.
-fn keep_greedy(scored: &AtomScores<'_>, opts: &Options, costs: Vec<usize>) -> Compressed {
-    let keep = greedy_mask(scored, opts, &costs);
-    result(scored, &costs, &keep)
 }
 
 /// Which atoms `compress` keeps when no `measure` or `target_tokens` is given (the threshold rule, or
@@ -456,13 +500,12 @@ fn greedy_mask(scored: &AtomScores<'_>, opts: &Options, costs: &[usize]) -> Vec<
 
 /// The measured rule: the largest `k` such that the forced atoms and the `k` best others measure at
 /// most `target` (a binary search, as ctxprune's; `measure` need not be monotonic in `k`).
-fn keep_measured(
+fn measured_mask(
     scored: &AtomScores<'_>,
     opts: &Options,
-    costs: Vec<usize>,
     target: f64,
     mut measure: impl FnMut(&str) -> Result<f64>,
-) -> Result<Compressed> {
+) -> Result<Vec<bool>> {
     let forced = forced(scored, opts);
     let order: Vec<usize> = by_score(&scored.scores)
         .into_iter()
@@ -482,5 +525,5 @@ fn keep_measured(
             hi = mid - 1;
         }
     }
-    Ok(result(scored, &costs, &with_top(lo)))
+    Ok(with_top(lo))
 }

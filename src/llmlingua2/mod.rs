@@ -120,6 +120,23 @@ pub struct Compressed {
     pub saving: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fn_labeled_original_prompt: Option<String>,
+    /// The words behind `fn_labeled_original_prompt`, with their labels and probabilities, when
+    /// `return_word_label` is set (not in llmlingua's dict: the playground's per-word view).
+    #[serde(skip)]
+    pub labeled_words: Option<Vec<LabeledWord>>,
+}
+
+/// One word of a context as llmlingua labels it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabeledWord {
+    /// The word as `fn_labeled_original_prompt` shows it.
+    pub word: String,
+    /// 1: kept, 0: dropped (by the token-level or the context-level filter).
+    pub label: u8,
+    /// The word's class-1 probability (the mean or first of its tokens', `token_to_word`), when the
+    /// token-level filter ranked it: `None` for a context the context-level filter dropped, or with
+    /// the token-level filter off.
+    pub prob: Option<f32>,
 }
 
 /// An LLMLingua-2 model (BERT or XLM-RoBERTa token classifier) with its tokenizer.
@@ -254,7 +271,7 @@ impl<C: ChunkScorer + ?Sized> Run<'_, C> {
             true => (1.0 - rate).max(0.0),
             false => 0.0,
         };
-        let (mut compressed, word_list, label_list) =
+        let (mut compressed, word_list, label_list, prob_list) =
             self.compress_chunks(kept_contexts, reduce, opts, &forced)?;
         // A context with text but no word to rank (only unknown tokens, such as emoji) would come out
         // empty (llmlingua raises there, taking the percentile of nothing): it is kept as it was.
@@ -265,21 +282,37 @@ impl<C: ChunkScorer + ?Sized> Run<'_, C> {
             }
         }
         let compressed_tokens = compressed.iter().map(|c| count(c)).sum::<Result<usize>>()?;
-        let labels = opts.return_word_label.then(|| {
-            let (mut kept, mut pairs) = (word_list.iter().zip(&label_list), Vec::new());
+        let labeled = opts.return_word_label.then(|| {
+            let mut kept = word_list.iter().zip(&label_list).zip(&prob_list);
+            let mut out: Vec<LabeledWord> = Vec::new();
             for (i, &flag) in kept_flags.iter().enumerate() {
                 match flag {
                     true => {
-                        if let Some((w, l)) = kept.next() {
-                            pairs.extend(w.iter().zip(l).map(|(w, l)| format!("{w}{}{l}", opts.label_sep)));
+                        if let Some(((w, l), p)) = kept.next() {
+                            out.extend(w.iter().zip(l).zip(p).map(|((w, &label), &prob)| LabeledWord {
+                                word: w.clone(),
+                                label,
+                                prob,
+                            }));
                         }
                     }
-                    false => pairs.extend(context_words[i].iter().map(|w| format!("{w}{}0", opts.label_sep))),
+                    false => out.extend(context_words[i].iter().map(|w| LabeledWord {
+                        word: w.clone(),
+                        label: 0,
+                        prob: None,
+                    })),
                 }
             }
+            out
+        });
+        let labels = labeled.as_ref().map(|words| {
+            let pairs: Vec<String> =
+                words.iter().map(|w| format!("{}{}{}", w.word, opts.label_sep, w.label)).collect();
             pairs.join(&opts.word_sep)
         });
-        Ok(result(compressed, origin_tokens, compressed_tokens, labels))
+        let mut result = result(compressed, origin_tokens, compressed_tokens, labels);
+        result.labeled_words = labeled;
+        Ok(result)
     }
 
     /// The coarse step: keeps contexts whose mean word probability (unforced) reaches the percentile;
@@ -351,22 +384,24 @@ impl<C: ChunkScorer + ?Sized> Run<'_, C> {
         reduce: f64,
         opts: &Options,
         forced: &Forced,
-    ) -> Result<(Vec<String>, Vec<Vec<String>>, Vec<Vec<u8>>)> {
+    ) -> Result<(Vec<String>, Vec<Vec<String>>, Vec<Vec<u8>>, Vec<Vec<Option<f32>>>)> {
         if reduce <= 0.0 {
-            let mut out = (Vec::new(), Vec::new(), Vec::new());
+            let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for chunks in contexts {
                 let restored: Vec<String> = chunks.iter().map(|c| forced.restore(c)).collect();
                 let words: Vec<String> = restored.iter().flat_map(|c| python_words(c)).collect();
                 out.2.push(vec![1; words.len()]);
+                out.3.push(vec![None; words.len()]);
                 out.1.push(words);
                 out.0.push(restored.concat());
             }
             return Ok(out);
         }
         let q = (100.0 * reduce + 1.0) as i64;
-        let mut out = (Vec::new(), Vec::new(), Vec::new());
+        let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for chunks in contexts {
             let (mut text, mut words, mut labels) = (String::new(), Vec::new(), Vec::new());
+            let mut word_probs_out: Vec<Option<f32>> = Vec::new();
             for (tokens, probs) in self.score_chunks(&chunks)? {
                 let merged = merge(self.rule, &tokens, &probs, &self.special, forced);
                 let mut probs = word_probs(&merged.probs, opts.token_to_word);
@@ -394,11 +429,13 @@ impl<C: ChunkScorer + ?Sized> Run<'_, C> {
                     }
                 }
                 text.push_str(&self.decode(&keep)?);
+                word_probs_out.extend(probs.iter().map(|p| Some(p.value)));
                 words.extend(merged.words.into_iter().map(|w| self.display_word(w)));
             }
             out.0.push(text);
             out.1.push(words);
             out.2.push(labels);
+            out.3.push(word_probs_out);
         }
         Ok(out)
     }
@@ -553,6 +590,7 @@ fn result(compressed: Vec<String>, origin: usize, kept: usize, labels: Option<St
         rate: format!("{}%", python_fixed1(1.0 / ratio * 100.0)),
         saving: format!(", Saving ${} in GPT-4.", python_fixed1(saving)),
         fn_labeled_original_prompt: labels,
+        labeled_words: None,
     }
 }
 

@@ -80,10 +80,12 @@ pub(crate) async fn healthz() -> Response {
 
 pub(crate) async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     match s.loaded.get() {
+        // `methods`: what the default model runs (the playground's fallback reads it).
         Some(loaded) => Json(json!({
             "status": "ready",
             "model": loaded.engines[0].public_source,
             "models": s.config.model_names,
+            "methods": loaded.engines[0].methods.supported(),
         }))
         .into_response(),
         None => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the model is loading").into_response(),
@@ -523,7 +525,7 @@ pub(crate) fn checked(opts: &CompressOptions, engine: &Engine) -> Result<(), Api
 
 /// A request's batch size, at most what fits the server's tokens per forward pass (or its default):
 /// one request cannot make a pass of unbounded size.
-fn bounded_batch(opts: &mut CompressOptions, s: &Shared) {
+pub(crate) fn bounded_batch(opts: &mut CompressOptions, s: &Shared) {
     let cap = (s.config.batch.tokens / opts.chunk_tokens.max(1)).max(s.config.defaults.batch_size).max(1);
     opts.batch_size = opts.batch_size.min(cap);
 }
@@ -543,7 +545,7 @@ pub(crate) fn run_pipeline(
 
 /// `opts` with its time budget at most [`BUDGET_SHARE_OF_DEADLINE`] of the time left before the
 /// request's deadline (and at least 1 ms), so that a budget answers before the deadline would.
-fn within_deadline(opts: &CompressOptions, ticket: &Ticket) -> CompressOptions {
+pub(crate) fn within_deadline(opts: &CompressOptions, ticket: &Ticket) -> CompressOptions {
     let mut opts = opts.clone();
     if let Some(budget) = opts.time_budget {
         let left = ticket.deadline().saturating_duration_since(Instant::now());
@@ -625,7 +627,7 @@ pub(crate) fn headroom_options(
 }
 
 /// The server's default options, with the request's headers over them.
-fn defaults(s: &Shared, asked: &Asked) -> CompressOptions {
+pub(crate) fn defaults(s: &Shared, asked: &Asked) -> CompressOptions {
     let mut opts = s.config.defaults.clone();
     if let Some(budget) = asked.time_budget {
         opts.time_budget = Some(budget);

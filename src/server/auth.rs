@@ -1,6 +1,7 @@
 //! Token check: `Authorization: Bearer <token>` (Headroom) or `X-API-Key: <token>` (SuperCompress),
 //! compared in constant time; the health routes (`/healthz`, `/readyz`, SageMaker's `/ping`, KServe's
-//! `/v2/health/live` and `/v2/health/ready`) stay open for probes.
+//! `/v2/health/live` and `/v2/health/ready`) stay open for probes, and the playground's page (`GET /`,
+//! static) for browsers.
 
 use std::sync::Arc;
 
@@ -18,7 +19,8 @@ pub(crate) const OPEN_ROUTES: [&str; 5] =
 
 pub(crate) async fn require_token(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let Some(token) = &s.config.token else { return next.run(request).await };
-    if OPEN_ROUTES.contains(&request.uri().path()) {
+    // The playground's page is static, with no data: a browser opens it, and it sends the token.
+    if OPEN_ROUTES.contains(&request.uri().path()) || request.uri().path() == super::playground::PATH {
         return next.run(request).await;
     }
     let given = presented(request.headers());

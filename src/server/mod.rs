@@ -14,6 +14,7 @@
 //! | `POST /v1/evict` | ours: the options of `kompress evict`, results as its `--json` |
 //! | `GET /v1/models` | the models served, each with its family and methods; the first is the default |
 //! | `GET /healthz`, `/readyz`, `/metrics` | alive, models loaded, Prometheus text |
+//! | `GET /`, `POST /v1/playground/compress` | the playground page (open, static) and its route: one method on one text, every word's fate |
 //! | `POST /predictions/{name}` (TorchServe), `/v1/models/{name}:predict` (KServe v1), `/invocations` (SageMaker) | Headroom's contract; KServe v1 also `{"instances": [...]}` -> `{"predictions": [...]}` |
 //! | `GET /ping` (SageMaker) | model loaded |
 //! | `POST /v2/models/{name}/infer`, `GET /v2`, `/v2/health/live`, `/v2/health/ready`, `/v2/models/{name}`, `/v2/models/{name}/ready` | KServe's Open Inference Protocol v2 |
@@ -51,6 +52,7 @@ mod llmlingua2;
 mod metrics;
 mod oip;
 mod options;
+mod playground;
 mod render;
 mod runtimes;
 
@@ -83,7 +85,7 @@ use crate::{CompressOptions, Error, Kompress, Result};
 /// How the server behaves; the defaults suit a CPU (see the README's measurements).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Every route but `/healthz` and `/readyz` needs this token, when set.
+    /// Every route but the health routes and the playground page (`GET /`) needs this token, when set.
     pub token: Option<String>,
     /// The compression options of a request that names none.
     pub defaults: CompressOptions,
@@ -385,6 +387,8 @@ impl Server {
     fn router(&self) -> Router {
         let s = self.shared.clone();
         Router::new()
+            .route(playground::PATH, get(playground::page))
+            .route("/v1/playground/compress", post(playground::compress))
             .route("/compress", post(api::headroom))
             .route("/api/v1/compress", post(api::supercompress))
             .route("/v1/compress/blocks", post(api::blocks))
@@ -482,6 +486,8 @@ fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _: &tracing::
 /// Counts every answer by route and status, with its latency.
 async fn track(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let route = match request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
+        Some("/") => "/",
+        Some("/v1/playground/compress") => "/v1/playground/compress",
         Some("/compress") => "/compress",
         Some("/api/v1/compress") => "/api/v1/compress",
         Some("/v1/compress/blocks") => "/v1/compress/blocks",
