@@ -415,63 +415,57 @@ pub(crate) mod portable {
         baseline(x, rows, inner, panel, out, cols, add)
     }
 
-    /// The tiles compiled for the baseline ISA: x86-64's SSE2, with [`soft_fma`] (`f32::mul_add`
-    /// there is a call into libm per product: a 128-token forward of kompress-base took 72 s), or
-    /// AArch64's NEON, whose `fmadd` is `mul_add`.
-    ///
-    /// # Safety
-    /// The extents as for [`super::panel_product`].
-    pub(crate) unsafe fn baseline(
-        x: (*const f32, usize),
-        rows: usize,
-        inner: usize,
-        panel: (*const f32, usize),
-        out: (*mut f32, usize),
-        cols: usize,
-        add: bool,
-    ) {
-        #[inline(always)]
-        unsafe fn tile<const M: usize>(
-            x: (*const f32, usize),
-            inner: usize,
-            w: (*const f32, usize),
-            out: (*mut f32, usize),
-            n: usize,
-            add: bool,
-        ) {
-            tile_with::<M, { cfg!(target_arch = "x86_64") }>(x, inner, w, out, n, add)
-        }
-        half_panels!(TILE, [1, 2], 3, x, rows, inner, panel, out, cols, add)
+    /// One build of the tiles: a function `$name` with `$attrs`, its products with [`soft_fma`] when
+    /// `$soft` (the builds differ only in these; `#[target_feature]` needs a function of its own).
+    macro_rules! tiles {
+        ($(#[$attr:meta])* $name:ident, $soft:expr) => {
+            $(#[$attr])*
+            pub(crate) unsafe fn $name(
+                x: (*const f32, usize),
+                rows: usize,
+                inner: usize,
+                panel: (*const f32, usize),
+                out: (*mut f32, usize),
+                cols: usize,
+                add: bool,
+            ) {
+                #[inline(always)]
+                unsafe fn tile<const M: usize>(
+                    x: (*const f32, usize),
+                    inner: usize,
+                    w: (*const f32, usize),
+                    out: (*mut f32, usize),
+                    n: usize,
+                    add: bool,
+                ) {
+                    tile_with::<M, { $soft }>(x, inner, w, out, n, add)
+                }
+                half_panels!(TILE, [1, 2], 3, x, rows, inner, panel, out, cols, add)
+            }
+        };
     }
 
-    /// The same tiles compiled with FMA, so that `mul_add` is an instruction.
-    ///
-    /// # Safety
-    /// FMA must be available; the extents as for [`super::panel_product`].
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "fma")]
-    pub(crate) unsafe fn fused(
-        x: (*const f32, usize),
-        rows: usize,
-        inner: usize,
-        panel: (*const f32, usize),
-        out: (*mut f32, usize),
-        cols: usize,
-        add: bool,
-    ) {
-        #[inline(always)]
-        unsafe fn tile<const M: usize>(
-            x: (*const f32, usize),
-            inner: usize,
-            w: (*const f32, usize),
-            out: (*mut f32, usize),
-            n: usize,
-            add: bool,
-        ) {
-            tile_with::<M, false>(x, inner, w, out, n, add)
-        }
-        half_panels!(TILE, [1, 2], 3, x, rows, inner, panel, out, cols, add)
-    }
+    tiles!(
+        /// The tiles compiled for the baseline ISA: x86-64's SSE2, with [`soft_fma`] (`f32::mul_add`
+        /// there is a call into libm per product: a 128-token forward of kompress-base took 72 s), or
+        /// AArch64's NEON, whose `fmadd` is `mul_add`.
+        ///
+        /// # Safety
+        /// The extents as for [`super::panel_product`].
+        baseline,
+        cfg!(target_arch = "x86_64")
+    );
+
+    tiles!(
+        /// The same tiles compiled with FMA, so that `mul_add` is an instruction.
+        ///
+        /// # Safety
+        /// FMA must be available; the extents as for [`super::panel_product`].
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "fma")]
+        fused,
+        false
+    );
 
     /// `M` rows against `n <= HALF` columns of the half panel at `w`; `SOFT`: with [`soft_fma`].
     #[inline(always)]
