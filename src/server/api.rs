@@ -493,6 +493,12 @@ pub(crate) fn chunks(texts: &[&str], opts: &CompressOptions) -> usize {
     scored + passed.div_ceil(per_chunk)
 }
 
+/// The admission units of a text for LLMLingua-2 and ctxprune: about one 510-token window per 350
+/// words (at least one).
+pub(crate) fn windows(text: &str) -> usize {
+    text.split_whitespace().count().div_ceil(350).max(1)
+}
+
 /// Eviction lines (or blocks) per admission unit: the rate at which short texts are charged. A line
 /// costs the eviction about 20 KB at its peak (100,000 lines of a log took 2.3 GB and 15 s, measured
 /// on `/v1/evict` before this bound), so lines are bounded by `max_items` and charged to the queue.
@@ -682,7 +688,7 @@ impl Compress {
 
 impl Work for Compress {
     fn admit(&mut self, s: &Shared, asked: &Asked) -> Result<usize, ApiError> {
-        self.id = s.pick(self.body.model.as_deref()).map_err(|e| e.in_field("model"))?;
+        self.id = s.pick_in_body(self.body.model.as_deref())?;
         let engine = s.engine(self.id);
         // The body's options over the headers' over the server's defaults.
         let mut opts = (self.body.options.resolve(&defaults(s, asked)))

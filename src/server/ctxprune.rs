@@ -51,8 +51,8 @@ impl TryFrom<Map<String, Value>> for CtxpruneBody {
 impl super::api::Work for CtxpruneBody {
     /// One admission unit per 350 words (at least one): about one window of 510 tokens.
     fn admit(&mut self, s: &Shared, _: &Asked) -> Result<usize, ApiError> {
-        self.id = s.pick(self.model.as_deref()).map_err(|e| e.in_field("model"))?;
-        Ok(self.text.split_whitespace().count().div_ceil(350).max(1))
+        self.id = s.pick_in_body(self.model.as_deref())?;
+        Ok(super::api::windows(&self.text))
     }
 
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {

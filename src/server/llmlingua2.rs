@@ -58,7 +58,7 @@ impl super::api::Work for LlmLingua2Body {
     /// One admission unit per 350 words of each context (at least one each): about llmlingua's
     /// 510-token chunks.
     fn admit(&mut self, s: &Shared, _: &Asked) -> Result<usize, ApiError> {
-        self.id = s.pick(self.model.as_deref()).map_err(|e| e.in_field("model"))?;
+        self.id = s.pick_in_body(self.model.as_deref())?;
         let engine = s.engine(self.id);
         if engine.methods.check(Method::LlmLingua2).is_err() {
             return Err(ApiError::new(
@@ -70,7 +70,7 @@ impl super::api::Work for LlmLingua2Body {
             ));
         }
         super::api::check_items(s, self.context.len(), "contexts", "context")?;
-        Ok(self.context.iter().map(|c| c.split_whitespace().count().div_ceil(350).max(1)).sum())
+        Ok(self.context.iter().map(|c| super::api::windows(c)).sum())
     }
 
     fn run(self, s: &Shared, ticket: &Arc<Ticket>) -> crate::Result<Value> {

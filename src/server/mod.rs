@@ -242,6 +242,11 @@ impl Shared {
         }
     }
 
+    /// [`pick`](Self::pick) for a body's `model` field: an error names the field.
+    pub(crate) fn pick_in_body(&self, name: Option<&str>) -> std::result::Result<ModelId, error::ApiError> {
+        self.pick(name).map_err(|e| e.in_field("model"))
+    }
+
     /// A model [`pick`](Self::pick)ed for an admitted request.
     pub(crate) fn engine(&self, id: ModelId) -> &Engine {
         &self.loaded.get().expect("admitted with the models loaded").engines[id.0]

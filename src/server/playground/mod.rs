@@ -84,11 +84,7 @@ impl TryFrom<Map<String, Value>> for PlaygroundBody {
     type Error = String;
 
     fn try_from(mut body: Map<String, Value>) -> Result<Self, String> {
-        let model = match body.remove("model") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s),
-            Some(_) => return Err("model: must be a string, a served model's name".into()),
-        };
+        let model = super::options::model_field(&mut body)?;
         let method = match body.remove("method") {
             Some(Value::String(s)) => s.parse::<Method>().map_err(|e| format!("method: {e}"))?,
             Some(_) => return Err("method: must be a string".into()),
@@ -111,15 +107,9 @@ impl TryFrom<Map<String, Value>> for PlaygroundBody {
     }
 }
 
-/// The admission units of a text for LLMLingua-2 and ctxprune: about one 510-token window per 350
-/// words, as their own routes count.
-fn windows(text: &str) -> usize {
-    text.split_whitespace().count().div_ceil(350).max(1)
-}
-
 impl api::Work for PlaygroundBody {
     fn admit(&mut self, s: &Shared, asked: &Asked) -> Result<usize, ApiError> {
-        self.id = s.pick(self.model.as_deref()).map_err(|e| e.in_field("model"))?;
+        self.id = s.pick_in_body(self.model.as_deref())?;
         let engine = s.engine(self.id);
         if self.text.trim().is_empty() {
             return Err(ApiError::field("text", "is empty: paste or drop a text to compress"));
@@ -147,12 +137,12 @@ impl api::Work for PlaygroundBody {
             }
             Method::LlmLingua2 => {
                 let opts: llmlingua2::Options = super::options::method_options(raw).map_err(bad)?;
-                (Options::LlmLingua2(Box::new(opts)), windows(&self.text))
+                (Options::LlmLingua2(Box::new(opts)), api::windows(&self.text))
             }
             Method::Ctxprune => {
                 let opts: ctxprune::Options = super::options::method_options(raw).map_err(bad)?;
                 opts.validate().map_err(|e| ApiError::field("options", e.to_string()))?;
-                (Options::Ctxprune(Box::new(opts)), windows(&self.text))
+                (Options::Ctxprune(Box::new(opts)), api::windows(&self.text))
             }
         };
         self.options = Some(options);
