@@ -4,6 +4,11 @@
 //! for a fixed wall time; the figure is multiply-adds per second (one FMA lane = 1, one `vpdpbusd`
 //! lane = 4 byte products, one `vdpbf16ps` lane = 2), summed over the threads.
 //!
+//! The 256-bit kinds are the AVX2 kernels' instruction mixes (docs/PERFORMANCE.md): the f32 tile's
+//! FMA, and the three exact-or-not ways to multiply int8 without VNNI, each step as its kernel runs it
+//! (with the loads for the AVX2 int8 kernel's own mix), so that a kernel's speed can be stated as a
+//! share of its mix's peak.
+//!
 //!     rustc -O scripts/cpu_peak.rs -o /tmp/cpu_peak && /tmp/cpu_peak [threads]
 //!
 //! x86_64 only; an instruction this CPU lacks is reported as such.
@@ -16,7 +21,7 @@ const BATCH: u64 = 1 << 16;
 /// How long each thread runs one instruction kind.
 const RUN: Duration = Duration::from_millis(1500);
 
-/// One batch of `BATCH * 12` independent-chain instructions; `$ins` is the AT&T-free Intel mnemonic
+/// One batch of `BATCH * 12` independent-chain instructions (steps); `$ins` is the AT&T-free Intel mnemonic
 /// taking `zmm_acc, zmm_a, zmm_b`.
 macro_rules! chains {
     ($name:ident, $ins:literal, $feat:literal) => {
@@ -51,9 +56,113 @@ chains!(fma_f32, "vfmadd231ps", "avx512f");
 chains!(dpbusd, "vpdpbusd", "avx512f,avx512vnni");
 chains!(dpbf16, "vdpbf16ps", "avx512f,avx512bf16");
 
+/// The 256-bit kinds: `$steps` (12 steps, each one multiply-add unit of the mix) per iteration, on
+/// accumulators ymm0-ymm11 and the operands ymm12-ymm15 (ymm15 all ones where a step widens by it);
+/// `{p}` addresses 128 readable bytes.
+macro_rules! mix {
+    ($name:ident, $feat:literal, [$($step:expr),* $(,)?]) => {
+        #[target_feature(enable = $feat)]
+        unsafe fn $name(iters: u64) {
+            let buf = [1u64; 16];
+            asm!(
+                "vpxor ymm0, ymm0, ymm0", "vpxor ymm1, ymm1, ymm1", "vpxor ymm2, ymm2, ymm2",
+                "vpxor ymm3, ymm3, ymm3", "vpxor ymm4, ymm4, ymm4", "vpxor ymm5, ymm5, ymm5",
+                "vpxor ymm6, ymm6, ymm6", "vpxor ymm7, ymm7, ymm7", "vpxor ymm8, ymm8, ymm8",
+                "vpxor ymm9, ymm9, ymm9", "vpxor ymm10, ymm10, ymm10", "vpxor ymm11, ymm11, ymm11",
+                "vpxor ymm12, ymm12, ymm12", "vpxor ymm13, ymm13, ymm13", "vpcmpeqw ymm15, ymm15, ymm15",
+                "vpsrlw ymm15, ymm15, 15",
+                "2:",
+                $($step,)*
+                "/* {p} */",
+                "dec {n}",
+                "jnz 2b",
+                n = inout(reg) iters => _,
+                p = in(reg) buf.as_ptr(),
+                out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _,
+                out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _,
+                out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _,
+                out("ymm15") _,
+                options(nostack, readonly),
+            );
+        }
+    };
+}
+
+/// Twelve one-instruction steps `$ins acc, ymm12, ymm13`.
+macro_rules! ymm_chains {
+    ($name:ident, $ins:literal, $feat:literal) => {
+        mix!($name, $feat, [
+            concat!($ins, " ymm0, ymm12, ymm13"), concat!($ins, " ymm1, ymm12, ymm13"),
+            concat!($ins, " ymm2, ymm12, ymm13"), concat!($ins, " ymm3, ymm12, ymm13"),
+            concat!($ins, " ymm4, ymm12, ymm13"), concat!($ins, " ymm5, ymm12, ymm13"),
+            concat!($ins, " ymm6, ymm12, ymm13"), concat!($ins, " ymm7, ymm12, ymm13"),
+            concat!($ins, " ymm8, ymm12, ymm13"), concat!($ins, " ymm9, ymm12, ymm13"),
+            concat!($ins, " ymm10, ymm12, ymm13"), concat!($ins, " ymm11, ymm12, ymm13"),
+        ]);
+    };
+}
+
+ymm_chains!(fma_f32_ymm, "vfmadd231ps", "avx2,fma");
+ymm_chains!(dpbusd_ymm, "{{vex}} vpdpbusd", "avx2,avxvnni");
+
+/// One step of the AVX2 int8 kernel on accumulator `$acc`: `vpmaddwd` of the broadcast (ymm14) and a
+/// widened weight register, added.
+macro_rules! wide_step {
+    ($w:literal, $acc:literal) => {
+        concat!("vpmaddwd ymm12, ymm14, ", $w, "\nvpaddd ", $acc, ", ", $acc, ", ymm12")
+    };
+}
+
+// The AVX2 int8 kernel (src/kernels/int8/avx2.rs), one group row of a 6 x 8 tile per iteration: two
+// weight loads widened, six row broadcasts, twelve `vpmaddwd` + `vpaddd` (16 products each).
+mix!(int8_avx2_kernel, "avx2", [
+    "vpmovsxbw ymm13, [{p}]\nvpmovsxbw ymm15, [{p} + 16]\nvpbroadcastq ymm14, [{p} + 32]",
+    wide_step!("ymm13", "ymm0"), wide_step!("ymm15", "ymm1"),
+    "vpbroadcastq ymm14, [{p} + 40]", wide_step!("ymm13", "ymm2"), wide_step!("ymm15", "ymm3"),
+    "vpbroadcastq ymm14, [{p} + 48]", wide_step!("ymm13", "ymm4"), wide_step!("ymm15", "ymm5"),
+    "vpbroadcastq ymm14, [{p} + 56]", wide_step!("ymm13", "ymm6"), wide_step!("ymm15", "ymm7"),
+    "vpbroadcastq ymm14, [{p} + 64]", wide_step!("ymm13", "ymm8"), wide_step!("ymm15", "ymm9"),
+    "vpbroadcastq ymm14, [{p} + 72]", wide_step!("ymm13", "ymm10"), wide_step!("ymm15", "ymm11"),
+]);
+
+/// One step of the sign trick (the AVX2 kernel before): `vpmaddubsw(|x|, sign(w, x))`, widened by
+/// `vpmaddwd` with ones, added (32 products).
+macro_rules! sign_step {
+    ($acc:literal) => {
+        concat!(
+            "vpsignb ymm14, ymm13, ymm12\nvpmaddubsw ymm14, ymm12, ymm14\n",
+            "vpmaddwd ymm14, ymm14, ymm15\nvpaddd ", $acc, ", ", $acc, ", ymm14"
+        )
+    };
+}
+
+mix!(int8_sign, "avx2", [
+    sign_step!("ymm0"), sign_step!("ymm1"), sign_step!("ymm2"), sign_step!("ymm3"),
+    sign_step!("ymm4"), sign_step!("ymm5"), sign_step!("ymm6"), sign_step!("ymm7"),
+    sign_step!("ymm8"), sign_step!("ymm9"), sign_step!("ymm10"), sign_step!("ymm11"),
+]);
+
+/// One step of ONNX Runtime's MLAS form: `vpmaddubsw(x + 128, w)`, widened, added (32 products). Not
+/// exact: a pair sum can reach 2 * 255 * 127 and saturate i16.
+macro_rules! mlas_step {
+    ($acc:literal) => {
+        concat!(
+            "vpmaddubsw ymm14, ymm12, ymm13\nvpmaddwd ymm14, ymm14, ymm15\n",
+            "vpaddd ", $acc, ", ", $acc, ", ymm14"
+        )
+    };
+}
+
+mix!(int8_mlas, "avx2", [
+    mlas_step!("ymm0"), mlas_step!("ymm1"), mlas_step!("ymm2"), mlas_step!("ymm3"),
+    mlas_step!("ymm4"), mlas_step!("ymm5"), mlas_step!("ymm6"), mlas_step!("ymm7"),
+    mlas_step!("ymm8"), mlas_step!("ymm9"), mlas_step!("ymm10"), mlas_step!("ymm11"),
+]);
+
 struct Kind {
     name: &'static str,
-    /// Multiply-adds per instruction: 16 lanes x products per lane.
+    /// Multiply-adds per step (12 steps a loop iteration): for the one-instruction kinds, lanes x
+    /// products per lane.
     per_ins: f64,
     available: bool,
     run: unsafe fn(u64),
@@ -91,6 +200,36 @@ fn main() {
             per_ins: 32.0,
             available: is_x86_feature_detected!("avx512bf16"),
             run: dpbf16,
+        },
+        Kind {
+            name: "f32 FMA (vfmadd231ps ymm)",
+            per_ins: 8.0,
+            available: is_x86_feature_detected!("fma"),
+            run: fma_f32_ymm,
+        },
+        Kind {
+            name: "int8 AVX-VNNI (vpdpbusd ymm)",
+            per_ins: 32.0,
+            available: is_x86_feature_detected!("avxvnni"),
+            run: dpbusd_ymm,
+        },
+        Kind {
+            name: "int8 AVX2 kernel's mix (vpmaddwd on i16, exact)",
+            per_ins: 16.0,
+            available: is_x86_feature_detected!("avx2"),
+            run: int8_avx2_kernel,
+        },
+        Kind {
+            name: "int8 sign trick (vpsignb + vpmaddubsw + vpmaddwd, exact)",
+            per_ins: 32.0,
+            available: is_x86_feature_detected!("avx2"),
+            run: int8_sign,
+        },
+        Kind {
+            name: "int8 MLAS form (vpmaddubsw on x + 128 + vpmaddwd, can saturate)",
+            per_ins: 32.0,
+            available: is_x86_feature_detected!("avx2"),
+            run: int8_mlas,
         },
     ];
     println!("threads 1 and {threads}; multiply-adds per second (x2 for FLOP/s)");

@@ -51,7 +51,8 @@ use super::{f32_input, Planes, SharedOut};
 /// Output columns per packed panel: two AVX-512 registers of i32 accumulators (four AVX2 ones).
 pub(crate) const PANEL: usize = 32;
 
-/// Inner (k) values per 32-bit lane: `vpdpbusd` and `vpmaddubsw` + `vpmaddwd` sum 4 byte products.
+/// Inner (k) values per 32-bit lane of a packed panel: `vpdpbusd` sums 4 byte products (the AVX2 kernel
+/// widens a lane to two 32-bit lanes of 2).
 const GROUP: usize = 4;
 
 /// Bytes of one packed group row: `PANEL` columns of `GROUP` weights.
@@ -76,7 +77,8 @@ fn row_block(stride: usize) -> usize {
 /// padding), so that an AMX tile load never reads past them.
 const ROW_TILE: usize = 16;
 
-/// The largest quantised magnitude: symmetric, so -128 never occurs (the AVX2 sign trick needs it).
+/// The largest quantised magnitude: symmetric, so -128 never occurs (`x + 128` stays within a byte's
+/// 1..=255, and products within 127 * 127).
 const QMAX: f32 = 127.0;
 
 /// A weight `[out, in]` quantised per output channel and packed for the kernels: `ceil(out / PANEL)`
@@ -205,31 +207,65 @@ impl Int8Rows {
     }
 }
 
-/// Activations quantised per row, each row `stride` bytes (`in` padded to whole k blocks), in whole
-/// [`ROW_TILE`]s of rows.
+/// How a kernel takes its quantised activations.
+#[derive(Clone, Copy, PartialEq)]
+enum Form {
+    /// i8 (the portable and NEON kernels).
+    Signed,
+    /// `x + 128` as u8, for `vpdpbusd` and `tdpbusd` (which multiply unsigned by signed bytes).
+    Unsigned,
+    /// i8 values widened to i16, for `vpmaddwd` (the AVX2 kernel).
+    Wide,
+}
+
+/// Activations quantised per row, each row `stride` bytes (`in` padded to whole k blocks, one or two
+/// bytes a value), in whole [`ROW_TILE`]s of rows. Padding holds the quantised value 0 in every form.
 struct QuantRows {
-    data: Vec<u8>,
+    data: QuantData,
     scales: Vec<f32>,
     stride: usize,
 }
 
+enum QuantData {
+    Bytes(Vec<u8>),
+    Wide(Vec<i16>),
+}
+
 impl QuantRows {
-    /// `flip` 0x80 gives the unsigned `x + 128` that `vpdpbusd` and `tdpbusd` take; padding holds 0
-    /// either way.
-    fn new(x: &[f32], inner: usize, groups: usize, flip: u8) -> Self {
-        let (rows, stride) = (x.len() / inner, groups * GROUP);
-        let mut data = vec![flip; rows.next_multiple_of(ROW_TILE) * stride];
-        let scales = x
-            .chunks_exact(inner)
-            .zip(data.chunks_exact_mut(stride))
-            .map(|(x, d)| quantise_row(x, d, flip))
-            .collect();
-        Self { data, scales, stride }
+    fn new(x: &[f32], inner: usize, groups: usize, form: Form) -> Self {
+        let (rows, width) = (x.len() / inner, groups * GROUP);
+        let len = rows.next_multiple_of(ROW_TILE) * width;
+        if form != Form::Wide {
+            let flip = if form == Form::Unsigned { 0x80 } else { 0 };
+            let mut data = vec![flip; len];
+            let rows = x.chunks_exact(inner).zip(data.chunks_exact_mut(width));
+            let scales = rows.map(|(x, d)| quantise_row(x, d, flip)).collect();
+            return Self { data: QuantData::Bytes(data), scales, stride: width };
+        }
+        // Written once, row by row (no zeroing pass first): the values, then the row's padding.
+        let mut data = Vec::with_capacity(len);
+        let mut q = vec![0u8; inner];
+        let mut quantise = |x| {
+            let scale = quantise_row(x, &mut q, 0);
+            data.extend(q.iter().map(|&v| i16::from(v as i8)));
+            data.resize(data.len() + width - inner, 0);
+            scale
+        };
+        let scales = x.chunks_exact(inner).map(&mut quantise).collect();
+        data.resize(len, 0);
+        Self { data: QuantData::Wide(data), scales, stride: 2 * width }
+    }
+
+    fn ptr(&self) -> *const u8 {
+        match &self.data {
+            QuantData::Bytes(d) => d.as_ptr(),
+            QuantData::Wide(d) => d.as_ptr().cast(),
+        }
     }
 }
 
-/// One task's operands: `rows` quantised activation rows (`stride` bytes apart, unsigned for the
-/// VNNI and AMX kernels, readable up to whole [`ROW_TILE`]s) against one packed panel, stored into `out`
+/// One task's operands: `rows` quantised activation rows (`stride` bytes apart, in the kernel's
+/// [`Form`], readable up to whole [`ROW_TILE`]s) against one packed panel, stored into `out`
 /// (`rows x cols`, rows `ldc` apart), or added to it when `add`.
 #[derive(Clone, Copy)]
 struct Block {
@@ -286,7 +322,11 @@ unsafe fn dequantise(acc: &[i32; PANEL], sx: f32, sw: *const f32, out: *mut f32,
 /// row-major (`residual` `[rows, out]`), on the best kernels this CPU has at or under `cap`.
 fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, cap: Isa, planes: Planes) -> Vec<f32> {
     let kernel = cap.best_supported();
-    let flip = if matches!(kernel, Isa::Amx | Isa::Avx512Vnni | Isa::AvxVnni) { 0x80 } else { 0 };
+    let form = match kernel {
+        Isa::Amx | Isa::Avx512Vnni | Isa::AvxVnni => Form::Unsigned,
+        Isa::Avx512 | Isa::Avx2 => Form::Wide,
+        Isa::NeonDot | Isa::Portable => Form::Signed,
+    };
     let (groups, cols, rows) = (w.groups(), w.out, x.len() / w.inner);
     let panels = cols.div_ceil(PANEL);
     let add = residual.is_some();
@@ -299,7 +339,7 @@ fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, cap: Isa, plan
     (0..rows.div_ceil(row_block)).into_par_iter().for_each(|block| {
         let first_row = block * row_block;
         let n_rows = row_block.min(rows - first_row);
-        let q = QuantRows::new(&x[first_row * w.inner..][..n_rows * w.inner], w.inner, groups, flip);
+        let q = QuantRows::new(&x[first_row * w.inner..][..n_rows * w.inner], w.inner, groups, form);
         (0..panels).into_par_iter().for_each(|panel| {
             let first_col = panel * PANEL;
             let (at, ldc) = planes.place(rows, cols, first_row, first_col);
@@ -308,7 +348,7 @@ fn product(w: &Int8Weight, x: &[f32], residual: Option<Vec<f32>>, cap: Isa, plan
             // first_row.. + n_rows of columns first_col.. + PANEL of out only (a panel lies within one plane).
             unsafe {
                 let b = Block {
-                    x: q.data.as_ptr(),
+                    x: q.ptr(),
                     stride: q.stride,
                     sx: q.scales.as_ptr(),
                     rows: n_rows,
