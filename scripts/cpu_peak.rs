@@ -91,14 +91,24 @@ macro_rules! mix {
 /// Twelve one-instruction steps `$ins acc, ymm12, ymm13`.
 macro_rules! ymm_chains {
     ($name:ident, $ins:literal, $feat:literal) => {
-        mix!($name, $feat, [
-            concat!($ins, " ymm0, ymm12, ymm13"), concat!($ins, " ymm1, ymm12, ymm13"),
-            concat!($ins, " ymm2, ymm12, ymm13"), concat!($ins, " ymm3, ymm12, ymm13"),
-            concat!($ins, " ymm4, ymm12, ymm13"), concat!($ins, " ymm5, ymm12, ymm13"),
-            concat!($ins, " ymm6, ymm12, ymm13"), concat!($ins, " ymm7, ymm12, ymm13"),
-            concat!($ins, " ymm8, ymm12, ymm13"), concat!($ins, " ymm9, ymm12, ymm13"),
-            concat!($ins, " ymm10, ymm12, ymm13"), concat!($ins, " ymm11, ymm12, ymm13"),
-        ]);
+        mix!(
+            $name,
+            $feat,
+            [
+                concat!($ins, " ymm0, ymm12, ymm13"),
+                concat!($ins, " ymm1, ymm12, ymm13"),
+                concat!($ins, " ymm2, ymm12, ymm13"),
+                concat!($ins, " ymm3, ymm12, ymm13"),
+                concat!($ins, " ymm4, ymm12, ymm13"),
+                concat!($ins, " ymm5, ymm12, ymm13"),
+                concat!($ins, " ymm6, ymm12, ymm13"),
+                concat!($ins, " ymm7, ymm12, ymm13"),
+                concat!($ins, " ymm8, ymm12, ymm13"),
+                concat!($ins, " ymm9, ymm12, ymm13"),
+                concat!($ins, " ymm10, ymm12, ymm13"),
+                concat!($ins, " ymm11, ymm12, ymm13"),
+            ]
+        );
     };
 }
 
@@ -115,15 +125,54 @@ macro_rules! wide_step {
 
 // The AVX2 int8 kernel (src/kernels/int8/avx2.rs), one group row of a 6 x 8 tile per iteration: two
 // weight loads widened, six row broadcasts, twelve `vpmaddwd` + `vpaddd` (16 products each).
-mix!(int8_avx2_kernel, "avx2", [
-    "vpmovsxbw ymm13, [{p}]\nvpmovsxbw ymm15, [{p} + 16]\nvpbroadcastq ymm14, [{p} + 32]",
-    wide_step!("ymm13", "ymm0"), wide_step!("ymm15", "ymm1"),
-    "vpbroadcastq ymm14, [{p} + 40]", wide_step!("ymm13", "ymm2"), wide_step!("ymm15", "ymm3"),
-    "vpbroadcastq ymm14, [{p} + 48]", wide_step!("ymm13", "ymm4"), wide_step!("ymm15", "ymm5"),
-    "vpbroadcastq ymm14, [{p} + 56]", wide_step!("ymm13", "ymm6"), wide_step!("ymm15", "ymm7"),
-    "vpbroadcastq ymm14, [{p} + 64]", wide_step!("ymm13", "ymm8"), wide_step!("ymm15", "ymm9"),
-    "vpbroadcastq ymm14, [{p} + 72]", wide_step!("ymm13", "ymm10"), wide_step!("ymm15", "ymm11"),
-]);
+mix!(
+    int8_avx2_kernel,
+    "avx2",
+    [
+        "vpmovsxbw ymm13, [{p}]\nvpmovsxbw ymm15, [{p} + 16]\nvpbroadcastq ymm14, [{p} + 32]",
+        wide_step!("ymm13", "ymm0"),
+        wide_step!("ymm15", "ymm1"),
+        "vpbroadcastq ymm14, [{p} + 40]",
+        wide_step!("ymm13", "ymm2"),
+        wide_step!("ymm15", "ymm3"),
+        "vpbroadcastq ymm14, [{p} + 48]",
+        wide_step!("ymm13", "ymm4"),
+        wide_step!("ymm15", "ymm5"),
+        "vpbroadcastq ymm14, [{p} + 56]",
+        wide_step!("ymm13", "ymm6"),
+        wide_step!("ymm15", "ymm7"),
+        "vpbroadcastq ymm14, [{p} + 64]",
+        wide_step!("ymm13", "ymm8"),
+        wide_step!("ymm15", "ymm9"),
+        "vpbroadcastq ymm14, [{p} + 72]",
+        wide_step!("ymm13", "ymm10"),
+        wide_step!("ymm15", "ymm11"),
+    ]
+);
+
+/// Twelve steps of the macro `$step`, one on each accumulator.
+macro_rules! per_accumulator {
+    ($name:ident, $feat:literal, $step:ident) => {
+        mix!(
+            $name,
+            $feat,
+            [
+                $step!("ymm0"),
+                $step!("ymm1"),
+                $step!("ymm2"),
+                $step!("ymm3"),
+                $step!("ymm4"),
+                $step!("ymm5"),
+                $step!("ymm6"),
+                $step!("ymm7"),
+                $step!("ymm8"),
+                $step!("ymm9"),
+                $step!("ymm10"),
+                $step!("ymm11"),
+            ]
+        );
+    };
+}
 
 /// One step of the sign trick (the AVX2 kernel before): `vpmaddubsw(|x|, sign(w, x))`, widened by
 /// `vpmaddwd` with ones, added (32 products).
@@ -131,16 +180,16 @@ macro_rules! sign_step {
     ($acc:literal) => {
         concat!(
             "vpsignb ymm14, ymm13, ymm12\nvpmaddubsw ymm14, ymm12, ymm14\n",
-            "vpmaddwd ymm14, ymm14, ymm15\nvpaddd ", $acc, ", ", $acc, ", ymm14"
+            "vpmaddwd ymm14, ymm14, ymm15\nvpaddd ",
+            $acc,
+            ", ",
+            $acc,
+            ", ymm14"
         )
     };
 }
 
-mix!(int8_sign, "avx2", [
-    sign_step!("ymm0"), sign_step!("ymm1"), sign_step!("ymm2"), sign_step!("ymm3"),
-    sign_step!("ymm4"), sign_step!("ymm5"), sign_step!("ymm6"), sign_step!("ymm7"),
-    sign_step!("ymm8"), sign_step!("ymm9"), sign_step!("ymm10"), sign_step!("ymm11"),
-]);
+per_accumulator!(int8_sign, "avx2", sign_step);
 
 /// One step of ONNX Runtime's MLAS form: `vpmaddubsw(x + 128, w)`, widened, added (32 products). Not
 /// exact: a pair sum can reach 2 * 255 * 127 and saturate i16.
@@ -148,16 +197,16 @@ macro_rules! mlas_step {
     ($acc:literal) => {
         concat!(
             "vpmaddubsw ymm14, ymm12, ymm13\nvpmaddwd ymm14, ymm14, ymm15\n",
-            "vpaddd ", $acc, ", ", $acc, ", ymm14"
+            "vpaddd ",
+            $acc,
+            ", ",
+            $acc,
+            ", ymm14"
         )
     };
 }
 
-mix!(int8_mlas, "avx2", [
-    mlas_step!("ymm0"), mlas_step!("ymm1"), mlas_step!("ymm2"), mlas_step!("ymm3"),
-    mlas_step!("ymm4"), mlas_step!("ymm5"), mlas_step!("ymm6"), mlas_step!("ymm7"),
-    mlas_step!("ymm8"), mlas_step!("ymm9"), mlas_step!("ymm10"), mlas_step!("ymm11"),
-]);
+per_accumulator!(int8_mlas, "avx2", mlas_step);
 
 struct Kind {
     name: &'static str,
@@ -180,57 +229,37 @@ fn one_thread(kind: &Kind) -> f64 {
     (batches * BATCH * 12) as f64 / start.elapsed().as_secs_f64()
 }
 
+fn kind(name: &'static str, per_ins: f64, available: bool, run: unsafe fn(u64)) -> Kind {
+    Kind { name, per_ins, available, run }
+}
+
 fn main() {
     let threads: usize = std::env::args().nth(1).map_or(2, |t| t.parse().expect("threads: a number"));
+    // (name, multiply-adds per step, available here, the loop)
     let kinds = [
-        Kind {
-            name: "f32 FMA (vfmadd231ps zmm)",
-            per_ins: 16.0,
-            available: is_x86_feature_detected!("avx512f"),
-            run: fma_f32,
-        },
-        Kind {
-            name: "int8 (vpdpbusd zmm)",
-            per_ins: 64.0,
-            available: is_x86_feature_detected!("avx512vnni"),
-            run: dpbusd,
-        },
-        Kind {
-            name: "bf16 (vdpbf16ps zmm)",
-            per_ins: 32.0,
-            available: is_x86_feature_detected!("avx512bf16"),
-            run: dpbf16,
-        },
-        Kind {
-            name: "f32 FMA (vfmadd231ps ymm)",
-            per_ins: 8.0,
-            available: is_x86_feature_detected!("fma"),
-            run: fma_f32_ymm,
-        },
-        Kind {
-            name: "int8 AVX-VNNI (vpdpbusd ymm)",
-            per_ins: 32.0,
-            available: is_x86_feature_detected!("avxvnni"),
-            run: dpbusd_ymm,
-        },
-        Kind {
-            name: "int8 AVX2 kernel's mix (vpmaddwd on i16, exact)",
-            per_ins: 16.0,
-            available: is_x86_feature_detected!("avx2"),
-            run: int8_avx2_kernel,
-        },
-        Kind {
-            name: "int8 sign trick (vpsignb + vpmaddubsw + vpmaddwd, exact)",
-            per_ins: 32.0,
-            available: is_x86_feature_detected!("avx2"),
-            run: int8_sign,
-        },
-        Kind {
-            name: "int8 MLAS form (vpmaddubsw on x + 128 + vpmaddwd, can saturate)",
-            per_ins: 32.0,
-            available: is_x86_feature_detected!("avx2"),
-            run: int8_mlas,
-        },
+        kind("f32 FMA (vfmadd231ps zmm)", 16.0, is_x86_feature_detected!("avx512f"), fma_f32),
+        kind("int8 (vpdpbusd zmm)", 64.0, is_x86_feature_detected!("avx512vnni"), dpbusd),
+        kind("bf16 (vdpbf16ps zmm)", 32.0, is_x86_feature_detected!("avx512bf16"), dpbf16),
+        kind("f32 FMA (vfmadd231ps ymm)", 8.0, is_x86_feature_detected!("fma"), fma_f32_ymm),
+        kind("int8 AVX-VNNI (vpdpbusd ymm)", 32.0, is_x86_feature_detected!("avxvnni"), dpbusd_ymm),
+        kind(
+            "int8 AVX2 kernel's mix (vpmaddwd on i16, exact)",
+            16.0,
+            is_x86_feature_detected!("avx2"),
+            int8_avx2_kernel,
+        ),
+        kind(
+            "int8 sign trick (vpsignb + vpmaddubsw + vpmaddwd, exact)",
+            32.0,
+            is_x86_feature_detected!("avx2"),
+            int8_sign,
+        ),
+        kind(
+            "int8 MLAS form (vpmaddubsw on x + 128 + vpmaddwd, can saturate)",
+            32.0,
+            is_x86_feature_detected!("avx2"),
+            int8_mlas,
+        ),
     ];
     println!("threads 1 and {threads}; multiply-adds per second (x2 for FLOP/s)");
     for kind in &kinds {
