@@ -323,7 +323,8 @@ def probe_sigterm():
 
 
 def probe_soak():
-    """Mixed hostile and normal clients for ARGS.soak seconds; RSS and threads sampled each second."""
+    """Mixed hostile and normal clients for ARGS.soak seconds (ARGS.soak_rounds times, 22 s idle after
+    each); RSS and threads sampled each second."""
     with Server(*ARGS.extra) as srv:
         # The start: after one request of each kind and an idle pause (the token counter's vocabulary
         # loads in the background at start; first uses allocate once).
@@ -397,22 +398,25 @@ def probe_soak():
 
         named = {"normal": normal, "items": items, "deadline": deadline, "idle": idle, "slow": slow, "heads": heads}
         workers = [named[w] for w in ARGS.soak_workers.split(",")]
-        threads = [threading.Thread(target=w, daemon=True) for w in workers]
-        for t in threads:
-            t.start()
-        samples = []
-        end = time.monotonic() + ARGS.soak
-        while time.monotonic() < end:
-            time.sleep(1)
-            samples.append(srv.mem())
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
-        # An idle server hands freed memory back every 5 s (`RELEASE_EVERY`).
-        time.sleep(7)
-        after_7s = srv.mem()
-        time.sleep(15)
-        after = srv.mem()
+        samples, rounds = [], []
+        for _ in range(ARGS.soak_rounds):
+            stop.clear()
+            threads = [threading.Thread(target=w, daemon=True) for w in workers]
+            for t in threads:
+                t.start()
+            end = time.monotonic() + ARGS.soak
+            while time.monotonic() < end:
+                time.sleep(1)
+                samples.append(srv.mem())
+            stop.set()
+            for t in threads:
+                t.join(timeout=60)
+            # An idle server hands freed memory back every 5 s (`RELEASE_EVERY`).
+            time.sleep(7)
+            after_7s = srv.mem()
+            time.sleep(15)
+            after = srv.mem()
+            rounds.append(after)
         metrics = request(srv.port, "GET", "/metrics", timeout=10)
         if ARGS.verbose:
             s = socket.create_connection(("127.0.0.1", srv.port))
@@ -424,7 +428,12 @@ def probe_soak():
         report("soak", after_7s=after_7s, seconds=ARGS.soak, start=start, peak_rss_mb=max(s["rss_mb"] for s in samples),
                hwm_mb=after["hwm_mb"], max_threads=max(s["threads"] for s in samples), after_22s=after,
                rss_after_over_start=round(after["rss_mb"] / max(1, start["rss_mb"]), 2),
-               anon_after_over_start=round(after["anon_mb"] / max(1, start["anon_mb"]), 2), counts=counts)
+               anon_after_over_start=round(after["anon_mb"] / max(1, start["anon_mb"]), 2), counts=counts,
+               # With several rounds: what each round left, and the last against the first (what a
+               # server keeps once every kind of client has been served once, against what it keeps
+               # after more of the same).
+               rounds=[{"rss_mb": r["rss_mb"], "anon_mb": r["anon_mb"], "threads": r["threads"]} for r in rounds],
+               last_over_first_round=round(rounds[-1]["rss_mb"] / max(1, rounds[0]["rss_mb"]), 2))
 
 
 PROBES = {
@@ -451,6 +460,8 @@ def main():
     p.add_argument("--server-nofile", type=int, default=1024,
                    help="the server's soft open-file limit at start, as on most Linux systems (0: this shell's)")
     p.add_argument("--soak", type=int, default=0, help="seconds of mixed load instead of the probes")
+    p.add_argument("--soak-rounds", type=int, default=1,
+                   help="soak rounds of --soak seconds, each followed by 22 s idle and a reading")
     p.add_argument("--soak-workers", default="normal,normal,items,deadline,idle,slow,slow,heads",
                    help="the soak's clients, one thread each")
     p.add_argument("--verbose", action="store_true")
