@@ -76,18 +76,35 @@ impl Rows {
         #[cfg(target_arch = "x86_64")]
         if Kernel::for_cap(cap) == Kernel::Widened {
             let used = 2 * pairs(inner);
-            let mut out = Vec::with_capacity(x.len() / inner.max(1) * used);
-            for row in x.chunks_exact(inner) {
-                for pair in row.chunks(2) {
-                    out.push(pair.get(1).map_or(0.0, |&v| widen(round(v))));
-                    out.push(widen(round(pair[0])));
-                }
+            let mut out = vec![0f32; x.len() / inner.max(1) * used];
+            for (dst, row) in out.chunks_exact_mut(used).zip(x.chunks_exact(inner)) {
+                swapped_wide(cap, row, dst);
             }
             return Self::Swapped(out);
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = cap;
         Self::Bits(round_rows(x, inner))
+    }
+}
+
+wide! {
+    /// One row for [`Rows::Swapped`]: each pair rounded, widened and odd input first (an odd last
+    /// input paired with a zero), compiled for the level's vectors (every level gives the same bits:
+    /// integer operations and selects only). `dst` holds `2 * pairs(row.len())` values.
+    fn swapped_wide(row: &[f32], dst: &mut [f32]) => swapped_in
+}
+
+#[inline(always)]
+fn swapped_in(row: &[f32], dst: &mut [f32]) {
+    let (whole, last) = row.split_at(row.len() & !1);
+    for (d, p) in dst.chunks_exact_mut(2).zip(whole.chunks_exact(2)) {
+        d[0] = widen(round(p[1]));
+        d[1] = widen(round(p[0]));
+    }
+    if let [v] = last {
+        dst[whole.len()] = 0.0;
+        dst[whole.len() + 1] = widen(round(*v));
     }
 }
 
