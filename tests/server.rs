@@ -1174,6 +1174,31 @@ fn slow_body(addr: SocketAddr, length: usize) -> TcpStream {
     s
 }
 
+/// A slow body as [`slow_body`], returned once the server is reading it: the head asks for `100
+/// Continue`, which hyper sends when the handler first reads the body, so the request is in flight
+/// (its connection busy) by then, however loaded the machine.
+fn slow_body_in_flight(addr: SocketAddr, length: usize) -> TcpStream {
+    let mut s = connect(addr);
+    let head = format!(
+        "POST /compress HTTP/1.1\r\nHost: t\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut seen = Vec::new();
+    while !seen.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            s.read(&mut byte).unwrap(),
+            1,
+            "closed before 100 Continue: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.push(byte[0]);
+    }
+    assert!(seen.starts_with(b"HTTP/1.1 100"), "{}", String::from_utf8_lossy(&seen));
+    s.write_all(&[b'a'; 64]).unwrap();
+    s
+}
+
 fn small() -> Value {
     json!({ "content": prose(60, 1) })
 }
@@ -1295,8 +1320,7 @@ fn idle_connections_are_closed_first_and_never_block_requests() {
 #[test]
 fn with_every_connection_busy_probes_still_answer() {
     let server = start(ServerConfig { max_connections: 4, ..Default::default() });
-    let slow: Vec<TcpStream> = (0..4).map(|_| slow_body(server.addr, 100_000)).collect();
-    std::thread::sleep(Duration::from_millis(300));
+    let slow: Vec<TcpStream> = (0..4).map(|_| slow_body_in_flight(server.addr, 100_000)).collect();
     let probe = server.get("/healthz", &[]);
     assert_eq!(probe.status, 200);
     assert_eq!(server.get("/readyz", &[]).status, 200);
