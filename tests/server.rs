@@ -1399,8 +1399,7 @@ fn answers_before_the_body_is_read_say_connection_close_and_let_the_client_finis
 #[test]
 fn shutdown_answers_a_slow_body_503_within_the_grace() {
     let mut server = start(ServerConfig { grace: Duration::from_millis(300), ..Default::default() });
-    let mut s = slow_body(server.addr, 100_000);
-    std::thread::sleep(Duration::from_millis(100));
+    let mut s = slow_body_in_flight(server.addr, 100_000);
     let started = Instant::now();
     server.shutdown().unwrap();
     let a = try_read_answer(&mut s).expect("an answer");
