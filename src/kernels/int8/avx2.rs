@@ -7,8 +7,8 @@
 //! Why not `vpmaddubsw`: it multiplies unsigned by signed bytes into saturating i16 pair sums. Fed
 //! `x + 128` (as ONNX Runtime's MLAS does) a pair can reach 2 * 255 * 127 and saturate; kept exact with
 //! the sign trick `maddubs(|x|, sign(w, x))` it needs a `vpsignb` per register, which shares the
-//! multiply pipes: that form peaked at 1.2x f32's FMA throughput on this project's Zen 4, this one at
-//! 1.7-2x (docs/PERFORMANCE.md, `scripts/cpu_peak.rs`).
+//! multiply pipes: on this project's Zen 4 that form's mix peaked at 1.2x f32's FMA throughput, this
+//! kernel's (loads and widening included) at 1.47x (docs/PERFORMANCE.md, `scripts/cpu_peak.rs`).
 
 #[cfg(target_arch = "x86_64")]
 pub(super) use imp::panel_product;
