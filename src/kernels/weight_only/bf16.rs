@@ -89,12 +89,14 @@ impl Rows {
 }
 
 wide! {
+    #[cfg(target_arch = "x86_64")]
     /// One row for [`Rows::Swapped`]: each pair rounded, widened and odd input first (an odd last
     /// input paired with a zero), compiled for the level's vectors (every level gives the same bits:
     /// integer operations and selects only). `dst` holds `2 * pairs(row.len())` values.
     fn swapped_wide(row: &[f32], dst: &mut [f32]) => swapped_in
 }
 
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn swapped_in(row: &[f32], dst: &mut [f32]) {
     let (whole, last) = row.split_at(row.len() & !1);
